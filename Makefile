@@ -1,0 +1,28 @@
+# make run | make test | make expert ENV=hopper ALGO=sac
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ENV ?= walker
+ALGO ?= sac
+
+.PHONY: install run test expert clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+run: install
+	$(PY) run.py env=$(ENV) expert=$(ALGO)
+
+test: install
+	$(PY) -m pytest -q
+
+expert: install
+	$(PY) experts/train.py env=$(ENV) expert=$(ALGO)
+
+clean:
+	rm -rf outputs multirun

@@ -1,0 +1,1 @@
+"""DAgger lab: dataset aggregation (Ross, Gordon & Bagnell 2011) on MuJoCo tasks."""

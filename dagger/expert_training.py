@@ -1,0 +1,267 @@
+"""Training, checkpointing and shipping Stable-Baselines3 experts (used by experts/train.py).
+
+Work files (full checkpoint, replay buffer, best model so far) live in `work_dir`, which is
+never committed; shipping copies the best model to `experts/<algo>/<EnvId>.zip` and records
+how it was made and how good it is in `experts/manifest.yaml`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.noise import NormalActionNoise
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
+
+from dagger.config import PROJECT_ROOT
+from dagger.envs import make_env
+from dagger.experts import algorithm_class, train_command
+
+MANIFEST = PROJECT_ROOT / "experts" / "manifest.yaml"
+
+
+def make_train_env(cfg: DictConfig, stats: Path | None = None, training: bool = True) -> VecEnv:
+    venv = DummyVecEnv([lambda: Monitor(make_env(cfg.env))])
+    if not cfg.expert.train.normalize:
+        return venv
+    if stats is not None and stats.is_file():
+        venv = VecNormalize.load(str(stats), venv)
+    else:
+        venv = VecNormalize(venv)
+    venv.training = training
+    venv.norm_reward = venv.norm_reward and training
+    return venv
+
+
+def build_model(cfg: DictConfig, venv: VecEnv) -> BaseAlgorithm:
+    params = OmegaConf.to_container(cfg.expert.train.hyperparams, resolve=True)
+    noise_std = params.pop("action_noise_std", None)
+    if noise_std:
+        n = venv.action_space.shape[0]
+        params["action_noise"] = NormalActionNoise(np.zeros(n), noise_std * np.ones(n))
+    return algorithm_class(cfg.expert.algo)("MlpPolicy", venv, seed=cfg.seed, device="cpu", **params)
+
+
+def atomic_save(save, target: Path) -> None:
+    """Write through a temporary file so a killed job never leaves a half-written checkpoint."""
+    tmp = target.with_name(target.stem + ".tmp" + target.suffix)
+    save(tmp)
+    os.replace(tmp, target)
+
+
+class Progress:
+    """Training state that survives sittings: wall time spent and the best evaluation."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.state = json.loads(path.read_text()) if path.is_file() else {"wall_time_s": 0.0, "best_return": None}
+
+    def save(self) -> None:
+        atomic_save(lambda p: p.write_text(json.dumps(self.state, indent=2)), self.path)
+
+
+class CheckpointAndEvaluate(BaseCallback):
+    """Periodic resumable checkpoints, deterministic evaluations, and the best model so far."""
+
+    def __init__(self, cfg: DictConfig, work: Path, progress: Progress):
+        super().__init__()
+        self.cfg, self.work, self.progress = cfg, work, progress
+        self.eval_env = make_train_env(cfg, training=False)
+        self.started = time.time()
+        self.sitting_start_steps = 0
+
+    def _on_training_start(self) -> None:
+        self.sitting_start_steps = self.num_timesteps
+        self.base_wall = self.progress.state["wall_time_s"]
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps % self.cfg.eval_every == 0:
+            self.evaluate()
+        if self.num_timesteps % self.cfg.checkpoint_every == 0:
+            self.checkpoint()
+        return True
+
+    def evaluate(self) -> None:
+        if isinstance(self.eval_env, VecNormalize):
+            self.eval_env.obs_rms = self.training_env.obs_rms.copy()
+        mean, std = evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.cfg.eval_episodes,
+                                    deterministic=True)
+        best = self.progress.state["best_return"]
+        if best is None or mean > best:
+            self.progress.state.update(best_return=float(mean), best_timesteps=self.num_timesteps)
+            save_acting_model(self.model, self.work / "best")
+        elapsed = time.time() - self.started
+        sps = (self.num_timesteps - self.sitting_start_steps) / max(elapsed, 1e-9)
+        print(f"[{self.cfg.expert.algo} {self.cfg.env.id}] steps {self.num_timesteps:>8d}  "
+              f"eval {mean:8.1f} ± {std:6.1f}  best {self.progress.state['best_return']:8.1f}  "
+              f"{sps:5.0f} steps/s", flush=True)
+        with open(self.work / "evaluations.csv", "a") as f:
+            f.write(f"{self.num_timesteps},{mean:.2f},{std:.2f},{time.time():.0f}\n")
+        self.progress.state["wall_time_s"] = self.base_wall + elapsed
+        self.progress.save()
+
+    def checkpoint(self) -> None:
+        atomic_save(self.model.save, self.work / "checkpoint.zip")
+        if hasattr(self.model, "replay_buffer"):
+            atomic_save(self.model.save_replay_buffer, self.work / "replay_buffer.pkl")
+        if isinstance(self.training_env, VecNormalize):
+            atomic_save(self.training_env.save, self.work / "vecnormalize.pkl")
+        self.progress.state["wall_time_s"] = self.base_wall + time.time() - self.started
+        self.progress.save()
+
+
+def save_acting_model(model: BaseAlgorithm, folder: Path) -> None:
+    """What acting needs, in the rl-baselines3-zoo layout: `<EnvId>.zip` (+ `<EnvId>/vecnormalize.pkl`)."""
+    env_id = model.get_env().envs[0].spec.id if hasattr(model.get_env(), "envs") else None
+    env_id = env_id or model.get_env().get_attr("spec")[0].id
+    folder.mkdir(parents=True, exist_ok=True)
+    # Replay buffers are never part of the .zip; optimiser state is kept so SB3 loads it unchanged.
+    atomic_save(model.save, folder / f"{env_id}.zip")
+    venv = model.get_env()
+    if isinstance(venv, VecNormalize):
+        (folder / env_id).mkdir(exist_ok=True)
+        atomic_save(venv.save, folder / env_id / "vecnormalize.pkl")
+
+
+def train(cfg: DictConfig) -> None:
+    """Train (or resume) until `expert.train.timesteps`, then ship the best model."""
+    import torch
+
+    torch.set_num_threads(cfg.torch_threads)
+    work = Path(cfg.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    progress = Progress(work / "progress.json")
+    venv = make_train_env(cfg, stats=work / "vecnormalize.pkl")
+    checkpoint = work / "checkpoint.zip"
+    if checkpoint.is_file():
+        model = algorithm_class(cfg.expert.algo).load(checkpoint, env=venv, device="cpu")
+        if (work / "replay_buffer.pkl").is_file():
+            model.load_replay_buffer(work / "replay_buffer.pkl")
+        print(f"resuming {checkpoint} at {model.num_timesteps} steps", flush=True)
+    else:
+        model = build_model(cfg, venv)
+    remaining = int(cfg.expert.train.timesteps) - model.num_timesteps
+    if remaining > 0:
+        callback = CheckpointAndEvaluate(cfg, work, progress)
+        model.learn(total_timesteps=remaining, callback=callback, reset_num_timesteps=False)
+        callback.checkpoint()
+    publish(cfg)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def publish(cfg: DictConfig) -> dict:
+    """Evaluate the best model so far, copy it into experts/ and record it in the manifest."""
+    from dagger.experts import load_expert
+
+    work = Path(cfg.work_dir)
+    env_id, algo = cfg.env.id, cfg.expert.algo
+    best = work / "best"
+    if not (best / f"{env_id}.zip").is_file():
+        raise FileNotFoundError(f"{best / (env_id + '.zip')}: nothing trained yet")
+    target = PROJECT_ROOT / "experts" / algo / f"{env_id}.zip"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(best / f"{env_id}.zip", target)
+    stats = best / env_id / "vecnormalize.pkl"
+    if stats.is_file():
+        (target.parent / env_id).mkdir(exist_ok=True)
+        shutil.copyfile(stats, target.parent / env_id / "vecnormalize.pkl")
+
+    env = make_env(cfg.env)
+    expert = load_expert(OmegaConf.create({"algo": algo, "path": str(target), "deterministic": True}),
+                         cfg.env.name, env)
+    returns = episode_returns(env, expert.act, cfg.publish_episodes, seed=10_000)
+    rng = np.random.default_rng(0)
+    env.action_space.seed(0)
+    random_returns = episode_returns(env, lambda o: np.stack([env.action_space.sample() for _ in o]),
+                                     cfg.publish_episodes, seed=20_000)
+    progress = Progress(work / "progress.json").state
+    del rng
+    entry = {
+        "env_id": env_id, "algo": algo, "file": str(target.relative_to(PROJECT_ROOT)),
+        "sha256": sha256(target), "size_bytes": target.stat().st_size,
+        "timesteps": int(progress.get("best_timesteps", 0)),
+        "trained_timesteps": trained_timesteps(work),
+        "seed": int(cfg.seed), "train_wall_time_s": round(progress["wall_time_s"], 1),
+        "hyperparams": OmegaConf.to_container(cfg.expert.train, resolve=True),
+        "eval_return_mean": round(float(np.mean(returns)), 2), "eval_return_std": round(float(np.std(returns)), 2),
+        "eval_episodes": len(returns), "deterministic": True,
+        "random_return_mean": round(float(np.mean(random_returns)), 2),
+        "random_return_std": round(float(np.std(random_returns)), 2),
+        "command": reproduce_command(cfg),
+        "versions": {p: version(p) for p in ("stable_baselines3", "sb3_contrib", "torch", "gymnasium", "mujoco")}
+        | {"python": platform.python_version()},
+    }
+    if stats.is_file():
+        entry["vecnormalize"] = str((target.parent / env_id / "vecnormalize.pkl").relative_to(PROJECT_ROOT))
+    manifest = load_manifest()
+    manifest[f"{algo}/{env_id}"] = entry
+    MANIFEST.write_text(yaml.safe_dump(dict(sorted(manifest.items())), sort_keys=False))
+    write_experts_readme(manifest)
+    print(f"shipped {target}: {entry['eval_return_mean']} ± {entry['eval_return_std']} over "
+          f"{entry['eval_episodes']} episodes (random policy {entry['random_return_mean']})", flush=True)
+    return entry
+
+
+def reproduce_command(cfg: DictConfig) -> str:
+    """The training command with the overrides this expert was trained with."""
+    from hydra.core.hydra_config import HydraConfig
+
+    extra = []
+    if HydraConfig.initialized():
+        skip = ("env=", "expert=", "publish_only=", "publish_episodes=", "work_dir=")
+        extra = [o for o in HydraConfig.get().overrides.task if not o.startswith(skip)]
+    return " ".join([train_command(cfg.env.name, cfg.expert.algo), *extra])
+
+
+def trained_timesteps(work: Path) -> int:
+    lines = (work / "evaluations.csv").read_text().split() if (work / "evaluations.csv").is_file() else []
+    return int(lines[-1].split(",")[0]) if lines else 0
+
+
+def load_manifest() -> dict:
+    return yaml.safe_load(MANIFEST.read_text()) or {} if MANIFEST.is_file() else {}
+
+
+def episode_returns(env, act, episodes: int, seed: int) -> list[float]:
+    """Undiscounted returns of `act` over whole episodes, one environment, seeds seed, seed+1, ..."""
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(act(obs[None])[0])
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    return returns
+
+
+def write_experts_readme(manifest: dict) -> None:
+    """Regenerate the table in experts/README.md between its markers."""
+    readme = PROJECT_ROOT / "experts" / "README.md"
+    rows = ["| expert | timesteps | return (mean ± std, episodes) | random | train time | file size | command |",
+            "|---|---|---|---|---|---|---|"]
+    for key, e in manifest.items():
+        rows.append(f"| `{key}` | {e['timesteps']:,} of {e['trained_timesteps']:,} | {e['eval_return_mean']:.0f} ± "
+                    f"{e['eval_return_std']:.0f} ({e['eval_episodes']}) | {e['random_return_mean']:.0f} | "
+                    f"{e['train_wall_time_s'] / 60:.0f} min | {e['size_bytes'] / 1e6:.1f} MB | `{e['command']}` |")
+    table = "\n".join(rows)
+    start, end = "<!-- manifest table -->", "<!-- end manifest table -->"
+    text = readme.read_text() if readme.is_file() else f"# Experts\n\n{start}\n{end}\n"
+    head, rest = text.split(start, 1)
+    readme.write_text(f"{head}{start}\n{table}\n{end}{rest.split(end, 1)[1]}")

@@ -1,0 +1,168 @@
+"""The DAgger loop (Ross, Gordon & Bagnell 2011, Algorithm 3.1).
+
+    D <- initial expert demonstrations (optional); fit pi_hat_1 on D
+    for i = 1..N:
+        pi_i = beta_i * expert + (1 - beta_i) * pi_hat_i
+        roll out pi_i; the expert labels every visited state  -> D_i
+        D <- D + D_i
+        pi_hat_{i+1} <- fit on all of D
+        evaluate pi_hat_{i+1} alone; record one row
+
+Row i of metrics.csv is the learner trained after i rounds of collection (row 0: BC on the
+initial demonstrations). Each finished iteration is checkpointed, so a killed run resumes.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+
+from dagger.data import Dataset
+from dagger.experts import Expert
+from dagger.policy import Learner
+from dagger.rollout import Collector, Evaluator
+from dagger.schedules import BetaSchedule
+from dagger.tracking import Tracker
+
+console = Console()
+
+
+@dataclass
+class Budget:
+    iterations: int
+    rollout_steps: int
+    initial_expert_steps: int = 0
+
+
+@dataclass
+class Parts:
+    """Everything the loop needs, built from the config by run.py."""
+
+    expert: Expert
+    learner: Learner
+    schedule: BetaSchedule
+    budget: Budget
+    collector: Collector
+    evaluator: Evaluator
+    tracker: Tracker
+    run_dir: Path
+    seed: int
+
+
+@dataclass
+class References:
+    """The returns a learner's return is judged against, measured once per run."""
+
+    expert_mean: float
+    expert_std: float
+    random_mean: float
+
+    def normalized(self, value: float) -> float:
+        return (value - self.random_mean) / max(self.expert_mean - self.random_mean, 1e-8)
+
+
+def run_dagger(parts: Parts) -> list[dict]:
+    """Run (or resume) the loop; returns the metrics rows."""
+    p = parts
+    data = Dataset(p.collector.venv.single_observation_space.shape[0], p.collector.venv.single_action_space.shape[0])
+    state = load_checkpoint(p, data)
+    if state is None:
+        refs = measure_references(p)
+        start, env_steps, wall = 1, 0, 0.0
+        if p.budget.initial_expert_steps > 0:
+            demos = p.collector.collect(p.expert.act, p.learner.act, 1.0, p.budget.initial_expert_steps, rng(p, 0))
+            data.add(demos.obs, demos.labels)
+            env_steps = demos.env_steps
+            row = fit_and_evaluate(p, data, refs, iteration=0, beta=1.0, rollout=demos, env_steps=env_steps,
+                                   rollout_time=0.0, wall_before=0.0)
+            wall = row["wall_time_s"]
+            checkpoint(p, data, refs, row)
+    else:
+        refs, last = state
+        start, env_steps, wall = last["iteration"] + 1, last["env_steps"], last["wall_time_s"]
+        console.print(f"resuming after iteration {last['iteration']} ({len(data)} labels)")
+
+    for i in range(start, p.budget.iterations + 1):
+        t0 = time.perf_counter()
+        beta = p.schedule(i)
+        rollout = p.collector.collect(p.expert.act, p.learner.act, beta, p.budget.rollout_steps, rng(p, i))
+        data.add(rollout.obs, rollout.labels)  # D <- D + D_i
+        env_steps += rollout.env_steps
+        row = fit_and_evaluate(p, data, refs, iteration=i, beta=beta, rollout=rollout, env_steps=env_steps,
+                               rollout_time=time.perf_counter() - t0, wall_before=wall)
+        wall = row["wall_time_s"]
+        checkpoint(p, data, refs, row)
+    return p.tracker.rows
+
+
+def fit_and_evaluate(p: Parts, data: Dataset, refs: References, *, iteration: int, beta: float, rollout,
+                     env_steps: int, rollout_time: float, wall_before: float) -> dict:
+    """Fit the learner on all of D, evaluate it alone, and log the iteration's row."""
+    t0 = time.perf_counter()
+    generator = torch.Generator().manual_seed(p.seed * 100_003 + iteration)
+    loss = p.learner.fit(data, generator)
+    t1 = time.perf_counter()
+    returns = p.evaluator.returns(p.learner.act)
+    t2 = time.perf_counter()
+    row = {
+        "iteration": iteration, "beta": beta,
+        "return_mean": float(returns.mean()), "return_std": float(returns.std()),
+        "normalized_return": refs.normalized(float(returns.mean())),
+        "dataset_size": len(data), "expert_labels": len(data), "env_steps": env_steps,
+        "expert_return_mean": refs.expert_mean, "expert_return_std": refs.expert_std,
+        "random_return_mean": refs.random_mean,
+        "rollout_return_mean": float(np.mean(rollout.episode_returns)) if rollout.episode_returns else float("nan"),
+        "expert_action_fraction": rollout.expert_fraction, "train_loss": loss,
+        "fit_time_s": t1 - t0, "rollout_time_s": rollout_time, "eval_time_s": t2 - t1,
+        "wall_time_s": wall_before + rollout_time + (t2 - t0),
+    }
+    p.tracker.log(row)
+    console.print(f"iter {iteration:>3d} beta {beta:4.2f} labels {len(data):>7d} loss {loss:7.4f} "
+                  f"return {row['return_mean']:7.1f} ± {row['return_std']:6.1f} ({row['normalized_return']:4.0%}) "
+                  f"rollout {rollout_time:4.1f}s fit {t1 - t0:4.1f}s eval {t2 - t1:4.1f}s", soft_wrap=True)
+    return row
+
+
+def measure_references(p: Parts) -> References:
+    """The expert's and a uniform-random policy's returns on the evaluation episodes."""
+    t0 = time.perf_counter()
+    expert = p.evaluator.returns(p.expert.act)
+    space = p.evaluator.venv.single_action_space
+    random = np.random.default_rng(p.seed)
+    uniform = p.evaluator.returns(lambda obs: random.uniform(space.low, space.high, (len(obs), *space.shape)))
+    console.print(f"expert return {expert.mean():.1f} ± {expert.std():.1f}, random {uniform.mean():.1f} "
+                  f"over {len(expert)} episodes ({time.perf_counter() - t0:.1f}s)")
+    return References(float(expert.mean()), float(expert.std()), float(uniform.mean()))
+
+
+def rng(p: Parts, iteration: int) -> np.random.Generator:
+    """The mixing coin flips of one iteration: independent of how the run got there."""
+    return np.random.default_rng([p.seed, iteration])
+
+
+def checkpoint(p: Parts, data: Dataset, refs: References, row: dict) -> None:
+    """Save the dataset, the learner, and the state needed to resume after this iteration."""
+    data.save(p.run_dir / "dataset.npz")
+    state = {"row": row, "references": refs.__dict__, "learner": p.learner.state_dict(),
+             "collector": p.collector.state_dict(), "rows": p.tracker.rows}
+    tmp = p.run_dir / "checkpoint.tmp.pt"
+    torch.save(state, tmp)
+    tmp.replace(p.run_dir / "checkpoint.pt")
+    torch.save(p.learner.policy.state_dict(), p.run_dir / "learner.pt")
+
+
+def load_checkpoint(p: Parts, data: Dataset) -> tuple[References, dict] | None:
+    path = p.run_dir / "checkpoint.pt"
+    if not path.is_file():
+        return None
+    state = torch.load(path, weights_only=False)  # our own file, written by checkpoint() above
+    saved = Dataset.load(p.run_dir / "dataset.npz")
+    data.add(saved.obs, saved.acts)
+    p.learner.load_state_dict(state["learner"])
+    p.collector.load_state_dict(state["collector"])
+    p.tracker.restore(state["rows"])
+    return References(**state["references"]), state["row"]

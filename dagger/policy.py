@@ -1,0 +1,131 @@
+"""The learner: an MLP policy fitted to the aggregated dataset by supervised learning.
+
+Two losses: `mse` (a deterministic MLP, as in the seed) and `gaussian` (a Gaussian MLP trained
+by negative log-likelihood, acting with its mean). Observations are standardised with the
+dataset's statistics at every fit; actions are scaled to [-1, 1] using the env's action bounds.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from dagger.data import Dataset
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
+LOSSES = ("mse", "gaussian")
+
+
+def mlp(sizes: list[int], activation: str) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)
+
+
+class MLPPolicy(nn.Module):
+    """obs -> action, with observation standardisation and action scaling built in."""
+
+    def __init__(self, obs_dim: int, act_low: np.ndarray, act_high: np.ndarray, hidden: list[int],
+                 activation: str = "relu", loss: str = "mse"):
+        super().__init__()
+        act_dim = len(act_low)
+        self.loss_kind = loss
+        self.net = mlp([obs_dim, *hidden, act_dim * (2 if loss == "gaussian" else 1)], activation)
+        self.register_buffer("obs_mean", torch.zeros(obs_dim))
+        self.register_buffer("obs_std", torch.ones(obs_dim))
+        self.register_buffer("act_mid", torch.as_tensor((act_high + act_low) / 2, dtype=torch.float32))
+        self.register_buffer("act_half", torch.as_tensor((act_high - act_low) / 2, dtype=torch.float32))
+
+    def set_obs_stats(self, obs: np.ndarray) -> None:
+        self.obs_mean.copy_(torch.as_tensor(obs.mean(0)))
+        self.obs_std.copy_(torch.as_tensor(obs.std(0) + 1e-6))
+
+    def _heads(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out = self.net((obs - self.obs_mean) / self.obs_std)
+        if self.loss_kind == "gaussian":
+            mean, log_std = out.chunk(2, dim=-1)
+            return mean, log_std.clamp(-5.0, 2.0)
+        return out, None
+
+    def loss(self, obs: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
+        """MSE, or Gaussian negative log-likelihood per action dimension, in scaled action units."""
+        target = (acts - self.act_mid) / self.act_half
+        mean, log_std = self._heads(obs)
+        if log_std is None:
+            return ((mean - target) ** 2).mean()
+        return (0.5 * ((target - mean) / log_std.exp()) ** 2 + log_std + 0.5 * math.log(2 * math.pi)).mean()
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic action (the mean) for a batch of observations, clipped to the bounds."""
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.obs_mean.device)
+        mean, _ = self._heads(obs_t)
+        return (mean.clamp(-1.0, 1.0) * self.act_half + self.act_mid).cpu().numpy()
+
+
+class Learner:
+    """The policy plus its optimiser and fit budget: `fit(D)` is one supervised-learning phase."""
+
+    def __init__(self, obs_dim: int, act_low: np.ndarray, act_high: np.ndarray, *, hidden: list[int],
+                 activation: str, loss: str, lr: float, batch_size: int, gradient_steps: int,
+                 warm_start: bool, weight_decay: float = 0.0, device: str = "cpu"):
+        self.make_policy = lambda: MLPPolicy(obs_dim, act_low, act_high, hidden, activation, loss).to(device)
+        self.lr, self.weight_decay = lr, weight_decay
+        self.batch_size, self.gradient_steps, self.warm_start = batch_size, gradient_steps, warm_start
+        self.device = device
+        self.policy = self.make_policy()
+        self.optimizer = self._new_optimizer()
+
+    def _new_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.policy.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return self.policy.act(obs)
+
+    def fit(self, data: Dataset, generator: torch.Generator) -> float:
+        """Train on all of D for `gradient_steps` minibatches; returns the mean loss of the last 10%."""
+        if not self.warm_start:  # retrain from scratch, the fresh weights drawn from `generator`
+            torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
+            self.policy = self.make_policy()
+            self.optimizer = self._new_optimizer()
+        self.policy.set_obs_stats(data.obs)
+        obs = torch.as_tensor(data.obs, device=self.device)
+        acts = torch.as_tensor(data.acts, device=self.device)
+        tail = max(1, self.gradient_steps // 10)
+        losses = torch.zeros(tail, device=self.device)
+        for step in range(self.gradient_steps):
+            idx = torch.randint(len(data), (self.batch_size,), generator=generator).to(self.device)
+            loss = self.policy.loss(obs[idx], acts[idx])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            if step >= self.gradient_steps - tail:
+                losses[step - (self.gradient_steps - tail)] = loss.detach()
+        return float(losses.mean())
+
+    def state_dict(self) -> dict:
+        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+def build_learner(policy_cfg, observation_space, action_space, device: str) -> Learner:
+    """The learner described by the `policy` config group."""
+    from dagger.config import ConfigError
+
+    if policy_cfg.loss not in LOSSES:
+        raise ConfigError(f"policy.loss={policy_cfg.loss!r} is not one of {', '.join(LOSSES)}")
+    if policy_cfg.activation not in ACTIVATIONS:
+        raise ConfigError(f"policy.activation={policy_cfg.activation!r} is not one of {', '.join(ACTIVATIONS)}")
+    return Learner(observation_space.shape[0], action_space.low, action_space.high,
+                   hidden=list(policy_cfg.hidden), activation=policy_cfg.activation, loss=policy_cfg.loss,
+                   lr=float(policy_cfg.lr), batch_size=int(policy_cfg.batch_size),
+                   gradient_steps=int(policy_cfg.gradient_steps), warm_start=bool(policy_cfg.warm_start),
+                   weight_decay=float(policy_cfg.weight_decay), device=device)

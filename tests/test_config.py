@@ -1,0 +1,50 @@
+"""Every option of every config group composes, resolves and passes validation."""
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from dagger.config import ROOT_CONF, validate
+from tests.conftest import ROOT, run_cli
+
+GROUPS = {group: sorted(p.stem for p in (ROOT_CONF / group).glob("*.yaml"))
+          for group in ("env", "expert", "policy", "schedule", "logger")}
+OPTIONS = [(group, option) for group, options in GROUPS.items() for option in options]
+
+
+def test_groups_hold_the_documented_options():
+    assert {"walker", "hopper", "halfcheetah", "ant", "humanoid", "pendulum"} <= set(GROUPS["env"])
+    assert {"sac", "td3", "tqc", "ppo"} <= set(GROUPS["expert"])
+    assert {"mlp", "gaussian"} <= set(GROUPS["policy"])
+    assert {"dagger", "linear", "exponential", "constant", "bc"} <= set(GROUPS["schedule"])
+    assert {"wandb", "none"} <= set(GROUPS["logger"])
+
+
+@pytest.mark.parametrize("group, option", OPTIONS)
+def test_option_composes_and_validates(group, option):
+    with initialize_config_dir(config_dir=str(ROOT_CONF), version_base="1.3"):
+        cfg = compose("config", overrides=[f"{group}={option}"])
+        OmegaConf.to_container(cfg, resolve=True)
+        validate(cfg)
+        assert cfg[group] is not None
+    if group in ("env", "expert"):
+        with initialize_config_dir(config_dir=str(ROOT_CONF), version_base="1.3"):
+            train = compose("train", overrides=[f"{group}={option}"])
+            assert Path(OmegaConf.to_container(train, resolve=True)["expert"]["path"]).suffix == ".zip"
+
+
+def test_schedules_mean_what_their_names_say():
+    with initialize_config_dir(config_dir=str(ROOT_CONF), version_base="1.3"):
+        bc = compose("config", overrides=["schedule=bc"]).schedule
+        linear = compose("config", overrides=["schedule=linear", "schedule.iterations=7"]).schedule
+    assert (bc.beta, bc.beta_value) == ("constant", 1.0)
+    assert linear.beta_ramp == 7
+
+
+def test_help_lists_groups_and_cfg_prints_the_config():
+    out = run_cli("--help").stdout
+    for group, options in GROUPS.items():
+        assert f"{group}: {', '.join(options)}" in out
+    job = run_cli("env=hopper", "--cfg", "job").stdout
+    assert "id: Hopper-v5" in job and "rollout_steps: 1000" in job

@@ -1,0 +1,54 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from dagger.config import ConfigError
+from dagger.experts import load_expert
+
+
+def expert_cfg(algo: str, path) -> OmegaConf:
+    return OmegaConf.create({"algo": algo, "path": str(path), "deterministic": True})
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3", "tqc", "ppo"])
+def test_each_algorithm_loads_and_labels_a_batch(algo, tiny_experts):
+    env = gym.make("InvertedPendulum-v5")
+    expert = load_expert(expert_cfg(algo, tiny_experts[algo]), "pendulum", env)
+    obs = np.stack([env.observation_space.sample() for _ in range(7)])
+    acts = expert.act(obs)
+    assert acts.shape == (7, 1)
+    assert np.all((acts >= env.action_space.low) & (acts <= env.action_space.high))
+    np.testing.assert_array_equal(acts, expert.act(obs))  # deterministic labels
+
+
+def test_zoo_layout_applies_its_observation_normalisation(tiny_experts):
+    env = gym.make("InvertedPendulum-v5")
+    expert = load_expert(expert_cfg("ppo", tiny_experts["ppo"]), "pendulum", env)
+    assert expert.obs_normalizer is not None
+    obs = np.array([[0.1, -0.2, 0.5, 1.0]], dtype=np.float32)
+    normalized = expert.obs_normalizer.normalize_obs(obs)
+    assert not np.allclose(normalized, obs)  # the statistics moved away from the identity
+    raw, _ = expert.model.predict(normalized, deterministic=True)
+    np.testing.assert_array_equal(expert.act(obs), raw)
+    unnormalized, _ = expert.model.predict(obs, deterministic=True)
+    assert not np.allclose(raw, unnormalized)
+
+
+def test_missing_checkpoint_names_the_path_and_the_training_command(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_expert(expert_cfg("sac", tmp_path / "nope.zip"), "hopper", gym.make("Hopper-v5"))
+    message = str(err.value)
+    assert str(tmp_path / "nope.zip") in message
+    assert "python experts/train.py env=hopper expert=sac" in message
+
+
+def test_expert_for_another_env_names_both_spaces(tiny_experts):
+    with pytest.raises(ConfigError) as err:
+        load_expert(expert_cfg("sac", tiny_experts["sac"]), "hopper", gym.make("Hopper-v5"))
+    assert "(4,)" in str(err.value) and "(11,)" in str(err.value) and "Hopper-v5" in str(err.value)
+
+
+def test_wrong_algorithm_for_the_file_is_one_clear_error(tiny_experts):
+    with pytest.raises(ConfigError, match="cannot load as PPO"):
+        load_expert(expert_cfg("ppo", tiny_experts["sac"]), "pendulum", gym.make("InvertedPendulum-v5"))

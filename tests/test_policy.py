@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+import torch
+
+from dagger.data import Dataset
+from dagger.policy import Learner
+
+
+def linear_expert_data(n: int = 2000) -> tuple[Dataset, np.ndarray]:
+    rng = np.random.default_rng(0)
+    obs = rng.normal(loc=5.0, scale=3.0, size=(n, 4))  # unnormalised on purpose
+    weights = rng.normal(size=(4, 2)) / 10
+    data = Dataset(4, 2)
+    data.add(obs, np.clip(obs @ weights, -1, 1))
+    return data, weights
+
+
+@pytest.mark.parametrize("loss", ["mse", "gaussian"])
+def test_fitting_lowers_the_loss_and_imitates(loss):
+    data, weights = linear_expert_data()
+    learner = Learner(4, -np.ones(2), np.ones(2), hidden=[64, 64], activation="relu", loss=loss, lr=1e-3,
+                      batch_size=128, gradient_steps=600, warm_start=True)
+    with torch.no_grad():
+        before = float(learner.policy.loss(torch.as_tensor(data.obs), torch.as_tensor(data.acts)))
+    learner.fit(data, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        after = float(learner.policy.loss(torch.as_tensor(data.obs), torch.as_tensor(data.acts)))
+    assert after < before - 0.1
+    error = np.abs(learner.act(data.obs[:200]) - data.acts[:200]).mean()
+    assert error < 0.05, error
+
+
+def test_actions_respect_the_bounds_and_scale():
+    data = Dataset(1, 1)
+    obs = np.linspace(-1, 1, 500)[:, None]
+    data.add(obs, 2.0 + obs)  # actions in [1, 3]
+    learner = Learner(1, np.array([1.0]), np.array([3.0]), hidden=[32], activation="tanh", loss="mse", lr=3e-3,
+                      batch_size=64, gradient_steps=800, warm_start=True)
+    learner.fit(data, torch.Generator().manual_seed(0))
+    acts = learner.act(np.array([[-1.0], [0.0], [1.0], [50.0]]))
+    assert np.all((acts >= 1.0) & (acts <= 3.0))
+    np.testing.assert_allclose(acts[:3, 0], [1.0, 2.0, 3.0], atol=0.1)
+
+
+def test_retraining_from_scratch_is_reproducible_and_differs_from_warm_start():
+    data, _ = linear_expert_data(500)
+
+    def fitted(warm: bool) -> np.ndarray:
+        torch.manual_seed(0)
+        learner = Learner(4, -np.ones(2), np.ones(2), hidden=[32], activation="relu", loss="mse", lr=1e-3,
+                          batch_size=64, gradient_steps=50, warm_start=warm)
+        for it in range(2):
+            learner.fit(data, torch.Generator().manual_seed(it))
+        return learner.act(data.obs[:5])
+
+    np.testing.assert_array_equal(fitted(False), fitted(False))
+    assert not np.allclose(fitted(False), fitted(True))

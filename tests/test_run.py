@@ -1,0 +1,123 @@
+"""run.py end to end on the cheap env with its shipped expert."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from dagger.tracking import METRICS
+from tests.conftest import PENDULUM_EXPERT, QUICK, ROOT, run_cli
+
+REQUIRED = ["iteration", "return_mean", "return_std", "dataset_size", "expert_labels", "env_steps", "beta",
+            "expert_return_mean", "expert_return_std", "train_loss", "wall_time_s"]
+TIMINGS = [c for c in METRICS if c.endswith("_time_s")]
+
+
+def wandb_history(run_dir) -> list[dict]:
+    (offline,) = (run_dir / "wandb").glob("offline-run-*")
+    out = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(offline)],
+                         capture_output=True, text=True, check=True).stdout
+    records = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return [r["history"]["item"] for r in records if r.get("type") == "history" and "iteration" in r["history"]["item"]]
+
+
+def test_two_iterations_write_every_output(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli(*QUICK, "schedule.iterations=2", run_dir=run_dir)
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert set(REQUIRED) <= set(metrics.columns)
+    assert metrics.iteration.tolist() == [1, 2]
+    assert metrics.expert_labels.tolist() == [200, 400] == metrics.dataset_size.tolist()
+    assert metrics.beta.tolist() == [1.0, 0.0]
+    assert (run_dir / "curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert (run_dir / "learner.pt").is_file() and (run_dir / "config.yaml").is_file()
+    import numpy as np
+
+    with np.load(run_dir / "dataset.npz") as data:
+        assert data["obs"].shape == (400, 4) and data["acts"].shape == (400, 1)
+    assert "return" in result.stdout and str(run_dir) in result.stdout  # final table and where outputs are
+
+    history = wandb_history(run_dir)
+    assert [h["iteration"] for h in history] == [1, 2]
+    for h, (_, row) in zip(history, metrics.iterrows()):
+        for column in ("return_mean", "return_std", "expert_labels", "train_loss", "beta"):
+            assert h[column] == pytest.approx(row[column]), column
+
+
+def test_dagger_reaches_ninety_percent_of_the_expert(tmp_path):
+    run_dir = tmp_path / "run"
+    run_cli(*QUICK, "schedule.iterations=4", "logger=none", run_dir=run_dir)
+    final = pd.read_csv(run_dir / "metrics.csv").iloc[-1]
+    assert final.expert_return_mean > 900  # the shipped pendulum expert balances
+    assert final.return_mean >= 0.9 * final.expert_return_mean, final.to_dict()
+    assert final.expert_labels == 800
+
+
+def test_initial_demonstrations_make_iteration_zero(tmp_path):
+    run_dir = tmp_path / "run"
+    run_cli(*QUICK, "schedule=constant", "schedule.iterations=1", "schedule.initial_expert_steps=300",
+            "logger=none", run_dir=run_dir)
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert metrics.iteration.tolist() == [0, 1]
+    assert metrics.expert_labels.tolist() == [300, 500]
+    assert 0.2 < metrics.expert_action_fraction.iloc[1] < 0.8  # beta = 0.5, drawn per env and step
+
+
+def test_killed_run_resumes_to_the_same_numbers(tmp_path):
+    args = [*QUICK, "schedule.iterations=4", "logger=none", "policy.gradient_steps=600"]
+    run_cli(*args, run_dir=tmp_path / "straight")
+    straight = pd.read_csv(tmp_path / "straight" / "metrics.csv")
+
+    resumed = tmp_path / "resumed"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args, f"hydra.run.dir={resumed}"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        ckpt = resumed / "checkpoint.pt"
+        if ckpt.is_file() and torch.load(ckpt, weights_only=False)["row"]["iteration"] >= 1:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be interrupted"
+    assert len(pd.read_csv(resumed / "metrics.csv")) < 4
+
+    result = run_cli(*args, run_dir=resumed)
+    assert "resuming after iteration" in result.stdout
+    again = pd.read_csv(resumed / "metrics.csv")
+    pd.testing.assert_frame_equal(again.drop(columns=TIMINGS), straight.drop(columns=TIMINGS))
+
+
+def test_resuming_with_a_different_experiment_is_refused(tmp_path):
+    run_dir = tmp_path / "run"
+    run_cli(*QUICK, "schedule.iterations=1", "logger=none", run_dir=run_dir)
+    before = (run_dir / "metrics.csv").read_text()
+    result = run_cli(*QUICK, "schedule.iterations=2", "schedule.rollout_steps=300", "logger=none",
+                     run_dir=run_dir, check=False)
+    assert result.returncode != 0
+    assert "schedule.rollout_steps=300 differs from 200" in result.stderr
+    assert (run_dir / "metrics.csv").read_text() == before
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["expert.path=/nonexistent/expert.zip"],
+     "expert.path: no sac checkpoint at /nonexistent/expert.zip; train one with "
+     "`python experts/train.py env=pendulum expert=sac`"),
+    (["env=hopper", f"expert.path={PENDULUM_EXPERT}"],
+     "observation space (4,) does not match env Hopper-v5 observation space (11,)"),
+    (["schedule.iterations=0"], "schedule.iterations=0 must be a number >= 1"),
+    (["schedule.rollout_steps=0"], "schedule.rollout_steps=0 must be a number >= 1"),
+    (["schedule=constant", "schedule.beta_value=1.5"], "schedule.beta_value=1.5 is outside [0, 1]"),
+    (["device=tpu"], "device='tpu' is not one of cpu, cuda, auto"),
+])
+def test_bad_input_stops_with_one_clear_line(tmp_path, overrides, message):
+    run_dir = tmp_path / "run"
+    result = run_cli(*QUICK, *overrides, run_dir=run_dir, check=False)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and message in lines[-1], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (run_dir / "metrics.csv").exists()
