@@ -1,10 +1,10 @@
-# make run | make test | make expert ENV=hopper ALGO=sac
+# make run | make test | make expert ENV=hopper ALGO=sac | make test-cluster
 VENV ?= .venv
 PY := $(VENV)/bin/python
 ENV ?= walker
 ALGO ?= sac
 
-.PHONY: install run test expert clean
+.PHONY: install run test test-cluster expert clean
 
 install: $(VENV)/.installed
 
@@ -20,6 +20,11 @@ run: install
 
 test: install
 	$(PY) -m pytest -q
+
+# Real engines on this machine: single-node Slurm (Debian packages, needs root) and a local Ray head.
+test-cluster: install
+	$(PY) -m pip install -q -e ".[test,cluster]"
+	bash tests/cluster/run.sh
 
 expert: install
 	$(PY) experts/train.py env=$(ENV) expert=$(ALGO)

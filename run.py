@@ -5,6 +5,7 @@ Config groups (conf/): env, expert, policy, schedule, logger. `--help` lists the
 """
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -30,13 +31,8 @@ def build_parts(cfg: DictConfig, run_dir: Path):
     from dagger.schedules import build_schedule
     from dagger.tracking import Tracker
 
-    validate(cfg)
     device = pick_device(cfg.device)
     schedule = build_schedule(cfg.schedule)
-    if (run_dir / "checkpoint.pt").is_file():
-        if not cfg.resume:
-            raise ConfigError(f"resume=false but {run_dir} already holds a run; choose a new hydra.run.dir")
-        check_resumable(OmegaConf.load(run_dir / "config.yaml"), cfg, run_dir)
     torch.set_num_threads(int(cfg.threads))
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -79,6 +75,32 @@ def check_resumable(saved: DictConfig, cfg: DictConfig, run_dir: Path) -> None:
                               f"({run_dir}); choose a new hydra.run.dir")
 
 
+def finished_rows(cfg: DictConfig, run_dir: Path) -> list[dict] | None:
+    """Checks the config and any run already in `run_dir`; returns its rows if it already finished."""
+    validate(cfg)
+    if not (run_dir / "checkpoint.pt").is_file():
+        return None
+    if not cfg.resume:
+        raise ConfigError(f"resume=false but {run_dir} already holds a run; choose a new hydra.run.dir")
+    check_resumable(OmegaConf.load(run_dir / "config.yaml"), cfg, run_dir)
+    status = read_status(run_dir)
+    if status.get("status") == "finished" and status.get("iterations") == cfg.schedule.iterations:
+        import pandas as pd
+
+        return pd.read_csv(run_dir / "metrics.csv").to_dict("records")
+    return None
+
+
+def read_status(run_dir: Path) -> dict:
+    path = run_dir / "status.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_status(run_dir: Path, status: str, **extra) -> None:
+    """running, finished or failed: what the sweep report reads to list incomplete runs."""
+    (run_dir / "status.json").write_text(json.dumps({"status": status, **extra}))
+
+
 def summarize(rows: list[dict]) -> dict:
     final, best = rows[-1], max(rows, key=lambda r: r["return_mean"])
     return {"final_return": final["return_mean"], "final_return_std": final["return_std"],
@@ -111,26 +133,34 @@ def main(cfg: DictConfig) -> dict:
     from dagger.report import plot_curve
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    title = f"DAgger {cfg.env.id} / {cfg.expert.algo} expert / {cfg.schedule.name} (seed {cfg.seed})"
     try:
-        parts = build_parts(cfg, run_dir)
+        rows = finished_rows(cfg, run_dir)
+        parts = build_parts(cfg, run_dir) if rows is None else None
     except ConfigError as err:
         sys.exit(f"error: {err}")
-    title = f"DAgger {cfg.env.id} / {cfg.expert.algo} expert / {cfg.schedule.name} (seed {cfg.seed})"
-    failed = True
-    try:
-        rows = run_dagger(parts)
-        import pandas as pd
+    if parts is None:
+        print(f"already finished: {run_dir}")
+    else:
+        write_status(run_dir, "running")
+        failed = True
+        try:
+            rows = run_dagger(parts)
+            import pandas as pd
 
-        curve = plot_curve(pd.DataFrame(rows), run_dir / "curve.png", title)
-        summary = summarize(rows)
-        failed = False
-    finally:
-        parts.tracker.finish(summary if not failed else {}, None if failed else curve, failed=failed)
-        parts.collector.close()
-        parts.evaluator.close()
+            curve = plot_curve(pd.DataFrame(rows), run_dir / "curve.png", title)
+            failed = False
+        except BaseException as err:
+            write_status(run_dir, "failed", error=f"{type(err).__name__}: {err}")
+            raise
+        finally:
+            parts.tracker.finish({} if failed else summarize(rows), None if failed else curve, failed=failed)
+            parts.collector.close()
+            parts.evaluator.close()
+        write_status(run_dir, "finished", iterations=int(cfg.schedule.iterations))
     print_table(rows, title)
     print(f"outputs: {run_dir}")
-    return summary
+    return summarize(rows)
 
 
 if __name__ == "__main__":

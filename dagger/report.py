@@ -29,3 +29,161 @@ def plot_curve(metrics: pd.DataFrame, path: Path, title: str) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+# ---- multirun reports: python -m dagger.report <multirun dir> ----------------------------------
+
+IGNORED_OVERRIDES = ("seed", "hydra/launcher", "+sweeps", "logger", "logger.mode")
+
+
+def find_runs(root: Path) -> pd.DataFrame:
+    """One row per job under `root`: its swept values, seed, status and metrics (if any)."""
+    import json
+
+    import yaml
+
+    runs = []
+    for overrides_file in sorted(root.rglob(".hydra/overrides.yaml")):
+        run_dir = overrides_file.parent.parent
+        overrides = dict(o.split("=", 1) for o in yaml.safe_load(overrides_file.read_text()) or [] if "=" in o)
+        status_file = run_dir / "status.json"
+        status = json.loads(status_file.read_text()).get("status") if status_file.is_file() else "not started"
+        metrics_file = run_dir / "metrics.csv"
+        metrics = pd.read_csv(metrics_file) if metrics_file.is_file() else pd.DataFrame()
+        swept = {k.lstrip("+~"): v for k, v in overrides.items() if k.lstrip("+~") not in IGNORED_OVERRIDES}
+        runs.append({"run_dir": str(run_dir), "swept": swept, "seed": overrides.get("seed", "0"),
+                     "status": status if status != "finished" or len(metrics) else "incomplete",
+                     "metrics": metrics})
+    runs = pd.DataFrame(runs)
+    if runs.empty:
+        return runs
+    # A configuration is named by the overrides that vary between jobs; the rest is common to all.
+    keys = sorted({k for swept in runs.swept for k in swept})
+    varying = [k for k in keys if len({swept.get(k) for swept in runs.swept}) > 1]
+    runs["swept"] = [{k: swept.get(k) for k in varying} for swept in runs.swept]
+    runs["configuration"] = [",".join(f"{k}={v}" for k, v in swept.items()) or "all" for swept in runs.swept]
+    return runs
+
+
+def bootstrap_ci(values, n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the mean."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return float(values.mean()), float(values.mean())
+    means = np.random.default_rng(seed).choice(values, size=(n, len(values))).mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def labels_to_reach(metrics: pd.DataFrame, fraction: float = 0.9) -> float:
+    """Expert labels of the first iteration whose learner reaches `fraction` of the expert's return."""
+    reached = metrics[metrics.return_mean >= fraction * metrics.expert_return_mean]
+    return float(reached.expert_labels.iloc[0]) if len(reached) else float("nan")
+
+
+def summarize_sweep(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration, over its finished seeds: final and best normalised return with 95% CIs,
+    and the expert labels needed to reach 90% of the expert's return."""
+    rows = []
+    finished = runs[runs.status == "finished"]
+    for configuration, group in finished.groupby("configuration", sort=False):
+        final = [m.normalized_return.iloc[-1] for m in group.metrics]
+        best = [m.normalized_return.max() for m in group.metrics]
+        labels = [labels_to_reach(m) for m in group.metrics]
+        reached = [x for x in labels if x == x]
+        (final_lo, final_hi), (best_lo, best_hi) = bootstrap_ci(final), bootstrap_ci(best)
+        rows.append({"configuration": configuration, "seeds": len(group),
+                     "final_norm_return": sum(final) / len(final), "final_ci_low": final_lo, "final_ci_high": final_hi,
+                     "best_norm_return": sum(best) / len(best), "best_ci_low": best_lo, "best_ci_high": best_hi,
+                     "labels_to_90pct": sum(reached) / len(reached) if reached else float("nan"),
+                     "seeds_reaching_90pct": len(reached),
+                     "final_labels": group.metrics.iloc[0].expert_labels.iloc[-1]})
+    return pd.DataFrame(rows)
+
+
+def plot_sweep_curves(runs: pd.DataFrame, path: Path) -> Path:
+    """Normalised return against expert labels, mean and 95% CI over seeds per configuration."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    finished = runs[runs.status == "finished"]
+    expert_band = []
+    for configuration, group in finished.groupby("configuration", sort=False):
+        table = pd.concat([m.assign(seed=s) for m, s in zip(group.metrics, group.seed)])
+        by_labels = table.groupby("expert_labels").normalized_return
+        mean = by_labels.mean()
+        ci = np.array([bootstrap_ci(v) for _, v in by_labels])
+        (line,) = ax.plot(mean.index, mean.values, "o-", ms=3, label=configuration)
+        ax.fill_between(mean.index, ci[:, 0], ci[:, 1], color=line.get_color(), alpha=0.2)
+        expert_band.extend((table.expert_return_std / (table.expert_return_mean - table.random_return_mean)).tolist())
+    half = float(np.mean(expert_band)) if expert_band else 0.0
+    ax.axhspan(1 - half, 1 + half, color="tab:orange", alpha=0.15)
+    ax.axhline(1.0, color="tab:orange", label="expert (± std)")
+    ax.set_xlabel("expert labels")
+    ax.set_ylabel("normalised return  (R - random) / (expert - random)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_heatmap(runs: pd.DataFrame, path: Path) -> Path | None:
+    """Final normalised return over a two-dimensional grid (e.g. iterations x rollout budget)."""
+    finished = runs[runs.status == "finished"]
+    keys = sorted({k for swept in finished.swept for k in swept})
+    if len(keys) != 2:
+        return None
+    table = pd.DataFrame([{**swept, "value": m.normalized_return.iloc[-1]}
+                          for swept, m in zip(finished.swept, finished.metrics)])
+    for key in keys:
+        table[key] = pd.to_numeric(table[key], errors="ignore")
+    grid = table.pivot_table(index=keys[0], columns=keys[1], values="value", aggfunc="mean")
+    fig, ax = plt.subplots(figsize=(6, 5))
+    image = ax.imshow(grid.values, cmap="viridis", origin="lower", aspect="auto")
+    ax.set_xticks(range(len(grid.columns)), [str(c) for c in grid.columns])
+    ax.set_yticks(range(len(grid.index)), [str(i) for i in grid.index])
+    ax.set_xlabel(keys[1])
+    ax.set_ylabel(keys[0])
+    for (i, j), value in pd.DataFrame(grid.values).stack().items():
+        ax.text(j, i, f"{value:.2f}", ha="center", va="center", color="w")
+    fig.colorbar(image, label="final normalised return (mean over seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def report(root: Path) -> pd.DataFrame:
+    """Write summary.csv, curves.png and (for 2-D grids) heatmap.png into `root`; print the table."""
+    runs = find_runs(root)
+    if runs.empty:
+        raise SystemExit(f"error: no runs under {root} (expected job folders with .hydra/overrides.yaml)")
+    summary = summarize_sweep(runs)
+    summary.to_csv(root / "summary.csv", index=False)
+    outputs = [root / "summary.csv", plot_sweep_curves(runs, root / "curves.png"), plot_heatmap(runs, root / "heatmap.png")]
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
+        print(summary.drop(columns=["best_ci_low", "best_ci_high"]).to_string(index=False))
+    unfinished = runs[runs.status != "finished"]
+    for _, run in unfinished.iterrows():
+        print(f"{run.status}: {run.run_dir}")
+    print(f"{len(runs) - len(unfinished)} finished, {len(unfinished)} failed or incomplete; wrote "
+          + ", ".join(str(p) for p in outputs if p is not None))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m dagger.report", description=report.__doc__)
+    parser.add_argument("multirun_dir", type=Path, help="a sweep's folder, e.g. multirun/budget_grid/walker-sac")
+    args = parser.parse_args(argv)
+    if not args.multirun_dir.is_dir():
+        raise SystemExit(f"error: {args.multirun_dir} is not a directory")
+    report(args.multirun_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -65,9 +65,21 @@ def start_wandb(run_dir: Path, logger_cfg: DictConfig, config: DictConfig):
     import wandb
 
     os.environ.setdefault("WANDB_SILENT", "true")
+    config = OmegaConf.to_container(config, resolve=True)
+    config["overrides"] = command_line_overrides()  # the swept values, to group by in the W&B UI
     return wandb.init(
         project=logger_cfg.project, entity=logger_cfg.get("entity"), group=logger_cfg.get("group"),
         job_type=logger_cfg.get("job_type"), name=logger_cfg.get("name"),
         tags=list(logger_cfg.get("tags") or []), mode=logger_cfg.mode, dir=str(run_dir),
-        config=OmegaConf.to_container(config, resolve=True), reinit="finish_previous",
+        config=config, reinit="finish_previous",
     )
+
+
+def command_line_overrides() -> dict[str, str]:
+    """`key=value` overrides of this job (a sweep's swept values among them)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return {}
+    pairs = (o.split("=", 1) for o in HydraConfig.get().overrides.task if "=" in o)
+    return {key.lstrip("+~"): value for key, value in pairs}
