@@ -138,8 +138,10 @@ def plot_heatmap(runs: pd.DataFrame, path: Path) -> Path | None:
         return None
     table = pd.DataFrame([{**swept, "value": m.normalized_return.iloc[-1]}
                           for swept, m in zip(finished.swept, finished.metrics)])
-    for key in keys:
-        table[key] = pd.to_numeric(table[key], errors="ignore")
+    for key in keys:  # numeric axes sort as numbers
+        numeric = pd.to_numeric(table[key], errors="coerce")
+        if numeric.notna().all():
+            table[key] = numeric
     grid = table.pivot_table(index=keys[0], columns=keys[1], values="value", aggfunc="mean")
     fig, ax = plt.subplots(figsize=(6, 5))
     image = ax.imshow(grid.values, cmap="viridis", origin="lower", aspect="auto")

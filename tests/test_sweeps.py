@@ -1,0 +1,110 @@
+"""A 2x2 sweep on the cheap env through the joblib launcher, and its report."""
+import io
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from dagger.report import bootstrap_ci, report
+from tests.conftest import QUICK, run_cli
+from tests.test_run import TIMINGS
+
+GRID = ["schedule.iterations=1,2", "schedule.rollout_steps=100,200"]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    args = ["-m", "+sweeps=budget_grid", *QUICK, *GRID, "seed=0",
+            "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={root}"]
+    run_cli(*args)
+    return root, args
+
+
+def job_dirs(root):
+    return sorted(p for p in root.iterdir() if (p / ".hydra").is_dir())
+
+
+def swept(job) -> dict[str, str]:
+    """A job folder is named by its overrides: key=value,key=value,..."""
+    pairs = [item.split("=", 1) for item in job.name.replace("[64,64]", "[64;64]").split(",")]
+    return {key: value for key, value in pairs}
+
+
+def test_each_job_writes_a_complete_run(sweep):
+    root, _ = sweep
+    jobs = job_dirs(root)
+    grid = sorted((swept(j)["schedule.iterations"], swept(j)["schedule.rollout_steps"]) for j in jobs)
+    assert grid == [("1", "100"), ("1", "200"), ("2", "100"), ("2", "200")]
+    for job in jobs:
+        assert json.loads((job / "status.json").read_text())["status"] == "finished"
+        metrics = pd.read_csv(job / "metrics.csv")
+        assert len(metrics) == int(swept(job)["schedule.iterations"])
+        assert metrics.expert_labels.iloc[-1] == len(metrics) * int(swept(job)["schedule.rollout_steps"])
+        assert (job / "curve.png").is_file()
+
+
+def test_all_runs_share_one_wandb_group_with_readable_names(sweep):
+    root, _ = sweep
+    names, groups = set(), set()
+    for job in job_dirs(root):
+        (offline,) = (job / "wandb").glob("offline-run-*")
+        out = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--summary", "--json", str(offline)],
+                             capture_output=True, text=True, check=True).stdout
+        config = json.loads(out)["config"]
+        groups.add(config["logger"]["group"])
+        names.add(config["logger"]["name"])
+        assert config["overrides"]["schedule.iterations"] in ("1", "2")  # swept values, to group by
+    assert groups == {"budget_grid-pendulum-sac"}
+    assert len(names) == 4 and all(n.startswith("pendulum-sac-dagger-") for n in names)
+
+
+def test_report_matches_the_runs_own_metrics(sweep, capsys):
+    root, _ = sweep
+    summary = report(root).set_index("configuration")
+    assert (root / "summary.csv").is_file() and (root / "curves.png").is_file()
+    assert (root / "heatmap.png").is_file()  # a two-dimensional grid
+    assert "4 finished, 0 failed or incomplete" in capsys.readouterr().out
+    for job in job_dirs(root):
+        metrics = pd.read_csv(job / "metrics.csv")
+        row = summary.loc[f"schedule.iterations={swept(job)['schedule.iterations']},"
+                          f"schedule.rollout_steps={swept(job)['schedule.rollout_steps']}"]
+        assert row.final_norm_return == pytest.approx(metrics.normalized_return.iloc[-1])
+        assert row.best_norm_return == pytest.approx(metrics.normalized_return.max())
+        assert row.final_labels == metrics.expert_labels.iloc[-1]
+
+
+def test_rerunning_skips_finished_jobs_and_the_report_lists_broken_ones(sweep):
+    root, args = sweep
+    jobs = job_dirs(root)
+    before = {j: (j / "metrics.csv").read_text() for j in jobs}
+    (jobs[0] / "status.json").write_text(json.dumps({"status": "failed", "error": "RuntimeError: boom"}))
+    (jobs[0] / "checkpoint.pt").unlink()  # as if it died before its first iteration finished
+    out = run_cli(*args).stdout
+    assert out.count("already finished") == 3
+    assert all((j / "metrics.csv").read_text() == before[j] for j in jobs[1:])
+    redone, original = pd.read_csv(jobs[0] / "metrics.csv"), pd.read_csv(io.StringIO(before[jobs[0]]))
+    pd.testing.assert_frame_equal(redone.drop(columns=TIMINGS), original.drop(columns=TIMINGS))
+    assert json.loads((jobs[0] / "status.json").read_text())["status"] == "finished"
+
+
+def test_report_lists_failed_runs_instead_of_crashing(tmp_path, capsys):
+    good = tmp_path / "good"
+    run_cli(*QUICK, "schedule.iterations=1", "logger=none", run_dir=good)
+    bad = tmp_path / "bad"
+    result = run_cli(*QUICK, "schedule.iterations=2", "logger=none", "expert.path=/missing.zip", run_dir=bad,
+                     check=False)
+    assert result.returncode != 0
+    # The failed job has its Hydra folder but no metrics: the report names it and carries on.
+    summary = report(tmp_path)
+    out = capsys.readouterr().out
+    assert f"not started: {bad}" in out and "1 finished, 1 failed or incomplete" in out
+    assert len(summary) == 1
+
+
+def test_bootstrap_interval_brackets_the_mean():
+    low, high = bootstrap_ci([0.2, 0.4, 0.6, 0.8])
+    assert low < 0.5 < high
+    assert bootstrap_ci([0.7]) == (0.7, 0.7)
