@@ -133,7 +133,8 @@ def plot_sweep_curves(runs: pd.DataFrame, path: Path) -> Path:
 def plot_heatmap(runs: pd.DataFrame, path: Path) -> Path | None:
     """Final normalised return over a two-dimensional grid (e.g. iterations x rollout budget)."""
     finished = runs[runs.status == "finished"]
-    keys = sorted({k for swept in finished.swept for k in swept})
+    keys = sorted(k for k in {k for swept in finished.swept for k in swept}
+                  if len({swept.get(k) for swept in finished.swept}) > 1)
     if len(keys) != 2:
         return None
     table = pd.DataFrame([{**swept, "value": m.normalized_return.iloc[-1]}
