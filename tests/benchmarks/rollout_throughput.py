@@ -1,0 +1,67 @@
+"""Rollout throughput against the raw simulator: python -m tests.benchmarks.rollout_throughput [env] [expert zip]
+
+Prints env steps per second, on one core, of
+  raw      gymnasium env.step with random actions, one env (the ceiling),
+  collect  the DAgger collector (batched expert labels + learner, beta-mixing) for several vector sizes.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from dagger.config import PROJECT_ROOT
+from dagger.envs import make_env
+from dagger.experts import load_expert
+from dagger.policy import Learner
+from dagger.rollout import Collector
+
+STEPS = 20_000
+
+
+def raw_rate(env_cfg) -> float:
+    env = make_env(env_cfg)
+    env.reset(seed=0)
+    actions = np.random.default_rng(0).uniform(env.action_space.low, env.action_space.high,
+                                              (STEPS, *env.action_space.shape))
+    start = time.perf_counter()
+    for a in actions:
+        _, _, terminated, truncated, _ = env.step(a)
+        if terminated or truncated:
+            env.reset()
+    return STEPS / (time.perf_counter() - start)
+
+
+def collect_rate(env_cfg, expert, num_envs: int, beta: float) -> float:
+    collector = Collector(env_cfg, num_envs, seed=0)
+    space = collector.venv.single_action_space
+    learner = Learner(collector.venv.single_observation_space.shape[0], space.low, space.high, hidden=[256, 256],
+                      activation="relu", loss="mse", lr=1e-3, batch_size=256, gradient_steps=1, warm_start=True)
+    rng = np.random.default_rng(0)
+    collector.collect(expert.act, learner.act, beta, 200, rng)  # warm-up
+    start = time.perf_counter()
+    rollout = collector.collect(expert.act, learner.act, beta, STEPS, rng)
+    return rollout.env_steps / (time.perf_counter() - start)
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    name = sys.argv[1] if len(sys.argv) > 1 else "walker"
+    env_cfg = OmegaConf.load(PROJECT_ROOT / "conf" / "env" / f"{name}.yaml")
+    path = sys.argv[2] if len(sys.argv) > 2 else str(PROJECT_ROOT / "experts" / "sac" / f"{env_cfg.id}.zip")
+    expert = load_expert(OmegaConf.create({"algo": "sac", "path": path, "deterministic": True}), name,
+                         make_env(env_cfg))
+    print(f"{env_cfg.id}, one thread, {STEPS} steps per figure")
+    raw = raw_rate(env_cfg)
+    print(f"raw env.step, random actions, 1 env: {raw:8.0f} steps/s")
+    for num_envs in (1, 4, 8, 16):
+        for beta in (1.0, 0.0):
+            rate = collect_rate(env_cfg, expert, num_envs, beta)
+            print(f"collect num_envs={num_envs:<2d} beta={beta:.0f}:   {rate:8.0f} steps/s  ({rate / raw:4.0%} of raw)")
+
+
+if __name__ == "__main__":
+    main()
