@@ -185,12 +185,10 @@ def publish(cfg: DictConfig) -> dict:
     expert = load_expert(OmegaConf.create({"algo": algo, "path": str(target), "deterministic": True}),
                          cfg.env.name, env)
     returns = episode_returns(env, expert.act, cfg.publish_episodes, seed=10_000)
-    rng = np.random.default_rng(0)
     env.action_space.seed(0)
     random_returns = episode_returns(env, lambda o: np.stack([env.action_space.sample() for _ in o]),
                                      cfg.publish_episodes, seed=20_000)
     progress = Progress(work / "progress.json").state
-    del rng
     entry = {
         "env_id": env_id, "algo": algo, "file": str(target.relative_to(PROJECT_ROOT)),
         "sha256": sha256(target), "size_bytes": target.stat().st_size,
@@ -206,6 +204,10 @@ def publish(cfg: DictConfig) -> dict:
         "versions": {p: version(p) for p in ("stable_baselines3", "sb3_contrib", "torch", "gymnasium", "mujoco")}
         | {"python": platform.python_version()},
     }
+    floor = cfg.floors.get(env_id)
+    if floor is not None:
+        entry["floor"] = floor
+        entry["meets_floor"] = bool(entry["eval_return_mean"] >= floor)
     if stats.is_file():
         entry["vecnormalize"] = str((target.parent / env_id / "vecnormalize.pkl").relative_to(PROJECT_ROOT))
     manifest = load_manifest()
@@ -254,11 +256,12 @@ def episode_returns(env, act, episodes: int, seed: int) -> list[float]:
 def write_experts_readme(manifest: dict) -> None:
     """Regenerate the table in experts/README.md between its markers."""
     readme = PROJECT_ROOT / "experts" / "README.md"
-    rows = ["| expert | timesteps | return (mean ± std, episodes) | random | train time | file size | command |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| expert | timesteps | return (mean ± std, episodes) | floor | random | train time | file size | command |",
+            "|---|---|---|---|---|---|---|---|"]
     for key, e in manifest.items():
+        floor = f"{e['floor']} {'met' if e['meets_floor'] else '**not met**'}" if "floor" in e else "-"
         rows.append(f"| `{key}` | {e['timesteps']:,} of {e['trained_timesteps']:,} | {e['eval_return_mean']:.0f} ± "
-                    f"{e['eval_return_std']:.0f} ({e['eval_episodes']}) | {e['random_return_mean']:.0f} | "
+                    f"{e['eval_return_std']:.0f} ({e['eval_episodes']}) | {floor} | {e['random_return_mean']:.0f} | "
                     f"{e['train_wall_time_s'] / 60:.0f} min | {e['size_bytes'] / 1e6:.1f} MB | `{e['command']}` |")
     table = "\n".join(rows)
     start, end = "<!-- manifest table -->", "<!-- end manifest table -->"
