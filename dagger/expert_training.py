@@ -1,8 +1,8 @@
 """Training, checkpointing and shipping Stable-Baselines3 experts (used by experts/train.py).
 
 Work files (full checkpoint, replay buffer, best model so far) live in `work_dir`, which is
-never committed; shipping copies the best model to `experts/<algo>/<EnvId>.zip` and records
-how it was made and how good it is in `experts/manifest.yaml`.
+never committed; shipping copies the best model to `<ship_dir>/<algo>/<EnvId>.zip` (ship_dir:
+`experts/`) and records how it was made and how good it is in `<ship_dir>/manifest.yaml`.
 """
 from __future__ import annotations
 
@@ -25,11 +25,9 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
-from dagger.config import PROJECT_ROOT
 from dagger.envs import make_env
 from dagger.experts import algorithm_class, train_command
 
-MANIFEST = PROJECT_ROOT / "experts" / "manifest.yaml"
 
 
 def make_train_env(cfg: DictConfig, stats: Path | None = None, training: bool = True) -> VecEnv:
@@ -173,7 +171,8 @@ def publish(cfg: DictConfig) -> dict:
     best = work / "best"
     if not (best / f"{env_id}.zip").is_file():
         raise FileNotFoundError(f"{best / (env_id + '.zip')}: nothing trained yet")
-    target = PROJECT_ROOT / "experts" / algo / f"{env_id}.zip"
+    ship_dir = Path(cfg.ship_dir)
+    target = ship_dir / algo / f"{env_id}.zip"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(best / f"{env_id}.zip", target)
     stats = best / env_id / "vecnormalize.pkl"
@@ -190,7 +189,7 @@ def publish(cfg: DictConfig) -> dict:
                                      cfg.publish_episodes, seed=20_000)
     progress = Progress(work / "progress.json").state
     entry = {
-        "env_id": env_id, "algo": algo, "file": str(target.relative_to(PROJECT_ROOT)),
+        "env_id": env_id, "algo": algo, "file": str(target.relative_to(ship_dir)),
         "sha256": sha256(target), "size_bytes": target.stat().st_size,
         "timesteps": int(progress.get("best_timesteps", 0)),
         "trained_timesteps": trained_timesteps(work),
@@ -209,11 +208,11 @@ def publish(cfg: DictConfig) -> dict:
         entry["floor"] = floor
         entry["meets_floor"] = bool(entry["eval_return_mean"] >= floor)
     if stats.is_file():
-        entry["vecnormalize"] = str((target.parent / env_id / "vecnormalize.pkl").relative_to(PROJECT_ROOT))
-    manifest = load_manifest()
+        entry["vecnormalize"] = str((target.parent / env_id / "vecnormalize.pkl").relative_to(ship_dir))
+    manifest = load_manifest(ship_dir)
     manifest[f"{algo}/{env_id}"] = entry
-    MANIFEST.write_text(yaml.safe_dump(dict(sorted(manifest.items())), sort_keys=False))
-    write_experts_readme(manifest)
+    (ship_dir / "manifest.yaml").write_text(yaml.safe_dump(dict(sorted(manifest.items())), sort_keys=False))
+    write_experts_readme(manifest, ship_dir / "README.md")
     print(f"shipped {target}: {entry['eval_return_mean']} ± {entry['eval_return_std']} over "
           f"{entry['eval_episodes']} episodes (random policy {entry['random_return_mean']})", flush=True)
     return entry
@@ -235,8 +234,10 @@ def trained_timesteps(work: Path) -> int:
     return int(lines[-1].split(",")[0]) if lines else 0
 
 
-def load_manifest() -> dict:
-    return yaml.safe_load(MANIFEST.read_text()) or {} if MANIFEST.is_file() else {}
+def load_manifest(ship_dir: Path) -> dict:
+    """`<ship_dir>/manifest.yaml`: `<algo>/<EnvId>` -> entry; files are relative to ship_dir."""
+    path = ship_dir / "manifest.yaml"
+    return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
 
 
 def episode_returns(env, act, episodes: int, seed: int) -> list[float]:
@@ -253,9 +254,8 @@ def episode_returns(env, act, episodes: int, seed: int) -> list[float]:
     return returns
 
 
-def write_experts_readme(manifest: dict) -> None:
-    """Regenerate the table in experts/README.md between its markers."""
-    readme = PROJECT_ROOT / "experts" / "README.md"
+def write_experts_readme(manifest: dict, readme: Path) -> None:
+    """Regenerate the manifest table in the experts' README between its markers."""
     rows = ["| expert | timesteps | return (mean ± std, episodes) | floor | random | train time | file size | command |",
             "|---|---|---|---|---|---|---|---|"]
     for key, e in manifest.items():

@@ -7,7 +7,8 @@ from dagger.config import PROJECT_ROOT
 from dagger.expert_training import episode_returns, load_manifest, sha256
 from dagger.experts import load_expert
 
-MANIFEST = load_manifest()
+EXPERTS = PROJECT_ROOT / "experts"
+MANIFEST = load_manifest(EXPERTS)
 
 
 def test_manifest_lists_the_cheap_test_expert():
@@ -17,7 +18,7 @@ def test_manifest_lists_the_cheap_test_expert():
 @pytest.mark.parametrize("key", sorted(MANIFEST))
 def test_shipped_expert_matches_its_manifest(key):
     entry = MANIFEST[key]
-    path = PROJECT_ROOT / entry["file"]
+    path = EXPERTS / entry["file"]
     assert sha256(path) == entry["sha256"], f"{path} changed since it was recorded"
     assert path.stat().st_size <= 5_000_000
     env = gym.make(entry["env_id"])

@@ -1,0 +1,45 @@
+"""experts/train.py: trains, checkpoints, resumes and ships, for off-policy and normalised on-policy experts."""
+import yaml
+
+from dagger.expert_training import sha256
+from tests.conftest import run_cli
+
+
+def train(tmp_path, *overrides):
+    return run_cli("env=pendulum", f"work_dir={tmp_path / 'work'}", f"ship_dir={tmp_path / 'ship'}",
+                   "publish_episodes=2", "eval_episodes=1", *overrides, script="experts/train.py")
+
+
+def test_ppo_with_normalisation_ships_zoo_layout_and_manifest(tmp_path):
+    args = ["expert=ppo", "+expert.train.hyperparams.n_steps=64", "+expert.train.hyperparams.batch_size=32",
+            "eval_every=64",
+            "checkpoint_every=64"]
+    train(tmp_path, *args, "expert.train.timesteps=128")
+    ship = tmp_path / "ship"
+    model = ship / "ppo" / "InvertedPendulum-v5.zip"
+    assert (ship / "ppo" / "InvertedPendulum-v5" / "vecnormalize.pkl").is_file()
+    entry = yaml.safe_load((ship / "manifest.yaml").read_text())["ppo/InvertedPendulum-v5"]
+    assert entry["sha256"] == sha256(model) and entry["file"] == "ppo/InvertedPendulum-v5.zip"
+    assert entry["eval_episodes"] == 2 and entry["trained_timesteps"] == 128
+    assert {"random_return_mean", "train_wall_time_s", "seed", "versions", "floor", "meets_floor"} <= set(entry)
+    assert "expert.train.timesteps=128" in entry["command"]
+    assert "ppo/InvertedPendulum-v5" in (ship / "README.md").read_text()
+
+    result = train(tmp_path, *args, "expert.train.timesteps=192")
+    assert "resuming" in result.stdout and "at 128 steps" in result.stdout
+    entry = yaml.safe_load((ship / "manifest.yaml").read_text())["ppo/InvertedPendulum-v5"]
+    assert entry["trained_timesteps"] == 192
+
+
+def test_sac_resumes_with_its_replay_buffer(tmp_path):
+    args = ["expert=sac", "expert.train.hyperparams.learning_starts=50", "eval_every=100", "checkpoint_every=100"]
+    train(tmp_path, *args, "expert.train.timesteps=100")
+    assert (tmp_path / "work" / "replay_buffer.pkl").is_file()
+    result = train(tmp_path, *args, "expert.train.timesteps=200")
+    assert "at 100 steps" in result.stdout
+
+    from stable_baselines3 import SAC
+
+    model = SAC.load(tmp_path / "work" / "checkpoint.zip")
+    model.load_replay_buffer(tmp_path / "work" / "replay_buffer.pkl")
+    assert model.num_timesteps == 200 and model.replay_buffer.size() == 200
