@@ -14,7 +14,7 @@ initial demonstrations). Each finished iteration is checkpointed, so a killed ru
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from rich.console import Console
 from dagger.data import Dataset
 from dagger.experts import Expert
 from dagger.policy import Learner
-from dagger.rollout import Collector, Evaluator
+from dagger.rollout import Collector, Evaluator, Rollout
 from dagger.schedules import BetaSchedule
 from dagger.tracking import Tracker
 
@@ -65,66 +65,69 @@ class References:
         return (value - self.random_mean) / max(self.expert_mean - self.random_mean, 1e-8)
 
 
+@dataclass
+class Progress:
+    """Where the run stands after its last finished iteration."""
+
+    refs: References
+    iteration: int = 0
+    env_steps: int = 0
+    wall_time_s: float = 0.0
+
+
 def run_dagger(parts: Parts) -> list[dict]:
     """Run (or resume) the loop; returns the metrics rows."""
     p = parts
     data = Dataset(p.collector.venv.single_observation_space.shape[0], p.collector.venv.single_action_space.shape[0])
-    state = load_checkpoint(p, data)
-    if state is None:
-        refs = measure_references(p)
-        start, env_steps, wall = 1, 0, 0.0
-        if p.budget.initial_expert_steps > 0:
-            demos = p.collector.collect(p.expert.act, p.learner.act, 1.0, p.budget.initial_expert_steps, rng(p, 0))
-            data.add(demos.obs, demos.labels)
-            env_steps = demos.env_steps
-            row = fit_and_evaluate(p, data, refs, iteration=0, beta=1.0, rollout=demos, env_steps=env_steps,
-                                   rollout_time=0.0, wall_before=0.0)
-            wall = row["wall_time_s"]
-            checkpoint(p, data, refs, row)
+    progress = load_checkpoint(p, data)
+    if progress is None:
+        progress = Progress(measure_references(p))
+        if p.budget.initial_expert_steps > 0:  # D <- expert demonstrations; BC on them is iteration 0
+            progress = iterate(p, data, progress, 0, 1.0, p.budget.initial_expert_steps)
     else:
-        refs, last = state
-        start, env_steps, wall = last["iteration"] + 1, last["env_steps"], last["wall_time_s"]
-        console.print(f"resuming after iteration {last['iteration']} ({len(data)} labels)")
-
-    for i in range(start, p.budget.iterations + 1):
-        t0 = time.perf_counter()
-        beta = p.schedule(i)
-        rollout = p.collector.collect(p.expert.act, p.learner.act, beta, p.budget.rollout_steps, rng(p, i))
-        data.add(rollout.obs, rollout.labels)  # D <- D + D_i
-        env_steps += rollout.env_steps
-        row = fit_and_evaluate(p, data, refs, iteration=i, beta=beta, rollout=rollout, env_steps=env_steps,
-                               rollout_time=time.perf_counter() - t0, wall_before=wall)
-        wall = row["wall_time_s"]
-        checkpoint(p, data, refs, row)
+        console.print(f"resuming after iteration {progress.iteration} ({len(data)} labels)")
+    for i in range(progress.iteration + 1, p.budget.iterations + 1):
+        progress = iterate(p, data, progress, i, p.schedule(i), p.budget.rollout_steps)
     return p.tracker.rows
 
 
-def fit_and_evaluate(p: Parts, data: Dataset, refs: References, *, iteration: int, beta: float, rollout,
-                     env_steps: int, rollout_time: float, wall_before: float) -> dict:
-    """Fit the learner on all of D, evaluate it alone, and log the iteration's row."""
+def iterate(p: Parts, data: Dataset, progress: Progress, i: int, beta: float, steps: int) -> Progress:
+    """One DAgger iteration: collect with the beta-mixture, aggregate, fit, evaluate, record, checkpoint."""
     t0 = time.perf_counter()
-    generator = torch.Generator().manual_seed(p.seed * 100_003 + iteration)
-    loss = p.learner.fit(data, generator)
+    # pi_i = beta * expert + (1 - beta) * learner; the expert labels every state pi_i visits.
+    rollout = p.collector.collect(p.expert.act, p.learner.act, beta, steps, rng(p, i))
+    data.add(rollout.obs, rollout.labels)  # D <- D + D_i
     t1 = time.perf_counter()
-    returns = p.evaluator.returns(p.learner.act)
+    loss = p.learner.fit(data, torch.Generator().manual_seed(p.seed * 100_003 + i))  # pi_hat_{i+1} on all of D
     t2 = time.perf_counter()
-    row = {
-        "iteration": iteration, "beta": beta,
+    returns = p.evaluator.returns(p.learner.act)  # the learner alone, deterministic
+    t3 = time.perf_counter()
+    progress = Progress(progress.refs, i, progress.env_steps + rollout.env_steps, progress.wall_time_s + t3 - t0)
+    row = metrics_row(progress, data, beta, rollout, returns, loss, times=(t1 - t0, t2 - t1, t3 - t2))
+    p.tracker.log(row)
+    console.print(f"iter {i:>3d} beta {beta:4.2f} labels {len(data):>7d} loss {loss:7.4f} "
+                  f"return {row['return_mean']:7.1f} ± {row['return_std']:6.1f} ({row['normalized_return']:4.0%}) "
+                  f"rollout {t1 - t0:4.1f}s fit {t2 - t1:4.1f}s eval {t3 - t2:4.1f}s", soft_wrap=True)
+    checkpoint(p, data, progress)
+    return progress
+
+
+def metrics_row(progress: Progress, data: Dataset, beta: float, rollout: Rollout, returns: np.ndarray,
+                loss: float, times: tuple[float, float, float]) -> dict:
+    """One row of metrics.csv (the seed's means, stds, train_size, expert_mean, expert_std, and more)."""
+    refs = progress.refs
+    return {
+        "iteration": progress.iteration, "beta": beta,
         "return_mean": float(returns.mean()), "return_std": float(returns.std()),
         "normalized_return": refs.normalized(float(returns.mean())),
-        "dataset_size": len(data), "expert_labels": len(data), "env_steps": env_steps,
+        "dataset_size": len(data), "expert_labels": len(data), "env_steps": progress.env_steps,
         "expert_return_mean": refs.expert_mean, "expert_return_std": refs.expert_std,
         "random_return_mean": refs.random_mean,
         "rollout_return_mean": float(np.mean(rollout.episode_returns)) if rollout.episode_returns else float("nan"),
         "expert_action_fraction": rollout.expert_fraction, "train_loss": loss,
-        "fit_time_s": t1 - t0, "rollout_time_s": rollout_time, "eval_time_s": t2 - t1,
-        "wall_time_s": wall_before + rollout_time + (t2 - t0),
+        "rollout_time_s": times[0], "fit_time_s": times[1], "eval_time_s": times[2],
+        "wall_time_s": progress.wall_time_s,
     }
-    p.tracker.log(row)
-    console.print(f"iter {iteration:>3d} beta {beta:4.2f} labels {len(data):>7d} loss {loss:7.4f} "
-                  f"return {row['return_mean']:7.1f} ± {row['return_std']:6.1f} ({row['normalized_return']:4.0%}) "
-                  f"rollout {rollout_time:4.1f}s fit {t1 - t0:4.1f}s eval {t2 - t1:4.1f}s", soft_wrap=True)
-    return row
 
 
 def measure_references(p: Parts) -> References:
@@ -144,10 +147,10 @@ def rng(p: Parts, iteration: int) -> np.random.Generator:
     return np.random.default_rng([p.seed, iteration])
 
 
-def checkpoint(p: Parts, data: Dataset, refs: References, row: dict) -> None:
+def checkpoint(p: Parts, data: Dataset, progress: Progress) -> None:
     """Save the dataset, the learner, and the state needed to resume after this iteration."""
     data.save(p.run_dir / "dataset.npz")
-    state = {"row": row, "references": refs.__dict__, "learner": p.learner.state_dict(),
+    state = {"progress": asdict(progress), "dataset_size": len(data), "learner": p.learner.state_dict(),
              "collector": p.collector.state_dict(), "rows": p.tracker.rows}
     tmp = p.run_dir / "checkpoint.tmp.pt"
     torch.save(state, tmp)
@@ -155,14 +158,15 @@ def checkpoint(p: Parts, data: Dataset, refs: References, row: dict) -> None:
     torch.save(p.learner.policy.state_dict(), p.run_dir / "learner.pt")
 
 
-def load_checkpoint(p: Parts, data: Dataset) -> tuple[References, dict] | None:
+def load_checkpoint(p: Parts, data: Dataset) -> Progress | None:
     path = p.run_dir / "checkpoint.pt"
     if not path.is_file():
         return None
     state = torch.load(path, weights_only=False)  # our own file, written by checkpoint() above
-    saved = Dataset.load(p.run_dir / "dataset.npz")
-    data.add(saved.obs, saved.acts)
+    saved = Dataset.load(p.run_dir / "dataset.npz")  # may be one iteration ahead if killed in between
+    data.add(saved.obs[: state["dataset_size"]], saved.acts[: state["dataset_size"]])
     p.learner.load_state_dict(state["learner"])
     p.collector.load_state_dict(state["collector"])
     p.tracker.restore(state["rows"])
-    return References(**state["references"]), state["row"]
+    progress = state["progress"]
+    return Progress(References(**progress.pop("refs")), **progress)

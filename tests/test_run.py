@@ -78,7 +78,7 @@ def test_killed_run_resumes_to_the_same_numbers(tmp_path):
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         ckpt = resumed / "checkpoint.pt"
-        if ckpt.is_file() and torch.load(ckpt, weights_only=False)["row"]["iteration"] >= 1:
+        if ckpt.is_file() and torch.load(ckpt, weights_only=False)["progress"]["iteration"] >= 1:
             break
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
