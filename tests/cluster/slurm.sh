@@ -10,13 +10,36 @@ export SLURM_CONF=$STATE/slurm.conf   # read by the daemons, sinfo/sbatch, and s
 # 1. Packages (once).
 if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v sinfo >/dev/null \
    || ! command -v munged >/dev/null; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends slurmctld slurmd slurm-client munge
+  echo "installing slurmctld, slurmd, slurm-client and munge (log: $WORK/apt.log)"
+  mkdir -p "$WORK"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      slurmctld slurmd slurm-client munge; } >"$WORK/apt.log" 2>&1 || { tail -n 20 "$WORK/apt.log"; exit 1; }
 fi
 
+# Daemons started by this script (or left by an earlier run of it): stopped by their pid files.
+stop() {
+  local pidfile pid
+  for pidfile in "$@"; do
+    pid=$(cat "$pidfile" 2>/dev/null) || continue
+    case $(cat "/proc/$pid/comm" 2>/dev/null) in slurm*|munged) ;; *) rm -f "$pidfile"; continue ;; esac
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$pidfile"
+  done
+}
+stop_all() {
+  # Jobs still in our private cluster (a sweep that failed or timed out) are cancelled first.
+  if [ -s "$STATE/slurmctld.pid" ] && squeue -h -o %A 2>/dev/null | xargs -r scancel; then
+    for _ in $(seq 30); do [ -z "$(squeue -h 2>/dev/null)" ] && break; sleep 1; done
+  fi
+  stop "$STATE/slurmd.pid" "$STATE/slurmctld.pid" ${STARTED_MUNGE:+/run/munge/munged.pid}
+}
+stop_all                     # whatever an interrupted earlier run left
+trap stop_all EXIT
+
 # 2. Munge (authentication between the Slurm parts): a key, and munged unless one already answers.
-STARTED_MUNGE=""
-if ! munge -n </dev/null | unmunge >/dev/null 2>&1; then
+if ! munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; then
   [ -s /etc/munge/munge.key ] || mungekey --create --keyfile=/etc/munge/munge.key
   chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key
   mkdir -p /run/munge && chown munge:munge /run/munge
@@ -26,15 +49,6 @@ fi
 
 # 3. A minimal cluster: one node with 2 CPUs, one default partition, no cgroups and no accounting
 #    (submitit's sacct calls then fail harmlessly; it sees a job finish by its result file).
-stop_slurm() {   # the daemons started by this script (or a previous run of it), by their pid files
-  for pidfile in "$STATE"/slurmd.pid "$STATE"/slurmctld.pid; do
-    if [ -s "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; fi
-    rm -f "$pidfile"
-  done
-  if [ -n "$STARTED_MUNGE" ] && [ -s /run/munge/munged.pid ]; then kill "$(cat /run/munge/munged.pid)" || true; fi
-}
-stop_slurm && sleep 1
-trap stop_slurm EXIT
 rm -rf "$STATE" && mkdir -p "$STATE/ctld" "$STATE/spool"
 MEM_MB=$(awk '/MemTotal/ {print int($2 / 1024)}' /proc/meminfo)
 cat >"$SLURM_CONF" <<CONF
@@ -56,6 +70,7 @@ SelectTypeParameters=CR_Core
 SlurmdParameters=config_overrides
 ReturnToService=2
 MpiDefault=none
+MailProg=/bin/true
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=2 RealMemory=$MEM_MB State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 CONF
@@ -73,4 +88,6 @@ sinfo
 # 5. The sweep through Slurm, then locally, and the comparison.
 rm -rf "$BASE" && mkdir -p "$BASE"
 sweep slurm "$BASE/slurm" hydra/launcher=slurm
+# The jobs really ran as Slurm jobs: one submitit result file per job.
+[ "$(ls "$BASE"/slurm/.submitit/*/*_result.pkl 2>/dev/null | wc -l)" = 2 ] || { echo "the sweep did not run on Slurm"; exit 1; }
 compare_with_local slurm
