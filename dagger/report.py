@@ -118,8 +118,8 @@ def plot_sweep_curves(runs: pd.DataFrame, path: Path) -> Path:
         ax.fill_between(mean.index, ci[:, 0], ci[:, 1], color=line.get_color(), alpha=0.2)
         expert_band.extend((table.expert_return_std / (table.expert_return_mean - table.random_return_mean)).tolist())
     half = float(np.mean(expert_band)) if expert_band else 0.0
-    ax.axhspan(1 - half, 1 + half, color="tab:orange", alpha=0.15)
-    ax.axhline(1.0, color="tab:orange", label="expert (± std)")
+    ax.axhspan(1 - half, 1 + half, color="grey", alpha=0.15)
+    ax.axhline(1.0, color="black", linestyle="--", label="expert (± std)")
     ax.set_xlabel("expert labels")
     ax.set_ylabel("normalised return  (R - random) / (expert - random)")
     ax.grid(alpha=0.3)
