@@ -1,5 +1,6 @@
 """run.py end to end on the cheap env with its shipped expert."""
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -75,12 +76,7 @@ def test_killed_run_resumes_to_the_same_numbers(tmp_path):
     resumed = tmp_path / "resumed"
     proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args, f"hydra.run.dir={resumed}"],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        ckpt = resumed / "checkpoint.pt"
-        if ckpt.is_file() and torch.load(ckpt, weights_only=False)["progress"]["iteration"] >= 1:
-            break
-        time.sleep(0.2)
+    wait_for_checkpoint(proc, resumed)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL, "the run finished before it could be interrupted"
     assert len(pd.read_csv(resumed / "metrics.csv")) < 4
@@ -89,6 +85,32 @@ def test_killed_run_resumes_to_the_same_numbers(tmp_path):
     assert "resuming after iteration" in result.stdout
     again = pd.read_csv(resumed / "metrics.csv")
     pd.testing.assert_frame_equal(again.drop(columns=TIMINGS), straight.drop(columns=TIMINGS))
+
+
+def wait_for_checkpoint(proc: subprocess.Popen, run_dir, iteration: int = 1) -> None:
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        ckpt = run_dir / "checkpoint.pt"
+        if ckpt.is_file() and torch.load(ckpt, weights_only=False)["progress"]["iteration"] >= iteration:
+            return
+        time.sleep(0.2)
+
+
+def test_interrupted_run_shows_as_failed_in_its_status_and_wandb(tmp_path):
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *QUICK, "schedule.iterations=50",
+                             f"hydra.run.dir={run_dir}"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_checkpoint(proc, run_dir)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) != 0
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "failed" and "KeyboardInterrupt" in status["error"]
+    (offline,) = (run_dir / "wandb").glob("offline-run-*")
+    out = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--summary", "--json", str(offline)],
+                         capture_output=True, text=True, check=True).stdout
+    assert json.loads(out)["exit_code"] != 0
 
 
 def test_resuming_with_a_different_experiment_is_refused(tmp_path):
