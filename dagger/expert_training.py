@@ -194,12 +194,13 @@ def publish(cfg: DictConfig) -> dict:
         "timesteps": int(progress.get("best_timesteps", 0)),
         "trained_timesteps": trained_timesteps(work),
         "seed": int(cfg.seed), "train_wall_time_s": round(progress["wall_time_s"], 1),
-        "hyperparams": OmegaConf.to_container(cfg.expert.train, resolve=True),
+        "hyperparams": OmegaConf.to_container(cfg.expert.train.hyperparams, resolve=True),
+        "normalize": bool(cfg.expert.train.normalize),
         "eval_return_mean": round(float(np.mean(returns)), 2), "eval_return_std": round(float(np.std(returns)), 2),
         "eval_episodes": len(returns), "deterministic": True,
         "random_return_mean": round(float(np.mean(random_returns)), 2),
         "random_return_std": round(float(np.std(random_returns)), 2),
-        "command": reproduce_command(cfg),
+        "command": reproduce_command(cfg, trained_timesteps(work)),
         "versions": {p: version(p) for p in ("stable_baselines3", "sb3_contrib", "torch", "gymnasium", "mujoco")}
         | {"python": platform.python_version()},
     }
@@ -218,15 +219,16 @@ def publish(cfg: DictConfig) -> dict:
     return entry
 
 
-def reproduce_command(cfg: DictConfig) -> str:
-    """The training command with the overrides this expert was trained with."""
+def reproduce_command(cfg: DictConfig, timesteps: int) -> str:
+    """The training command with this expert's overrides, stopping where its training stopped."""
     from hydra.core.hydra_config import HydraConfig
 
     extra = []
     if HydraConfig.initialized():
-        skip = ("env=", "expert=", "publish_only=", "publish_episodes=", "work_dir=")
+        skip = ("env=", "expert=", "publish_only=", "publish_episodes=", "work_dir=", "ship_dir=",
+                "expert.train.timesteps=")
         extra = [o for o in HydraConfig.get().overrides.task if not o.startswith(skip)]
-    return " ".join([train_command(cfg.env.name, cfg.expert.algo), *extra])
+    return " ".join([train_command(cfg.env.name, cfg.expert.algo), f"expert.train.timesteps={timesteps}", *extra])
 
 
 def trained_timesteps(work: Path) -> int:

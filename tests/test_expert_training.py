@@ -22,7 +22,7 @@ def test_ppo_with_normalisation_ships_zoo_layout_and_manifest(tmp_path):
     assert entry["sha256"] == sha256(model) and entry["file"] == "ppo/InvertedPendulum-v5.zip"
     assert entry["eval_episodes"] == 2 and entry["trained_timesteps"] == 128
     assert {"random_return_mean", "train_wall_time_s", "seed", "versions", "floor", "meets_floor"} <= set(entry)
-    assert "expert.train.timesteps=128" in entry["command"]
+    assert "expert.train.timesteps=128" in entry["command"] and "ship_dir" not in entry["command"]
     assert "ppo/InvertedPendulum-v5" in (ship / "README.md").read_text()
 
     result = train(tmp_path, *args, "expert.train.timesteps=192")
