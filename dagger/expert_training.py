@@ -30,6 +30,9 @@ from dagger.experts import algorithm_class, train_command
 
 
 
+EVAL_SEED = 10_000  # the manifest's evaluation episodes use seeds EVAL_SEED, EVAL_SEED + 1, ...
+
+
 def make_train_env(cfg: DictConfig, stats: Path | None = None, training: bool = True) -> VecEnv:
     venv = DummyVecEnv([lambda: Monitor(make_env(cfg.env))])
     if not cfg.expert.train.normalize:
@@ -183,7 +186,7 @@ def publish(cfg: DictConfig) -> dict:
     env = make_env(cfg.env)
     expert = load_expert(OmegaConf.create({"algo": algo, "path": str(target), "deterministic": True}),
                          cfg.env.name, env)
-    returns = episode_returns(env, expert.act, cfg.publish_episodes, seed=10_000)
+    returns = episode_returns(env, expert.act, cfg.publish_episodes, seed=EVAL_SEED)
     env.action_space.seed(0)
     random_returns = episode_returns(env, lambda o: np.stack([env.action_space.sample() for _ in o]),
                                      cfg.publish_episodes, seed=20_000)
