@@ -5,7 +5,6 @@ Config groups (conf/): env, expert, policy, schedule, logger. `--help` lists the
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from dagger.config import ConfigError, pick_device, register_resolvers, validate
+from dagger.tracking import read_status, write_status
 
 register_resolvers()
 
@@ -89,16 +89,6 @@ def finished_rows(cfg: DictConfig, run_dir: Path) -> list[dict] | None:
 
         return pd.read_csv(run_dir / "metrics.csv").to_dict("records")
     return None
-
-
-def read_status(run_dir: Path) -> dict:
-    path = run_dir / "status.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def write_status(run_dir: Path, status: str, **extra) -> None:
-    """running, finished or failed: what the sweep report reads to list incomplete runs."""
-    (run_dir / "status.json").write_text(json.dumps({"status": status, **extra}))
 
 
 def summarize(rows: list[dict]) -> dict:

@@ -38,16 +38,15 @@ IGNORED_OVERRIDES = ("seed", "hydra/launcher", "+sweeps", "logger", "logger.mode
 
 def find_runs(root: Path) -> pd.DataFrame:
     """One row per job under `root`: its swept values, seed, status and metrics (if any)."""
-    import json
-
     import yaml
+
+    from dagger.tracking import read_status
 
     runs = []
     for overrides_file in sorted(root.rglob(".hydra/overrides.yaml")):
         run_dir = overrides_file.parent.parent
         overrides = dict(o.split("=", 1) for o in yaml.safe_load(overrides_file.read_text()) or [] if "=" in o)
-        status_file = run_dir / "status.json"
-        status = json.loads(status_file.read_text()).get("status") if status_file.is_file() else "not started"
+        status = read_status(run_dir).get("status", "not started")
         metrics_file = run_dir / "metrics.csv"
         metrics = pd.read_csv(metrics_file) if metrics_file.is_file() else pd.DataFrame()
         swept = {k.lstrip("+~"): v for k, v in overrides.items() if k.lstrip("+~") not in IGNORED_OVERRIDES}

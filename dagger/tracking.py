@@ -1,7 +1,9 @@
-"""One tracker interface for the run's outputs: `metrics.csv` always, plus W&B unless `logger=none`."""
+"""One tracker interface for the run's outputs: `metrics.csv` always, plus W&B unless `logger=none`,
+and the run's `status.json`."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 from pathlib import Path
 
@@ -83,3 +85,13 @@ def command_line_overrides() -> dict[str, str]:
         return {}
     pairs = (o.split("=", 1) for o in HydraConfig.get().overrides.task if "=" in o)
     return {key.lstrip("+~"): value for key, value in pairs}
+
+
+def read_status(run_dir: Path) -> dict:
+    path = run_dir / "status.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_status(run_dir: Path, status: str, **extra) -> None:
+    """running, finished or failed: what resuming and the sweep report read."""
+    (run_dir / "status.json").write_text(json.dumps({"status": status, **extra}))
