@@ -1,8 +1,10 @@
 """Training, checkpointing and shipping Stable-Baselines3 experts (used by experts/train.py).
 
-Work files (full checkpoint, replay buffer, best model so far) live in `work_dir`, which is
-never committed; shipping copies the best model to `<ship_dir>/<algo>/<EnvId>.zip` (ship_dir:
-`experts/`) and records how it was made and how good it is in `<ship_dir>/manifest.yaml`.
+Work files (full checkpoint, replay buffer, the models with the best periodic evaluations) live in
+`work_dir`, which is never committed. Shipping re-evaluates those candidates on fresh episodes,
+copies the best to `<ship_dir>/<algo>/<EnvId>.zip` (ship_dir: `experts/`), measures it once more on
+the manifest's own episodes and records how it was made and how good it is in
+`<ship_dir>/manifest.yaml`.
 """
 from __future__ import annotations
 
@@ -25,12 +27,12 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
+from dagger.config import ConfigError
 from dagger.envs import make_env
 from dagger.experts import algorithm_class, train_command
 
-
-
-EVAL_SEED = 10_000  # the manifest's evaluation episodes use seeds EVAL_SEED, EVAL_SEED + 1, ...
+EVAL_SEED = 10_000    # the manifest's evaluation episodes use seeds EVAL_SEED, EVAL_SEED + 1, ...
+SELECT_SEED = 30_000  # episodes that choose among candidates, kept apart from the reported ones
 
 
 def make_train_env(cfg: DictConfig, stats: Path | None = None, training: bool = True) -> VecEnv:
@@ -63,18 +65,22 @@ def atomic_save(save, target: Path) -> None:
 
 
 class Progress:
-    """Training state that survives sittings: wall time spent and the best evaluation."""
+    """Training state that survives sittings: wall time spent and the kept candidates.
+
+    `candidates` lists `{"timesteps", "return"}` for the models in `candidates/<timesteps>/`, best
+    periodic evaluation first.
+    """
 
     def __init__(self, path: Path):
         self.path = path
-        self.state = json.loads(path.read_text()) if path.is_file() else {"wall_time_s": 0.0, "best_return": None}
+        self.state = json.loads(path.read_text()) if path.is_file() else {"wall_time_s": 0.0, "candidates": []}
 
     def save(self) -> None:
         atomic_save(lambda p: p.write_text(json.dumps(self.state, indent=2)), self.path)
 
 
 class CheckpointAndEvaluate(BaseCallback):
-    """Periodic resumable checkpoints, deterministic evaluations, and the best model so far."""
+    """Periodic resumable checkpoints, deterministic evaluations, and the best models so far."""
 
     def __init__(self, cfg: DictConfig, work: Path, progress: Progress):
         super().__init__()
@@ -99,19 +105,27 @@ class CheckpointAndEvaluate(BaseCallback):
             self.eval_env.obs_rms = self.training_env.obs_rms.copy()
         mean, std = evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.cfg.eval_episodes,
                                     deterministic=True)
-        best = self.progress.state["best_return"]
-        if best is None or mean > best:
-            self.progress.state.update(best_return=float(mean), best_timesteps=self.num_timesteps)
-            save_acting_model(self.model, self.work / "best")
+        self.keep_if_among_best(float(mean))
         elapsed = time.time() - self.started
         sps = (self.num_timesteps - self.sitting_start_steps) / max(elapsed, 1e-9)
         print(f"[{self.cfg.expert.algo} {self.cfg.env.id}] steps {self.num_timesteps:>8d}  "
-              f"eval {mean:8.1f} ± {std:6.1f}  best {self.progress.state['best_return']:8.1f}  "
+              f"eval {mean:8.1f} ± {std:6.1f}  best {self.progress.state['candidates'][0]['return']:8.1f}  "
               f"{sps:5.0f} steps/s", flush=True)
         with open(self.work / "evaluations.csv", "a") as f:
             f.write(f"{self.num_timesteps},{mean:.2f},{std:.2f},{time.time():.0f}\n")
         self.progress.state["wall_time_s"] = self.base_wall + elapsed
         self.progress.save()
+
+    def keep_if_among_best(self, mean: float) -> None:
+        """Keep this model as a candidate if its evaluation is among the `keep_candidates` best."""
+        candidates = self.progress.state["candidates"] + [{"timesteps": self.num_timesteps, "return": mean}]
+        candidates.sort(key=lambda c: -c["return"])
+        kept, dropped = candidates[:self.cfg.keep_candidates], candidates[self.cfg.keep_candidates:]
+        if any(c["timesteps"] == self.num_timesteps for c in kept):
+            save_acting_model(self.model, candidate_dir(self.work, self.num_timesteps))
+        for c in dropped:
+            shutil.rmtree(candidate_dir(self.work, c["timesteps"]), ignore_errors=True)
+        self.progress.state["candidates"] = kept
 
     def checkpoint(self) -> None:
         atomic_save(self.model.save, self.work / "checkpoint.zip")
@@ -121,6 +135,10 @@ class CheckpointAndEvaluate(BaseCallback):
             atomic_save(self.training_env.save, self.work / "vecnormalize.pkl")
         self.progress.state["wall_time_s"] = self.base_wall + time.time() - self.started
         self.progress.save()
+
+
+def candidate_dir(work: Path, timesteps: int) -> Path:
+    return work / "candidates" / str(timesteps)
 
 
 def save_acting_model(model: BaseAlgorithm, folder: Path) -> None:
@@ -137,7 +155,7 @@ def save_acting_model(model: BaseAlgorithm, folder: Path) -> None:
 
 
 def train(cfg: DictConfig) -> None:
-    """Train (or resume) until `expert.train.timesteps`, then ship the best model."""
+    """Train (or resume) until `expert.train.timesteps`, then ship the best candidate."""
     import torch
 
     torch.set_num_threads(cfg.torch_threads)
@@ -165,27 +183,49 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def publish(cfg: DictConfig) -> dict:
-    """Evaluate the best model so far, copy it into experts/ and record it in the manifest."""
+def load_acting_model(cfg: DictConfig, path: Path, env):
     from dagger.experts import load_expert
 
+    spec = OmegaConf.create({"algo": cfg.expert.algo, "path": str(path), "deterministic": True})
+    return load_expert(spec, cfg.env.name, env)
+
+
+def choose_candidate(cfg: DictConfig, work: Path) -> dict:
+    """The kept candidate with the best mean return over `publish_episodes` selection episodes."""
+    candidates = Progress(work / "progress.json").state.get("candidates", [])
+    zip_name = f"{cfg.env.id}.zip"
+    candidates = [c for c in candidates if (candidate_dir(work, c["timesteps"]) / zip_name).is_file()]
+    if not candidates:
+        raise ConfigError(f"work_dir={work}: no trained candidates yet; train first with "
+                          f"{train_command(cfg.env.name, cfg.expert.algo)}")
+    if len(candidates) == 1:
+        return candidates[0]
+    env = make_env(cfg.env)
+    for c in candidates:
+        expert = load_acting_model(cfg, candidate_dir(work, c["timesteps"]) / zip_name, env)
+        c["selection_return"] = float(np.mean(episode_returns(env, expert.act, cfg.publish_episodes, SELECT_SEED)))
+        print(f"candidate at {c['timesteps']:>8d} steps: periodic eval {c['return']:8.1f}, "
+              f"{cfg.publish_episodes} selection episodes {c['selection_return']:8.1f}", flush=True)
+    return max(candidates, key=lambda c: c["selection_return"])
+
+
+def publish(cfg: DictConfig) -> dict:
+    """Choose the best candidate, copy it into experts/ and record it, freshly evaluated, in the manifest."""
     work = Path(cfg.work_dir)
     env_id, algo = cfg.env.id, cfg.expert.algo
-    best = work / "best"
-    if not (best / f"{env_id}.zip").is_file():
-        raise FileNotFoundError(f"{best / (env_id + '.zip')}: nothing trained yet")
+    chosen = choose_candidate(cfg, work)
+    source = candidate_dir(work, chosen["timesteps"])
     ship_dir = Path(cfg.ship_dir)
     target = ship_dir / algo / f"{env_id}.zip"
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(best / f"{env_id}.zip", target)
-    stats = best / env_id / "vecnormalize.pkl"
+    shutil.copyfile(source / f"{env_id}.zip", target)
+    stats = source / env_id / "vecnormalize.pkl"
     if stats.is_file():
         (target.parent / env_id).mkdir(exist_ok=True)
         shutil.copyfile(stats, target.parent / env_id / "vecnormalize.pkl")
 
     env = make_env(cfg.env)
-    expert = load_expert(OmegaConf.create({"algo": algo, "path": str(target), "deterministic": True}),
-                         cfg.env.name, env)
+    expert = load_acting_model(cfg, target, env)
     returns = episode_returns(env, expert.act, cfg.publish_episodes, seed=EVAL_SEED)
     env.action_space.seed(0)
     random_returns = episode_returns(env, lambda o: np.stack([env.action_space.sample() for _ in o]),
@@ -194,7 +234,8 @@ def publish(cfg: DictConfig) -> dict:
     entry = {
         "env_id": env_id, "algo": algo, "file": str(target.relative_to(ship_dir)),
         "sha256": sha256(target), "size_bytes": target.stat().st_size,
-        "timesteps": int(progress.get("best_timesteps", 0)),
+        "timesteps": int(chosen["timesteps"]),
+        "candidates": len(Progress(work / "progress.json").state.get("candidates", [])),
         "trained_timesteps": trained_timesteps(work),
         "seed": int(cfg.seed), "train_wall_time_s": round(progress["wall_time_s"], 1),
         "hyperparams": OmegaConf.to_container(cfg.expert.train.hyperparams, resolve=True),

@@ -43,3 +43,27 @@ def test_sac_resumes_with_its_replay_buffer(tmp_path):
     model = SAC.load(tmp_path / "work" / "checkpoint.zip")
     model.load_replay_buffer(tmp_path / "work" / "replay_buffer.pkl")
     assert model.num_timesteps == 200 and model.replay_buffer.size() == 200
+
+
+def test_keeps_the_best_evaluations_and_ships_one_of_them(tmp_path):
+    train(tmp_path, "expert=sac", "expert.train.hyperparams.learning_starts=50", "eval_every=50",
+          "checkpoint_every=100", "keep_candidates=2", "expert.train.timesteps=250")
+    work = tmp_path / "work"
+    evaluations = [line.split(",") for line in (work / "evaluations.csv").read_text().split()]
+    assert len(evaluations) == 5
+    best_two = sorted(evaluations, key=lambda e: -float(e[1]))[:2]
+    kept = sorted(int(d.name) for d in (work / "candidates").iterdir())
+    assert kept == sorted(int(e[0]) for e in best_two)
+    entry = yaml.safe_load((tmp_path / "ship" / "manifest.yaml").read_text())["sac/InvertedPendulum-v5"]
+    assert entry["timesteps"] in kept and entry["candidates"] == 2
+    shipped = tmp_path / "ship" / "sac" / "InvertedPendulum-v5.zip"
+    assert sha256(shipped) == sha256(work / "candidates" / str(entry["timesteps"]) / "InvertedPendulum-v5.zip")
+
+
+def test_publishing_before_training_names_the_work_dir(tmp_path):
+    result = run_cli("env=pendulum", "expert=sac", f"work_dir={tmp_path / 'work'}", f"ship_dir={tmp_path / 'ship'}",
+                     "publish_only=true", script="experts/train.py", check=False)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: work_dir={tmp_path / 'work'}: no trained")
+    assert "python experts/train.py env=pendulum expert=sac" in result.stderr
+    assert not (tmp_path / "ship").exists()
