@@ -171,6 +171,8 @@ def train(cfg: DictConfig) -> None:
         print(f"resuming {checkpoint} at {model.num_timesteps} steps", flush=True)
     else:
         model = build_model(cfg, venv)
+    progress.state["training"] = training_record(cfg)  # publish_only runs read how it was trained here
+    progress.save()
     remaining = int(cfg.expert.train.timesteps) - model.num_timesteps
     if remaining > 0:
         callback = CheckpointAndEvaluate(cfg, work, progress)
@@ -231,20 +233,21 @@ def publish(cfg: DictConfig) -> dict:
     random_returns = episode_returns(env, lambda o: np.stack([env.action_space.sample() for _ in o]),
                                      cfg.publish_episodes, seed=20_000)
     progress = Progress(work / "progress.json").state
+    training = progress.get("training") or training_record(cfg)
     entry = {
         "env_id": env_id, "algo": algo, "file": str(target.relative_to(ship_dir)),
         "sha256": sha256(target), "size_bytes": target.stat().st_size,
         "timesteps": int(chosen["timesteps"]),
         "candidates": len(Progress(work / "progress.json").state.get("candidates", [])),
         "trained_timesteps": trained_timesteps(work),
-        "seed": int(cfg.seed), "train_wall_time_s": round(progress["wall_time_s"], 1),
-        "hyperparams": OmegaConf.to_container(cfg.expert.train.hyperparams, resolve=True),
-        "normalize": bool(cfg.expert.train.normalize),
+        "seed": training["seed"], "train_wall_time_s": round(progress["wall_time_s"], 1),
+        "hyperparams": training["hyperparams"], "normalize": training["normalize"],
         "eval_return_mean": round(float(np.mean(returns)), 2), "eval_return_std": round(float(np.std(returns)), 2),
         "eval_episodes": len(returns), "deterministic": True,
         "random_return_mean": round(float(np.mean(random_returns)), 2),
         "random_return_std": round(float(np.std(random_returns)), 2),
-        "command": reproduce_command(cfg, trained_timesteps(work)),
+        "command": " ".join([train_command(cfg.env.name, algo), f"expert.train.timesteps={trained_timesteps(work)}",
+                             *training["overrides"]]),
         "versions": {p: version(p) for p in ("stable_baselines3", "sb3_contrib", "torch", "gymnasium", "mujoco")}
         | {"python": platform.python_version()},
     }
@@ -263,16 +266,17 @@ def publish(cfg: DictConfig) -> dict:
     return entry
 
 
-def reproduce_command(cfg: DictConfig, timesteps: int) -> str:
-    """The training command with this expert's overrides, stopping where its training stopped."""
+def training_record(cfg: DictConfig) -> dict:
+    """How this expert is trained: seed, hyperparameters and the command-line overrides that matter."""
     from hydra.core.hydra_config import HydraConfig
 
-    extra = []
+    overrides = []
     if HydraConfig.initialized():
         skip = ("env=", "expert=", "publish_only=", "publish_episodes=", "work_dir=", "ship_dir=",
                 "expert.train.timesteps=")
-        extra = [o for o in HydraConfig.get().overrides.task if not o.startswith(skip)]
-    return " ".join([train_command(cfg.env.name, cfg.expert.algo), f"expert.train.timesteps={timesteps}", *extra])
+        overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(skip)]
+    return {"seed": int(cfg.seed), "normalize": bool(cfg.expert.train.normalize), "overrides": overrides,
+            "hyperparams": OmegaConf.to_container(cfg.expert.train.hyperparams, resolve=True)}
 
 
 def trained_timesteps(work: Path) -> int:

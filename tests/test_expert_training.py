@@ -30,6 +30,10 @@ def test_ppo_with_normalisation_ships_zoo_layout_and_manifest(tmp_path):
     entry = yaml.safe_load((ship / "manifest.yaml").read_text())["ppo/InvertedPendulum-v5"]
     assert entry["trained_timesteps"] == 192
 
+    train(tmp_path, "expert=ppo", "publish_only=true")  # without the training overrides
+    entry = yaml.safe_load((ship / "manifest.yaml").read_text())["ppo/InvertedPendulum-v5"]
+    assert entry["hyperparams"]["n_steps"] == 64 and "+expert.train.hyperparams.n_steps=64" in entry["command"]
+
 
 def test_sac_resumes_with_its_replay_buffer(tmp_path):
     args = ["expert=sac", "expert.train.hyperparams.learning_starts=50", "eval_every=100", "checkpoint_every=100"]
