@@ -257,9 +257,9 @@ def publish(cfg: DictConfig) -> dict:
         entry["meets_floor"] = bool(entry["eval_return_mean"] >= floor)
     if stats.is_file():
         entry["vecnormalize"] = str((target.parent / env_id / "vecnormalize.pkl").relative_to(ship_dir))
-    manifest = load_manifest(ship_dir)
-    manifest[f"{algo}/{env_id}"] = entry
-    (ship_dir / "manifest.yaml").write_text(yaml.safe_dump(dict(sorted(manifest.items())), sort_keys=False))
+    manifest = load_manifest(ship_dir) | {f"{algo}/{env_id}": entry}
+    manifest = dict(sorted(manifest.items()))
+    (ship_dir / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
     write_experts_readme(manifest, ship_dir / "README.md")
     print(f"shipped {target}: {entry['eval_return_mean']} ± {entry['eval_return_std']} over "
           f"{entry['eval_episodes']} episodes (random policy {entry['random_return_mean']})", flush=True)
