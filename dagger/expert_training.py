@@ -158,6 +158,8 @@ def train(cfg: DictConfig) -> None:
     """Train (or resume) until `expert.train.timesteps`, then ship the best candidate."""
     import torch
 
+    if cfg.keep_candidates < 1:
+        raise ConfigError(f"keep_candidates={cfg.keep_candidates} must be >= 1")
     torch.set_num_threads(cfg.torch_threads)
     work = Path(cfg.work_dir)
     work.mkdir(parents=True, exist_ok=True)

@@ -5,9 +5,9 @@ from dagger.expert_training import sha256
 from tests.conftest import run_cli
 
 
-def train(tmp_path, *overrides):
+def train(tmp_path, *overrides, check: bool = True):
     return run_cli("env=pendulum", f"work_dir={tmp_path / 'work'}", f"ship_dir={tmp_path / 'ship'}",
-                   "publish_episodes=2", "eval_episodes=1", *overrides, script="experts/train.py")
+                   "publish_episodes=2", "eval_episodes=1", *overrides, script="experts/train.py", check=check)
 
 
 def test_ppo_with_normalisation_ships_zoo_layout_and_manifest(tmp_path):
@@ -71,3 +71,10 @@ def test_publishing_before_training_names_the_work_dir(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: work_dir={tmp_path / 'work'}: no trained")
     assert "python experts/train.py env=pendulum expert=sac" in result.stderr
     assert not (tmp_path / "ship").exists()
+
+
+def test_keeping_no_candidates_is_refused_before_training(tmp_path):
+    result = train(tmp_path, "expert=sac", "keep_candidates=0", check=False)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == "error: keep_candidates=0 must be >= 1"
+    assert not (tmp_path / "work" / "checkpoint.zip").exists()
