@@ -236,19 +236,19 @@ def publish(cfg: DictConfig) -> dict:
                                      cfg.publish_episodes, seed=20_000)
     progress = Progress(work / "progress.json").state
     training = progress.get("training") or training_record(cfg)
+    trained = trained_timesteps(work)
     entry = {
         "env_id": env_id, "algo": algo, "file": str(target.relative_to(ship_dir)),
         "sha256": sha256(target), "size_bytes": target.stat().st_size,
         "timesteps": int(chosen["timesteps"]),
-        "candidates": len(Progress(work / "progress.json").state.get("candidates", [])),
-        "trained_timesteps": trained_timesteps(work),
+        "candidates": len(progress.get("candidates", [])), "trained_timesteps": trained,
         "seed": training["seed"], "train_wall_time_s": round(progress["wall_time_s"], 1),
         "hyperparams": training["hyperparams"], "normalize": training["normalize"],
         "eval_return_mean": round(float(np.mean(returns)), 2), "eval_return_std": round(float(np.std(returns)), 2),
         "eval_episodes": len(returns), "deterministic": True,
         "random_return_mean": round(float(np.mean(random_returns)), 2),
         "random_return_std": round(float(np.std(random_returns)), 2),
-        "command": " ".join([train_command(cfg.env.name, algo), f"expert.train.timesteps={trained_timesteps(work)}",
+        "command": " ".join([train_command(cfg.env.name, algo), f"expert.train.timesteps={trained}",
                              *training["overrides"]]),
         "versions": {p: version(p) for p in ("stable_baselines3", "sb3_contrib", "torch", "gymnasium", "mujoco")}
         | {"python": platform.python_version()},

@@ -65,8 +65,7 @@ def test_keeps_the_best_evaluations_and_ships_one_of_them(tmp_path):
 
 
 def test_publishing_before_training_names_the_work_dir(tmp_path):
-    result = run_cli("env=pendulum", "expert=sac", f"work_dir={tmp_path / 'work'}", f"ship_dir={tmp_path / 'ship'}",
-                     "publish_only=true", script="experts/train.py", check=False)
+    result = train(tmp_path, "expert=sac", "publish_only=true", check=False)
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: work_dir={tmp_path / 'work'}: no trained")
     assert "python experts/train.py env=pendulum expert=sac" in result.stderr
