@@ -50,5 +50,5 @@ def test_expert_for_another_env_names_both_spaces(tiny_experts):
 
 
 def test_wrong_algorithm_for_the_file_is_one_clear_error(tiny_experts):
-    with pytest.raises(ConfigError, match="cannot load as PPO"):
+    with pytest.raises(ConfigError, match="holds a SAC model, not PPO; use expert=sac"):
         load_expert(expert_cfg("ppo", tiny_experts["sac"]), "pendulum", gym.make("InvertedPendulum-v5"))
