@@ -5,6 +5,7 @@ Config groups (conf/): env, expert, policy, schedule, logger. `--help` lists the
 """
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -13,13 +14,14 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from dagger.config import ConfigError, pick_device, register_resolvers, validate
-from dagger.tracking import read_status, write_status
+from dagger.runs import RunFolder
 
 register_resolvers()
+log = logging.getLogger("run")
 
 
-def build_parts(cfg: DictConfig, run_dir: Path):
-    """Config -> parts. Every check that can fail happens here, before any work."""
+def build_parts(cfg: DictConfig, folder: RunFolder):
+    """Config -> parts. Every check that can fail happens here, before the run folder is touched."""
     import numpy as np
     import torch
 
@@ -38,118 +40,90 @@ def build_parts(cfg: DictConfig, run_dir: Path):
     np.random.seed(cfg.seed)
     probe = make_env(cfg.env)
     expert = load_expert(cfg.expert, cfg.env.name, probe, device=device)
+    folder.check_expert(expert.files)
     learner = build_learner(cfg.policy, probe.observation_space, probe.action_space, device)
     probe.close()
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     budget = Budget(int(cfg.schedule.iterations), int(cfg.schedule.rollout_steps),
                     int(cfg.schedule.initial_expert_steps))
-    return Parts(expert=expert, learner=learner, schedule=schedule, budget=budget,
-                 collector=Collector(cfg.env, int(cfg.env.num_envs), seed=cfg.seed),
-                 evaluator=Evaluator(cfg.env, int(cfg.eval.episodes), seed=cfg.seed + 1_000_000),
-                 tracker=Tracker(run_dir, cfg.logger, cfg), run_dir=run_dir, seed=int(cfg.seed))
+    collector = Collector(cfg.env, int(cfg.env.num_envs), seed=cfg.seed)
+    evaluator = Evaluator(cfg.env, int(cfg.eval.episodes), seed=cfg.seed + 1_000_000)
+    # All checks passed: from here on the run folder is written.
+    folder.start(cfg, expert.files, hydra_files(cfg))
+    log.info("expert: %s %s (sha256 %s)%s", expert.files["algo"], expert.files["model"],
+             expert.files["model_sha256"][:16],
+             f", statistics {expert.files['stats']} (sha256 {expert.files['stats_sha256'][:16]})"
+             if expert.files.get("stats") else "")
+    tracker = Tracker(folder.path, cfg.logger, cfg, provenance={"expert": expert.files})
+    if tracker.wandb_error:
+        folder.update_status(wandb_error=tracker.wandb_error)
+    return Parts(expert=expert, learner=learner, schedule=schedule, budget=budget, collector=collector,
+                 evaluator=evaluator, tracker=tracker, run_dir=folder.path, seed=int(cfg.seed))
 
 
-# Keys that may change when a run is resumed: more iterations, other logging or hardware.
-RESUMABLE_CHANGES = ("schedule.iterations", "logger.", "resume", "threads", "device")
+def hydra_files(cfg: DictConfig) -> dict[str, str]:
+    """What Hydra would write into `.hydra/` (written by us, after the checks, so a refusal changes nothing)."""
+    hydra_cfg = HydraConfig.get()
+    return {"config.yaml": OmegaConf.to_yaml(cfg),
+            "hydra.yaml": OmegaConf.to_yaml(OmegaConf.create({"hydra": OmegaConf.to_container(hydra_cfg)})),
+            "overrides.yaml": OmegaConf.to_yaml(OmegaConf.create(list(hydra_cfg.overrides.task)))}
 
 
-def flatten(tree: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+def prepare(cfg: DictConfig, folder: RunFolder) -> list[dict] | None:
+    """Check the config and any run already in the folder; returns its rows if it already finished."""
+    from dagger.runs import load_state
 
-
-def check_resumable(saved: DictConfig, cfg: DictConfig, run_dir: Path) -> None:
-    """Resuming with a different experiment would silently mix two; name the first differing key."""
-    old = flatten(OmegaConf.to_container(saved, resolve=True))
-    new = flatten(OmegaConf.to_container(cfg, resolve=True))
-    if new.get("schedule.beta") != "linear":  # the ramp length only matters to the linear schedule
-        old.pop("schedule.beta_ramp", None), new.pop("schedule.beta_ramp", None)
-    for key in sorted(old.keys() | new.keys()):
-        if not key.startswith(RESUMABLE_CHANGES) and old.get(key) != new.get(key):
-            raise ConfigError(f"{key}={new.get(key)!r} differs from {old.get(key)!r} in the run being resumed "
-                              f"({run_dir}); choose a new hydra.run.dir")
-
-
-def finished_rows(cfg: DictConfig, run_dir: Path) -> list[dict] | None:
-    """Checks the config and any run already in `run_dir`; returns its rows if it already finished."""
     validate(cfg)
-    if not (run_dir / "checkpoint.pt").is_file():
+    folder.lock()
+    if not folder.holds_a_run():
         return None
-    if not cfg.resume:
-        raise ConfigError(f"resume=false but {run_dir} already holds a run; choose a new hydra.run.dir")
-    check_resumable(OmegaConf.load(run_dir / "config.yaml"), cfg, run_dir)
-    status = read_status(run_dir)
-    if status.get("status") == "finished" and status.get("iterations") == cfg.schedule.iterations:
-        import pandas as pd
-
-        return pd.read_csv(run_dir / "metrics.csv").to_dict("records")
+    state = load_state(folder.path / "checkpoint.pt")
+    done = int(state["progress"]["iteration"])
+    folder.check_resume(cfg, done)
+    status = folder.read_status()
+    if status.get("status") == "finished" and done == cfg.schedule.iterations:
+        return list(state["rows"])
     return None
-
-
-def summarize(rows: list[dict]) -> dict:
-    final, best = rows[-1], max(rows, key=lambda r: r["return_mean"])
-    return {"final_return": final["return_mean"], "final_return_std": final["return_std"],
-            "best_return": best["return_mean"], "best_iteration": best["iteration"],
-            "expert_return": final["expert_return_mean"], "expert_return_std": final["expert_return_std"],
-            "final_normalized_return": final["normalized_return"],
-            "best_normalized_return": best["normalized_return"],
-            "expert_labels": final["expert_labels"], "wall_time_s": final["wall_time_s"]}
-
-
-def print_table(rows: list[dict], title: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title)
-    for column in ("iter", "beta", "labels", "loss", "return", "% expert", "time (s)"):
-        table.add_column(column, justify="right")
-    for r in rows:
-        table.add_row(str(r["iteration"]), f"{r['beta']:.2f}", f"{r['expert_labels']:,}", f"{r['train_loss']:.4f}",
-                      f"{r['return_mean']:.1f} ± {r['return_std']:.1f}", f"{r['normalized_return']:.1%}",
-                      f"{r['wall_time_s']:.1f}")
-    last = rows[-1]
-    table.caption = f"expert {last['expert_return_mean']:.1f} ± {last['expert_return_std']:.1f}"
-    Console().print(table)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> dict:
+    from dagger.files import atomic_write
     from dagger.loop import run_dagger
     from dagger.report import plot_curve
+    from dagger.tracking import final_table, summarize
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    folder = RunFolder(Path(HydraConfig.get().runtime.output_dir))
     title = f"DAgger {cfg.env.id} / {cfg.expert.algo} expert / {cfg.schedule.name} (seed {cfg.seed})"
     try:
-        rows = finished_rows(cfg, run_dir)
-        parts = build_parts(cfg, run_dir) if rows is None else None
+        rows = prepare(cfg, folder)
+        parts = build_parts(cfg, folder) if rows is None else None
     except ConfigError as err:
+        folder.release()
+        folder.remove_if_empty()
         sys.exit(f"error: {err}")
     if parts is None:
-        print(f"already finished: {run_dir}")
+        log.info("already finished: %s", folder.path)
     else:
-        write_status(run_dir, "running")
         failed = True
         try:
             rows = run_dagger(parts)
             import pandas as pd
 
-            curve = plot_curve(pd.DataFrame(rows), run_dir / "curve.png", title)
+            curve = atomic_write(folder.path / "curve.png", lambda tmp: plot_curve(pd.DataFrame(rows), tmp, title))
             failed = False
         except BaseException as err:
-            write_status(run_dir, "failed", error=f"{type(err).__name__}: {err}")
+            folder.write_status("failed", error=f"{type(err).__name__}: {err}")
+            log.error("run failed: %s: %s", type(err).__name__, err)
             raise
         finally:
             parts.tracker.finish({} if failed else summarize(rows), None if failed else curve, failed=failed)
             parts.collector.close()
             parts.evaluator.close()
-        write_status(run_dir, "finished", iterations=int(cfg.schedule.iterations))
-    print_table(rows, title)
-    print(f"outputs: {run_dir}")
+        folder.write_status("finished", iterations=int(cfg.schedule.iterations),
+                            **({"wandb_error": parts.tracker.wandb_error} if parts.tracker.wandb_error else {}))
+    log.info("%s", final_table(rows, title))
+    log.info("outputs: %s", folder.path)
+    folder.release()
     return summarize(rows)
 
 

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dagger.files import atomic_write
+
 
 class Dataset:
     """Append-only (obs, expert action) storage; capacity doubles so appends are amortised O(1)."""
@@ -39,9 +41,7 @@ class Dataset:
         self.size = need
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(path.stem + ".tmp.npz")
-        np.savez(tmp, obs=self.obs, acts=self.acts)
-        tmp.replace(path)
+        atomic_write(path, lambda tmp: np.savez(tmp, obs=self.obs, acts=self.acts))
 
     @classmethod
     def load(cls, path: Path) -> "Dataset":

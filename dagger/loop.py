@@ -13,22 +13,24 @@ initial demonstrations). Each finished iteration is checkpointed, so a killed ru
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from rich.console import Console
 
 from dagger.data import Dataset
 from dagger.experts import Expert
+from dagger.files import atomic_write
 from dagger.policy import Learner
 from dagger.rollout import Collector, Evaluator, Rollout
+from dagger.runs import load_state, save_state
 from dagger.schedules import BetaSchedule
 from dagger.tracking import Tracker
 
-console = Console()
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -85,7 +87,7 @@ def run_dagger(parts: Parts) -> list[dict]:
         if p.budget.initial_expert_steps > 0:  # D <- expert demonstrations; BC on them is iteration 0
             progress = iterate(p, data, progress, 0, 1.0, p.budget.initial_expert_steps)
     else:
-        console.print(f"resuming after iteration {progress.iteration} ({len(data)} labels)")
+        log.info(f"resuming after iteration {progress.iteration} ({len(data)} labels)")
     for i in range(progress.iteration + 1, p.budget.iterations + 1):
         progress = iterate(p, data, progress, i, p.schedule(i), p.budget.rollout_steps)
     return p.tracker.rows
@@ -105,9 +107,9 @@ def iterate(p: Parts, data: Dataset, progress: Progress, i: int, beta: float, st
     progress = Progress(progress.refs, i, progress.env_steps + rollout.env_steps, progress.wall_time_s + t3 - t0)
     row = metrics_row(progress, data, beta, rollout, returns, loss, times=(t1 - t0, t2 - t1, t3 - t2))
     p.tracker.log(row)
-    console.print(f"iter {i:>3d} beta {beta:4.2f} labels {len(data):>7d} loss {loss:7.4f} "
+    log.info(f"iter {i:>3d} beta {beta:4.2f} labels {len(data):>7d} loss {loss:7.4f} "
                   f"return {row['return_mean']:7.1f} ± {row['return_std']:6.1f} ({row['normalized_return']:4.0%}) "
-                  f"rollout {t1 - t0:4.1f}s fit {t2 - t1:4.1f}s eval {t3 - t2:4.1f}s", soft_wrap=True)
+                  f"rollout {t1 - t0:4.1f}s fit {t2 - t1:4.1f}s eval {t3 - t2:4.1f}s")
     checkpoint(p, data, progress)
     return progress
 
@@ -137,7 +139,7 @@ def measure_references(p: Parts) -> References:
     space = p.evaluator.venv.single_action_space
     random = np.random.default_rng(p.seed)
     uniform = p.evaluator.returns(lambda obs: random.uniform(space.low, space.high, (len(obs), *space.shape)))
-    console.print(f"expert return {expert.mean():.1f} ± {expert.std():.1f}, random {uniform.mean():.1f} "
+    log.info(f"expert return {expert.mean():.1f} ± {expert.std():.1f}, random {uniform.mean():.1f} "
                   f"over {len(expert)} episodes ({time.perf_counter() - t0:.1f}s)")
     return References(float(expert.mean()), float(expert.std()), float(uniform.mean()))
 
@@ -152,17 +154,15 @@ def checkpoint(p: Parts, data: Dataset, progress: Progress) -> None:
     data.save(p.run_dir / "dataset.npz")
     state = {"progress": asdict(progress), "dataset_size": len(data), "learner": p.learner.state_dict(),
              "collector": p.collector.state_dict(), "rows": p.tracker.rows}
-    tmp = p.run_dir / "checkpoint.tmp.pt"
-    torch.save(state, tmp)
-    tmp.replace(p.run_dir / "checkpoint.pt")
-    torch.save(p.learner.policy.state_dict(), p.run_dir / "learner.pt")
+    save_state(p.run_dir / "checkpoint.pt", state)
+    atomic_write(p.run_dir / "learner.pt", lambda tmp: torch.save(p.learner.policy.state_dict(), tmp))
 
 
 def load_checkpoint(p: Parts, data: Dataset) -> Progress | None:
     path = p.run_dir / "checkpoint.pt"
     if not path.is_file():
         return None
-    state = torch.load(path, weights_only=False)  # our own file, written by checkpoint() above
+    state = load_state(path)  # weights-only: a crafted file cannot run code
     saved = Dataset.load(p.run_dir / "dataset.npz")  # may be one iteration ahead if killed in between
     data.add(saved.obs[: state["dataset_size"]], saved.acts[: state["dataset_size"]])
     p.learner.load_state_dict(state["learner"])

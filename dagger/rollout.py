@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import mujoco
 import numpy as np
+import torch
 from omegaconf import DictConfig
 
 from dagger.envs import make_vec_env
@@ -60,24 +61,26 @@ class Collector:
                        finished, expert_steps / steps)
 
     def state_dict(self) -> dict:
-        """Everything needed to continue these episodes bit for bit: simulator, time limit, RNG."""
+        """Everything needed to continue these episodes bit for bit: simulator, time limit, RNG.
+
+        Arrays are stored as tensors so that the run's checkpoint loads weights-only (no code)."""
         envs = []
         for env in self.venv.envs:
             sim = env.unwrapped
             state = np.empty(mujoco.mj_stateSize(sim.model, mujoco.mjtState.mjSTATE_INTEGRATION))
             mujoco.mj_getState(sim.model, sim.data, state, mujoco.mjtState.mjSTATE_INTEGRATION)
-            envs.append({"sim": state, "elapsed": _time_limit(env)._elapsed_steps,
+            envs.append({"sim": torch.from_numpy(state), "elapsed": _time_limit(env)._elapsed_steps,
                          "rng": sim.np_random.bit_generator.state})
-        return {"envs": envs, "obs": self.obs.copy(), "ep_return": self.ep_return.copy()}
+        return {"envs": envs, "obs": torch.from_numpy(self.obs.copy()), "ep_return": torch.from_numpy(self.ep_return.copy())}
 
     def load_state_dict(self, state: dict) -> None:
         for env, saved in zip(self.venv.envs, state["envs"], strict=True):
             sim = env.unwrapped
-            mujoco.mj_setState(sim.model, sim.data, saved["sim"], mujoco.mjtState.mjSTATE_INTEGRATION)
+            mujoco.mj_setState(sim.model, sim.data, saved["sim"].numpy(), mujoco.mjtState.mjSTATE_INTEGRATION)
             mujoco.mj_forward(sim.model, sim.data)
             _time_limit(env)._elapsed_steps = saved["elapsed"]
             sim.np_random.bit_generator.state = saved["rng"]
-        self.obs, self.ep_return = state["obs"].copy(), state["ep_return"].copy()
+        self.obs, self.ep_return = state["obs"].numpy().copy(), state["ep_return"].numpy().copy()
 
     def close(self) -> None:
         self.venv.close()

@@ -1,13 +1,22 @@
-"""One tracker interface for the run's outputs: `metrics.csv` always, plus W&B unless `logger=none`,
-and the run's `status.json`."""
+"""One tracker interface for the run's outputs: `metrics.csv` always, plus W&B unless `logger=none`.
+
+W&B is a guest: if it cannot start or fails while logging (no write access, an odd WANDB_MODE, online
+without a key or network, a rejected project name), the run says so in one line, records the reason in
+`status.json`, and carries on; `metrics.csv`, `curve.png` and the checkpoints never depend on it.
+"""
 from __future__ import annotations
 
 import csv
-import json
+import io
+import logging
 import os
+import sys
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
+
+from dagger.files import atomic_write_text
+from dagger.runs import read_status  # noqa: F401 - the sweep report reads run status through here
 
 METRICS = ("iteration", "beta", "return_mean", "return_std", "normalized_return", "dataset_size",
            "expert_labels", "env_steps", "expert_return_mean", "expert_return_std", "random_return_mean",
@@ -15,65 +24,85 @@ METRICS = ("iteration", "beta", "return_mean", "return_std", "normalized_return"
            "fit_time_s", "rollout_time_s", "eval_time_s", "wall_time_s")
 LOGGER_MODES = ("offline", "online", "disabled")
 
+log = logging.getLogger(__name__)
+
 
 class Tracker:
     """Writes one row per iteration to `metrics.csv` and, when enabled, to a W&B run."""
 
-    def __init__(self, run_dir: Path, logger_cfg: DictConfig, config: DictConfig):
+    def __init__(self, run_dir: Path, logger_cfg: DictConfig, config: DictConfig, provenance: dict | None = None):
         self.path = run_dir / "metrics.csv"
         self.rows: list[dict] = []
         self.wandb = None
+        self.wandb_error: str | None = None
         if logger_cfg.get("mode", "disabled") != "disabled":
-            self.wandb = start_wandb(run_dir, logger_cfg, config)
+            self._guard("start", lambda: setattr(self, "wandb", start_wandb(run_dir, logger_cfg, config, provenance)))
+
+    def _guard(self, what: str, call) -> None:
+        """Run a W&B call; on failure, say so once and go on without W&B."""
+        try:
+            call()
+        except Exception as err:  # noqa: BLE001 - W&B must never cost the local outputs
+            self.wandb_error = f"{what}: {type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+            log.warning("W&B failed (%s); continuing without it, metrics.csv and curve.png are still written",
+                        self.wandb_error)
+            wandb_run, self.wandb = self.wandb, None
+            if wandb_run is not None:
+                try:
+                    wandb_run.finish(exit_code=1)
+                except Exception:  # noqa: BLE001
+                    pass
 
     def restore(self, rows: list[dict]) -> None:
         """A resumed run keeps exactly the rows of its finished iterations, in the file and in W&B."""
         self.rows = list(rows)
-        self._rewrite_csv()
+        self._write_csv()
         for row in self.rows:
             if self.wandb is not None:
-                self.wandb.log(row, step=row["iteration"])
+                self._guard("log", lambda: self.wandb.log(row, step=row["iteration"]))
 
-    def _rewrite_csv(self) -> None:
-        with open(self.path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=METRICS)
-            writer.writeheader()
-            writer.writerows(self.rows)
+    def _write_csv(self) -> None:
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=METRICS)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write_text(self.path, text.getvalue())
 
     def log(self, row: dict) -> None:
         self.rows.append(row)
-        if len(self.rows) == 1:
-            self._rewrite_csv()
-        else:
-            with open(self.path, "a", newline="") as f:
-                csv.DictWriter(f, fieldnames=METRICS).writerow(row)
+        self._write_csv()
         if self.wandb is not None:
-            self.wandb.log(row, step=row["iteration"])
+            self._guard("log", lambda: self.wandb.log(row, step=row["iteration"]))
 
     def finish(self, summary: dict, curve: Path | None, failed: bool = False) -> None:
         if self.wandb is None:
             return
-        import wandb
 
-        self.wandb.summary.update(summary)
-        if curve is not None and curve.is_file():
-            self.wandb.log({"curve": wandb.Image(str(curve))}, step=self.rows[-1]["iteration"] if self.rows else 0)
-        self.wandb.finish(exit_code=1 if failed else 0)
+        def close() -> None:
+            import wandb
+
+            self.wandb.summary.update(summary)
+            if curve is not None and curve.is_file():
+                self.wandb.log({"curve": wandb.Image(str(curve))}, step=self.rows[-1]["iteration"] if self.rows else 0)
+            self.wandb.finish(exit_code=1 if failed else 0)
+
+        self._guard("finish", close)
         self.wandb = None
 
 
-def start_wandb(run_dir: Path, logger_cfg: DictConfig, config: DictConfig):
+def start_wandb(run_dir: Path, logger_cfg: DictConfig, config: DictConfig, provenance: dict | None = None):
     """A W&B run in `run_dir/wandb`, offline unless `logger.mode=online`, with the resolved config."""
     import wandb
 
     os.environ.setdefault("WANDB_SILENT", "true")
     config = OmegaConf.to_container(config, resolve=True)
     config["overrides"] = command_line_overrides()  # the swept values, to group by in the W&B UI
+    config["provenance"] = provenance or {}
     return wandb.init(
         project=logger_cfg.project, entity=logger_cfg.get("entity"), group=logger_cfg.get("group"),
         job_type=logger_cfg.get("job_type"), name=logger_cfg.get("name"),
         tags=list(logger_cfg.get("tags") or []), mode=logger_cfg.mode, dir=str(run_dir),
-        config=config, reinit="finish_previous",
+        config=config, reinit="finish_previous", settings=wandb.Settings(init_timeout=60),
     )
 
 
@@ -87,11 +116,43 @@ def command_line_overrides() -> dict[str, str]:
     return {key.lstrip("+~"): value for key, value in pairs}
 
 
-def read_status(run_dir: Path) -> dict:
-    path = run_dir / "status.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+def summarize(rows: list[dict]) -> dict:
+    """The run's headline numbers: final and best return, the expert's, labels used, wall time."""
+    final, best = rows[-1], max(rows, key=lambda r: r["return_mean"])
+    return {"final_return": final["return_mean"], "final_return_std": final["return_std"],
+            "best_return": best["return_mean"], "best_iteration": best["iteration"],
+            "expert_return": final["expert_return_mean"], "expert_return_std": final["expert_return_std"],
+            "final_normalized_return": final["normalized_return"],
+            "best_normalized_return": best["normalized_return"],
+            "expert_labels": final["expert_labels"], "wall_time_s": final["wall_time_s"]}
 
 
-def write_status(run_dir: Path, status: str, **extra) -> None:
-    """running, finished or failed: what resuming and the sweep report read."""
-    (run_dir / "status.json").write_text(json.dumps({"status": status, **extra}))
+def final_table(rows: list[dict], title: str) -> str:
+    """The per-iteration table shown at the end of a run, rendered as text (console and run.log)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("iter", "beta", "labels", "loss", "return", "% expert", "time (s)"):
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(str(r["iteration"]), f"{r['beta']:.2f}", f"{r['expert_labels']:,}", f"{r['train_loss']:.4f}",
+                      f"{r['return_mean']:.1f} ± {r['return_std']:.1f}", f"{r['normalized_return']:.1%}",
+                      f"{r['wall_time_s']:.1f}")
+    last = rows[-1]
+    table.caption = f"expert {last['expert_return_mean']:.1f} ± {last['expert_return_std']:.1f}"
+    console = Console(file=io.StringIO(), width=100, color_system=None)
+    console.print(table)
+    return console.file.getvalue().rstrip()
+
+
+def console_handler() -> logging.Handler:
+    """Console logging through rich, wide enough that lines are not wrapped when output is redirected."""
+    import shutil
+
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    console = Console(width=None if sys.stdout.isatty() else max(160, shutil.get_terminal_size().columns))
+    return RichHandler(console=console, show_path=False, markup=False, rich_tracebacks=False,
+                       log_time_format="[%X]")

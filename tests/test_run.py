@@ -90,7 +90,7 @@ def wait_for_checkpoint(proc: subprocess.Popen, run_dir, iteration: int = 1) -> 
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         ckpt = run_dir / "checkpoint.pt"
-        if ckpt.is_file() and torch.load(ckpt, weights_only=False)["progress"]["iteration"] >= iteration:
+        if ckpt.is_file() and torch.load(ckpt, weights_only=True)["progress"]["iteration"] >= iteration:
             return
         time.sleep(0.2)
 

@@ -1,6 +1,7 @@
 """A 2x2 sweep on the cheap env through the joblib launcher, and its report."""
 import io
 import json
+import shutil
 import subprocess
 import sys
 
@@ -90,17 +91,20 @@ def test_rerunning_skips_finished_jobs_and_the_report_lists_broken_ones(sweep):
     assert json.loads((jobs[0] / "status.json").read_text())["status"] == "finished"
 
 
-def test_report_lists_failed_runs_instead_of_crashing(tmp_path, capsys):
+def test_report_lists_unfinished_runs_instead_of_crashing(tmp_path, capsys):
     good = tmp_path / "good"
     run_cli(*QUICK, "schedule.iterations=1", "logger=none", run_dir=good)
-    bad = tmp_path / "bad"
-    result = run_cli(*QUICK, "schedule.iterations=2", "logger=none", "expert.path=/missing.zip", run_dir=bad,
+    refused = tmp_path / "refused"
+    result = run_cli(*QUICK, "schedule.iterations=2", "logger=none", "expert.path=/missing.zip", run_dir=refused,
                      check=False)
-    assert result.returncode != 0
-    # The failed job has its Hydra folder but no metrics: the report names it and carries on.
+    assert result.returncode != 0 and not refused.exists()  # bad input leaves no half-made job behind
+    # A job killed before its first iteration finished has its .hydra/ and status but no metrics.
+    killed = tmp_path / "killed"
+    shutil.copytree(good / ".hydra", killed / ".hydra")
+    (killed / "status.json").write_text(json.dumps({"status": "running"}))
     summary = report(tmp_path)
     out = capsys.readouterr().out
-    assert f"not started: {bad}" in out and "1 finished, 1 failed or incomplete" in out
+    assert f"running: {killed}" in out and "1 finished, 1 failed or incomplete" in out
     assert len(summary) == 1
 
 

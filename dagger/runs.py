@@ -1,0 +1,189 @@
+"""A run folder: one writer at a time, its status, its provenance, and the checks made before resuming it.
+
+A run folder is never silently mixed: a second process is refused while the first holds the folder's
+lock, a resume must use the same experiment (config) and the same expert files (sha256), and a refused
+command changes nothing in the folder. Every file written here goes through `dagger.files.atomic_write`.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import platform
+import socket
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from dagger.config import ConfigError
+from dagger.files import atomic_write, atomic_write_text
+
+# Keys that may change when a run is resumed: more iterations, other logging or hardware.
+RESUMABLE_CHANGES = ("schedule.iterations", "logger.", "resume", "threads", "device")
+
+
+class RunFolder:
+    """The Hydra output directory of one run, held by this process from `lock()` until exit."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock_fd: int | None = None
+
+    # ---- one writer ---------------------------------------------------------------------------
+    def lock(self) -> None:
+        """Hold an exclusive lock on the folder itself (no lock file: a refused command writes nothing)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = self.read_status()
+            who = f" (pid {holder['pid']} on {holder.get('host', '?')})" if "pid" in holder else ""
+            raise ConfigError(f"hydra.run.dir={self.path} is in use by another run{who}; "
+                              "wait for it to finish or choose another hydra.run.dir") from None
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def remove_if_empty(self) -> None:
+        """A refused new run leaves no trace: Hydra creates the folder before the checks run."""
+        try:
+            self.path.rmdir()
+        except OSError:
+            pass
+
+    # ---- status and provenance ----------------------------------------------------------------
+    def read_status(self) -> dict:
+        return read_status(self.path)
+
+    def write_status(self, status: str, **extra) -> None:
+        """running, finished or failed: what resuming and the sweep report read."""
+        keep = {k: v for k, v in self.read_status().items() if k in ("wandb_error",)}
+        write_json(self.path / "status.json", {"status": status, "pid": os.getpid(),
+                                               "host": socket.gethostname(), **keep, **extra})
+
+    def update_status(self, **extra) -> None:
+        write_json(self.path / "status.json", {**self.read_status(), **extra})
+
+    # ---- resuming -----------------------------------------------------------------------------
+    def holds_a_run(self) -> bool:
+        return (self.path / "checkpoint.pt").is_file()
+
+    def check_resume(self, cfg: DictConfig, done_iterations: int) -> None:
+        """Resuming must continue the same experiment; name the first key that differs."""
+        if not cfg.resume:
+            raise ConfigError(f"resume=false but {self.path} already holds a run; choose a new hydra.run.dir")
+        saved_file = self.path / "config.yaml"
+        try:
+            saved = OmegaConf.load(saved_file)
+        except Exception as err:  # noqa: BLE001 - any unreadable file gets one line
+            raise ConfigError(f"{saved_file}: cannot be read ({type(err).__name__}); "
+                              "this run cannot be resumed safely, choose a new hydra.run.dir") from None
+        old = flatten(OmegaConf.to_container(saved, resolve=True))
+        new = flatten(OmegaConf.to_container(cfg, resolve=True))
+        if new.get("schedule.beta") != "linear":  # the ramp length only matters to the linear schedule
+            old.pop("schedule.beta_ramp", None), new.pop("schedule.beta_ramp", None)
+        for key in sorted(old.keys() | new.keys()):
+            if not key.startswith(RESUMABLE_CHANGES) and old.get(key) != new.get(key):
+                raise ConfigError(f"{key}={new.get(key)!r} differs from {old.get(key)!r} in the run being resumed "
+                                  f"({self.path}); choose a new hydra.run.dir")
+        if cfg.schedule.iterations < done_iterations:
+            raise ConfigError(f"schedule.iterations={cfg.schedule.iterations} is fewer than the {done_iterations} "
+                              f"iterations {self.path} already finished; a run is only ever extended")
+
+    def check_expert(self, files: dict) -> None:
+        """The expert files of a resumed run must be the very files it started with."""
+        recorded = read_json(self.path / "provenance.json").get("expert")
+        if recorded is None:
+            return
+        for kind in ("model", "stats"):
+            if recorded.get(f"{kind}_sha256") != files.get(f"{kind}_sha256"):
+                raise ConfigError(
+                    f"expert.path: the expert {kind} file changed since this run started: it used "
+                    f"{recorded.get(kind)} (sha256 {str(recorded.get(f'{kind}_sha256'))[:12]}), now "
+                    f"{files.get(kind)} (sha256 {str(files.get(f'{kind}_sha256'))[:12]}); "
+                    f"labels from two experts would be mixed, choose a new hydra.run.dir")
+
+    # ---- starting -----------------------------------------------------------------------------
+    def start(self, cfg: DictConfig, expert_files: dict, hydra_files: dict[str, str]) -> None:
+        """Record what this run is (config, Hydra's view of it, expert files and versions) and mark it running."""
+        atomic_write_text(self.path / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        (self.path / ".hydra").mkdir(exist_ok=True)
+        for name, text in hydra_files.items():
+            atomic_write_text(self.path / ".hydra" / name, text)
+        provenance = read_json(self.path / "provenance.json")
+        provenance.setdefault("expert", expert_files)
+        provenance.setdefault("versions", versions())
+        write_json(self.path / "provenance.json", provenance)
+        self.write_status("running")
+
+
+def save_state(path: Path, state: dict) -> None:
+    """The run's resumable state: tensors, numbers, strings and containers only (loads weights-only)."""
+    import torch
+
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_state(path: Path) -> dict:
+    """Load a run checkpoint with `weights_only=True`: a crafted file is refused, never executed."""
+    import torch
+
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as err:  # noqa: BLE001 - unpickling refused, truncated or foreign: one line
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"{path}: not a checkpoint this project can load safely ({reason[:200]}); "
+                          "nothing in it was executed; choose a new hydra.run.dir") from None
+    if not isinstance(state, dict) or "progress" not in state:
+        raise ConfigError(f"{path}: not a checkpoint of this project (no progress record); choose a new hydra.run.dir")
+    return state
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for package in ("torch", "numpy", "gymnasium", "mujoco", "stable_baselines3", "hydra-core"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from `path`; {} when the file is absent."""
+    if not path.is_file():
+        return {}
+    try:
+        value = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid JSON ({err})") from None
+    return value if isinstance(value, dict) else {}
+
+
+def write_json(path: Path, value: dict) -> None:
+    atomic_write_text(path, json.dumps(value, indent=1))
+
+
+def read_status(run_dir: Path) -> dict:
+    """The run's status.json ({} when it has none; `{"status": "unreadable"}` when it is corrupt)."""
+    try:
+        return read_json(Path(run_dir) / "status.json")
+    except ConfigError:
+        return {"status": "unreadable"}

@@ -1,0 +1,163 @@
+"""A run folder is never silently mixed or lost: one writer, refused resumes change nothing, the run's own
+checkpoint runs no code, a kill at any write still resumes, and a W&B failure costs nothing local."""
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from tests.conftest import PENDULUM_EXPERT, QUICK, ROOT, run_cli
+from tests.test_run import TIMINGS
+
+ARGS = [*QUICK, "schedule.iterations=3", "logger=none"]
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under `folder` (hidden ones and .hydra/ included) -> its sha256."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def metrics(run_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(run_dir / "metrics.csv").drop(columns=TIMINGS)
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory) -> Path:
+    """An uninterrupted 3-iteration run that interrupted ones must reproduce."""
+    run_dir = tmp_path_factory.mktemp("straight") / "run"
+    run_cli(*ARGS, run_dir=run_dir)
+    return run_dir
+
+
+def assert_refused(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and all(f in last for f in fragments), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+class Payload:
+    """Unpickling this runs `touch <marker>`: what a crafted file would do."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_crafted_run_checkpoint_never_executes(tmp_path, straight):
+    run_dir = tmp_path / "run"
+    shutil.copytree(straight, run_dir)
+    marker = tmp_path / "pwned"
+    torch.save({"progress": Payload(marker)}, run_dir / "checkpoint.pt")
+    before = snapshot(run_dir)
+    result = run_cli(*ARGS[:-2], "schedule.iterations=4", "logger=none", run_dir=run_dir, check=False)
+    assert_refused(result, "checkpoint.pt", "nothing in it was executed")
+    assert not marker.exists()
+    assert snapshot(run_dir) == before
+
+
+@pytest.mark.parametrize("change, message", [
+    ("seed=1", "seed=1 differs from 0"),
+    ("schedule.iterations=2", "schedule.iterations=2 is fewer than the 3 iterations"),
+    ("resume=false", "resume=false but"),
+])
+def test_a_refused_resume_changes_nothing_in_the_folder(tmp_path, straight, change, message):
+    run_dir = tmp_path / "run"
+    shutil.copytree(straight, run_dir)
+    before = snapshot(run_dir)
+    assert ".hydra/overrides.yaml" in before
+    assert_refused(run_cli(*ARGS, change, run_dir=run_dir, check=False), message)
+    assert snapshot(run_dir) == before
+
+
+def test_a_refused_new_run_leaves_no_folder(tmp_path):
+    run_dir = tmp_path / "run"
+    assert_refused(run_cli(*ARGS, "expert.path=/missing/expert.zip", run_dir=run_dir, check=False), "expert.path")
+    assert not run_dir.exists()
+
+
+def test_resuming_with_a_changed_expert_file_is_refused(tmp_path, tiny_experts):
+    expert = tmp_path / "expert.zip"
+    shutil.copyfile(PENDULUM_EXPERT, expert)
+    run_dir = tmp_path / "run"
+    run_cli(*QUICK, "schedule.iterations=1", "logger=none", f"expert.path={expert}", run_dir=run_dir)
+    recorded = json.loads((run_dir / "provenance.json").read_text())["expert"]
+    assert recorded["model"] == str(expert) and len(recorded["model_sha256"]) == 64
+    shutil.copyfile(tiny_experts["sac"], expert)  # another expert for the same task, at the same path
+    before = snapshot(run_dir)
+    result = run_cli(*QUICK, "schedule.iterations=2", "logger=none", f"expert.path={expert}", run_dir=run_dir,
+                     check=False)
+    assert_refused(result, "expert model file changed", recorded["model_sha256"][:12], str(expert))
+    assert snapshot(run_dir) == before
+
+
+def test_a_second_process_on_the_same_folder_is_refused(tmp_path):
+    run_dir = tmp_path / "run"
+    slow = [*QUICK, "schedule.iterations=3", "logger=none", "policy.gradient_steps=20000"]
+    first = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *slow, f"hydra.run.dir={run_dir}"],
+                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not (run_dir / "status.json").is_file() and time.time() < deadline:
+            time.sleep(0.2)
+        assert first.poll() is None, "the first run ended before the second could start"
+        result = run_cli(*slow, "seed=1", run_dir=run_dir, check=False)
+        assert_refused(result, "is in use by another run", f"pid {first.pid}")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    config = (run_dir / "config.yaml").read_text()
+    assert "seed: 0" in config and "seed: 1" not in config
+
+
+def test_a_wandb_failure_costs_nothing_local(tmp_path):
+    run_dir = tmp_path / "run"
+    env = {"WANDB_MODE": "not-a-mode"}
+    result = subprocess.run([sys.executable, str(ROOT / "run.py"), *QUICK, "schedule.iterations=1",
+                             "logger.mode=offline", f"hydra.run.dir={run_dir}"], cwd=ROOT, capture_output=True,
+                            text=True, env={**os.environ, **env}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "W&B failed" in result.stdout
+    assert len(pd.read_csv(run_dir / "metrics.csv")) == 1 and (run_dir / "curve.png").is_file()
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "finished" and "wandb_error" in status
+
+
+def test_run_log_holds_what_the_console_shows(tmp_path, straight):
+    log = (straight / "run.log").read_text()
+    for line in ("expert: SAC", "expert return", "iter   1", "iter   3", "outputs:"):
+        assert line in log
+
+
+# Each file a run rewrites, killed (SIGKILL, injected by strace at the write system call) while its
+# temporary sibling is being written; `when` picks which write, so the kill lands mid-run.
+KILLS = [("status.json", 2), ("config.yaml", 1), (".hydra/overrides.yaml", 1), ("provenance.json", 1),
+         ("metrics.csv", 2), ("dataset.npz", 8), ("checkpoint.pt", 2), ("learner.pt", 2)]
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace (apt-get install strace)")
+@pytest.mark.parametrize("target, when", KILLS)
+def test_a_kill_while_writing_any_file_still_resumes_to_the_same_numbers(tmp_path, straight, target, when):
+    from dagger.files import temporary_sibling
+
+    run_dir = tmp_path / "run"
+    tmp = temporary_sibling(run_dir / target)
+    killed = subprocess.run(["strace", "-f", "-qq", "-o", "/dev/null", "-P", str(tmp), "-e", "trace=write",
+                             "-e", f"inject=write:signal=KILL:when={when}",
+                             sys.executable, str(ROOT / "run.py"), *ARGS, f"hydra.run.dir={run_dir}"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert killed.returncode != 0 and tmp.exists(), f"the kill at {target} never happened: {killed.stderr}"
+    run_cli(*ARGS, run_dir=run_dir)
+    pd.testing.assert_frame_equal(metrics(run_dir), metrics(straight))
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
