@@ -1,6 +1,6 @@
 """Run a DAgger experiment: python run.py env=walker expert=sac [group=option ...] [key=value ...]
 
-Config groups (conf/): env, expert, policy, schedule, logger. `--help` lists their options and
+Config groups (conf/): env, expert, policy, schedule, algo, logger. `--help` lists their options and
 `--cfg job` prints the composed config. Outputs go to the run's Hydra directory.
 """
 from __future__ import annotations
@@ -31,6 +31,8 @@ def build_parts(cfg: DictConfig, folder: RunFolder):
     from dagger.policy import build_learner
     from dagger.rollout import Collector, Evaluator
     from dagger.schedules import build_schedule
+    from dagger.supervisors import build_supervisor
+    from dagger.supervisors.beta_mixture import BetaMixture
     from dagger.tracking import Tracker
 
     device = pick_device(cfg.device)
@@ -42,6 +44,8 @@ def build_parts(cfg: DictConfig, folder: RunFolder):
     expert = load_expert(cfg.expert, cfg.env.name, probe, device=device)
     folder.check_expert(expert.files)
     learner = build_learner(cfg.policy, probe.observation_space, probe.action_space, device)
+    supervisor = build_supervisor(cfg.algo, schedule=schedule, action_space=probe.action_space,
+                                  num_envs=int(cfg.env.num_envs))
     probe.close()
     budget = Budget(int(cfg.schedule.iterations), int(cfg.schedule.rollout_steps),
                     int(cfg.schedule.initial_expert_steps))
@@ -56,7 +60,8 @@ def build_parts(cfg: DictConfig, folder: RunFolder):
     tracker = Tracker(folder.path, cfg.logger, cfg, provenance={"expert": expert.files})
     if tracker.wandb_error:
         folder.update_status(wandb_error=tracker.wandb_error)
-    return Parts(expert=expert, learner=learner, schedule=schedule, budget=budget, collector=collector,
+    return Parts(expert=expert, learner=learner, supervisor=supervisor, demonstrator=BetaMixture(schedule, beta=1.0),
+                 budget=budget, collector=collector,
                  evaluator=evaluator, tracker=tracker, run_dir=folder.path, seed=int(cfg.seed))
 
 
@@ -93,7 +98,7 @@ def main(cfg: DictConfig) -> dict:
     from dagger.tracking import final_table, summarize
 
     folder = RunFolder(Path(HydraConfig.get().runtime.output_dir))
-    title = f"DAgger {cfg.env.id} / {cfg.expert.algo} expert / {cfg.schedule.name} (seed {cfg.seed})"
+    title = f"{cfg.algo.name} on {cfg.env.id} / {cfg.expert.algo} expert (seed {cfg.seed})"
     try:
         rows = prepare(cfg, folder)
         parts = build_parts(cfg, folder) if rows is None else None

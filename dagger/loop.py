@@ -1,15 +1,17 @@
-"""The DAgger loop (Ross, Gordon & Bagnell 2011, Algorithm 3.1).
+"""The DAgger loop (Ross, Gordon & Bagnell 2011, Algorithm 3.1), shared by the whole family.
 
     D <- initial expert demonstrations (optional); fit pi_hat_1 on D
     for i = 1..N:
-        pi_i = beta_i * expert + (1 - beta_i) * pi_hat_i
-        roll out pi_i; the expert labels every visited state  -> D_i
+        the supervisor prepares iteration i (DAgger: beta_i; DART: its noise; gates: thresholds)
+        roll out: per env and step the supervisor decides who acts and which states the expert labels
+                  (DAgger: pi_i = beta_i * expert + (1 - beta_i) * pi_hat_i, every state labelled) -> D_i
         D <- D + D_i
         pi_hat_{i+1} <- fit on all of D
         evaluate pi_hat_{i+1} alone; record one row
 
 Row i of metrics.csv is the learner trained after i rounds of collection (row 0: BC on the
-initial demonstrations). Each finished iteration is checkpointed, so a killed run resumes.
+initial demonstrations). The row is merged from the dicts the parts return. Each finished iteration is
+checkpointed, so a killed run resumes.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from dagger.files import atomic_write
 from dagger.policy import Learner
 from dagger.rollout import Collector, Evaluator, Rollout
 from dagger.runs import load_state, save_state
-from dagger.schedules import BetaSchedule
+from dagger.supervisors import Supervisor
 from dagger.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,8 @@ class Parts:
 
     expert: Expert
     learner: Learner
-    schedule: BetaSchedule
+    supervisor: Supervisor      # the algorithm: who acts, which states are labelled
+    demonstrator: Supervisor    # the expert alone, for the initial demonstrations
     budget: Budget
     collector: Collector
     evaluator: Evaluator
@@ -74,6 +77,8 @@ class Progress:
     refs: References
     iteration: int = 0
     env_steps: int = 0
+    expert_queries: int = 0
+    interventions: int = 0
     wall_time_s: float = 0.0
 
 
@@ -85,51 +90,54 @@ def run_dagger(parts: Parts) -> list[dict]:
     if progress is None:
         progress = Progress(measure_references(p))
         if p.budget.initial_expert_steps > 0:  # D <- expert demonstrations; BC on them is iteration 0
-            progress = iterate(p, data, progress, 0, 1.0, p.budget.initial_expert_steps)
+            progress = iterate(p, p.demonstrator, data, progress, 0, p.budget.initial_expert_steps)
     else:
         log.info(f"resuming after iteration {progress.iteration} ({len(data)} labels)")
     for i in range(progress.iteration + 1, p.budget.iterations + 1):
-        progress = iterate(p, data, progress, i, p.schedule(i), p.budget.rollout_steps)
+        progress = iterate(p, p.supervisor, data, progress, i, p.budget.rollout_steps)
     return p.tracker.rows
 
 
-def iterate(p: Parts, data: Dataset, progress: Progress, i: int, beta: float, steps: int) -> Progress:
-    """One DAgger iteration: collect with the beta-mixture, aggregate, fit, evaluate, record, checkpoint."""
+def iterate(p: Parts, supervisor: Supervisor, data: Dataset, progress: Progress, i: int, steps: int) -> Progress:
+    """One iteration: collect under the supervisor, aggregate, fit, evaluate, record, checkpoint."""
     t0 = time.perf_counter()
-    # pi_i = beta * expert + (1 - beta) * learner; the expert labels every state pi_i visits.
-    rollout = p.collector.collect(p.expert.act, p.learner.act, beta, steps, rng(p, i))
-    data.add(rollout.obs, rollout.labels)  # D <- D + D_i
+    supervisor.begin(i, p.learner, data)
+    rollout = p.collector.collect(supervisor, p.expert.act, p.learner.act, steps, rng(p, i))
+    data.add(rollout.obs, rollout.labels)  # D <- D + D_i: the labelled states with the expert's actions
     t1 = time.perf_counter()
-    loss = p.learner.fit(data, torch.Generator().manual_seed(p.seed * 100_003 + i))  # pi_hat_{i+1} on all of D
+    fit = p.learner.fit(data, torch.Generator().manual_seed(p.seed * 100_003 + i))  # pi_hat_{i+1} on all of D
     t2 = time.perf_counter()
     returns = p.evaluator.returns(p.learner.act)  # the learner alone, deterministic
     t3 = time.perf_counter()
-    progress = Progress(progress.refs, i, progress.env_steps + rollout.env_steps, progress.wall_time_s + t3 - t0)
-    row = metrics_row(progress, data, beta, rollout, returns, loss, times=(t1 - t0, t2 - t1, t3 - t2))
+    progress = Progress(progress.refs, i, progress.env_steps + rollout.env_steps,
+                        progress.expert_queries + rollout.queries,
+                        progress.interventions + rollout.counts["switches_to_expert"], progress.wall_time_s + t3 - t0)
+    row = {"iteration": i, **supervisor.metrics(), **evaluation(returns, progress.refs),
+           **counts(progress, data, rollout), **fit,
+           "fit_time_s": t2 - t1, "rollout_time_s": t1 - t0, "eval_time_s": t3 - t2, "wall_time_s": progress.wall_time_s}
     p.tracker.log(row)
-    log.info(f"iter {i:>3d} beta {beta:4.2f} labels {len(data):>7d} loss {loss:7.4f} "
-                  f"return {row['return_mean']:7.1f} ± {row['return_std']:6.1f} ({row['normalized_return']:4.0%}) "
-                  f"rollout {t1 - t0:4.1f}s fit {t2 - t1:4.1f}s eval {t3 - t2:4.1f}s")
+    own = " ".join(f"{k} {v:.3g}" for k, v in supervisor.metrics().items())
+    log.info(f"iter {i:>3d} {own} labels {len(data):>7d} queries {progress.expert_queries:>7d} "
+             f"loss {row.get('train_loss', float('nan')):7.4f} return {row['return_mean']:7.1f} ± {row['return_std']:6.1f} "
+             f"({row['normalized_return']:4.0%}) rollout {t1 - t0:4.1f}s fit {t2 - t1:4.1f}s eval {t3 - t2:4.1f}s")
     checkpoint(p, data, progress)
     return progress
 
 
-def metrics_row(progress: Progress, data: Dataset, beta: float, rollout: Rollout, returns: np.ndarray,
-                loss: float, times: tuple[float, float, float]) -> dict:
-    """One row of metrics.csv (the seed's means, stds, train_size, expert_mean, expert_std, and more)."""
-    refs = progress.refs
-    return {
-        "iteration": progress.iteration, "beta": beta,
-        "return_mean": float(returns.mean()), "return_std": float(returns.std()),
-        "normalized_return": refs.normalized(float(returns.mean())),
-        "dataset_size": len(data), "expert_labels": len(data), "env_steps": progress.env_steps,
-        "expert_return_mean": refs.expert_mean, "expert_return_std": refs.expert_std,
-        "random_return_mean": refs.random_mean,
-        "rollout_return_mean": float(np.mean(rollout.episode_returns)) if rollout.episode_returns else float("nan"),
-        "expert_action_fraction": rollout.expert_fraction, "train_loss": loss,
-        "rollout_time_s": times[0], "fit_time_s": times[1], "eval_time_s": times[2],
-        "wall_time_s": progress.wall_time_s,
-    }
+def evaluation(returns: np.ndarray, refs: "References") -> dict:
+    """The learner's return (the seed's means, stds) and the references it is judged against."""
+    return {"return_mean": float(returns.mean()), "return_std": float(returns.std()),
+            "normalized_return": refs.normalized(float(returns.mean()))}
+
+
+def counts(progress: Progress, data: Dataset, rollout: Rollout) -> dict:
+    """Budgets spent so far (cumulative), the expert's and random references, and this rollout's counts."""
+    return {"dataset_size": len(data), "expert_labels": len(data), "expert_queries": progress.expert_queries,
+            "interventions": progress.interventions, "env_steps": progress.env_steps,
+            "expert_return_mean": progress.refs.expert_mean, "expert_return_std": progress.refs.expert_std,
+            "random_return_mean": progress.refs.random_mean,
+            "rollout_return_mean": float(np.mean(rollout.episode_returns)) if rollout.episode_returns else float("nan"),
+            **rollout.counts}
 
 
 def measure_references(p: Parts) -> References:
@@ -145,7 +153,7 @@ def measure_references(p: Parts) -> References:
 
 
 def rng(p: Parts, iteration: int) -> np.random.Generator:
-    """The mixing coin flips of one iteration: independent of how the run got there."""
+    """The supervisor's random draws in one iteration: independent of how the run got there."""
     return np.random.default_rng([p.seed, iteration])
 
 
@@ -153,9 +161,9 @@ def checkpoint(p: Parts, data: Dataset, progress: Progress) -> None:
     """Save the dataset, the learner, and the state needed to resume after this iteration."""
     data.save(p.run_dir / "dataset.npz")
     state = {"progress": asdict(progress), "dataset_size": len(data), "learner": p.learner.state_dict(),
-             "collector": p.collector.state_dict(), "rows": p.tracker.rows}
+             "supervisor": p.supervisor.state_dict(), "collector": p.collector.state_dict(), "rows": p.tracker.rows}
     save_state(p.run_dir / "checkpoint.pt", state)
-    atomic_write(p.run_dir / "learner.pt", lambda tmp: torch.save(p.learner.policy.state_dict(), tmp))
+    atomic_write(p.run_dir / "learner.pt", lambda tmp: torch.save(p.learner.policy_state_dict(), tmp))
 
 
 def load_checkpoint(p: Parts, data: Dataset) -> Progress | None:
@@ -166,6 +174,7 @@ def load_checkpoint(p: Parts, data: Dataset) -> Progress | None:
     saved = Dataset.load(p.run_dir / "dataset.npz")  # may be one iteration ahead if killed in between
     data.add(saved.obs[: state["dataset_size"]], saved.acts[: state["dataset_size"]])
     p.learner.load_state_dict(state["learner"])
+    p.supervisor.load_state_dict(state["supervisor"])
     p.collector.load_state_dict(state["collector"])
     p.tracker.restore(state["rows"])
     progress = state["progress"]

@@ -87,7 +87,7 @@ class Learner:
     def act(self, obs: np.ndarray) -> np.ndarray:
         return self.policy.act(obs)
 
-    def fit(self, data: Dataset, generator: torch.Generator) -> float:
+    def fit(self, data: Dataset, generator: torch.Generator) -> dict[str, float]:
         """Train on all of D for `gradient_steps` minibatches; returns the mean loss of the last 10%."""
         if not self.warm_start:  # retrain from scratch, the fresh weights drawn from `generator`
             torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
@@ -106,7 +106,15 @@ class Learner:
             self.optimizer.step()
             if step >= self.gradient_steps - tail:
                 losses[step - (self.gradient_steps - tail)] = loss.detach()
-        return float(losses.mean())
+        return {"train_loss": float(losses.mean())}
+
+    def uncertainty(self, obs: np.ndarray) -> np.ndarray | None:
+        """Per-state uncertainty of the action (None: this learner has no notion of it)."""
+        return None
+
+    def policy_state_dict(self) -> dict:
+        """The weights that act (saved as learner.pt)."""
+        return self.policy.state_dict()
 
     def state_dict(self) -> dict:
         return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict()}

@@ -1,14 +1,14 @@
-"""Vectorised environment interaction: beta-mixture rollouts labelled by the expert, and evaluation.
+"""Vectorised environment interaction: rollouts driven by a supervisor (`dagger.supervisors`), and evaluation.
 
-Per vector step there is one batched expert call (it labels every visited state) and, when the
-learner may act, one batched learner call; which of the two acts is drawn per env and per step.
-Rollout episodes carry on across iterations, so a small per-iteration budget still reaches states
-late in an episode; `state_dict()` snapshots the simulators so a resumed run continues exactly.
+Per vector step the supervisor decides, for every env, the executed action, who is in control and
+which states are labelled; the collector steps the envs, keeps the labelled states, and counts what
+happened (switches of control, terminations while the learner drives). Rollout episodes carry on
+across iterations, so a small per-iteration budget still reaches states late in an episode;
+`state_dict()` snapshots the simulators so a resumed run continues exactly.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import mujoco
 import numpy as np
@@ -16,49 +16,63 @@ import torch
 from omegaconf import DictConfig
 
 from dagger.envs import make_vec_env
+from dagger.supervisors import Act, Supervisor
 
-Act = Callable[[np.ndarray], np.ndarray]
+UNKNOWN, LEARNER, SUPERVISOR = -1, 0, 1  # who controlled each env at the previous step
 
 
 @dataclass
 class Rollout:
-    obs: np.ndarray            # states visited, (steps, obs_dim)
-    labels: np.ndarray         # the expert's action in each of them, (steps, act_dim)
-    env_steps: int             # environment steps taken (>= steps on a final partial vector step)
-    episode_returns: list[float]  # returns of the mixture's episodes that ended during the rollout
-    expert_fraction: float     # share of steps on which the expert acted
+    obs: np.ndarray            # labelled states, (labels, obs_dim)
+    labels: np.ndarray         # the expert's action in each of them, (labels, act_dim)
+    env_steps: int             # environment steps taken (>= the budget on a final partial vector step)
+    queries: int               # states shown to the expert (labels and gate checks)
+    episode_returns: list[float]  # returns of the episodes that ended during the rollout
+    counts: dict[str, float] = field(default_factory=dict)  # control and failure counts of this rollout
 
 
 class Collector:
-    """Persistent vectorised environments that the beta-mixture drives, iteration after iteration."""
+    """Persistent vectorised environments that a supervisor drives, iteration after iteration."""
 
     def __init__(self, env_cfg: DictConfig, num_envs: int, seed: int):
         self.venv = make_vec_env(env_cfg, num_envs)
         self.num_envs = num_envs
         self.obs, _ = self.venv.reset(seed=seed)
         self.ep_return = np.zeros(num_envs)
+        self.control = np.full(num_envs, UNKNOWN)
 
-    def collect(self, expert: Act, learner: Act, beta: float, steps: int, rng: np.random.Generator) -> Rollout:
-        """Roll out pi = beta * expert + (1 - beta) * learner for `steps` labelled states."""
+    def collect(self, supervisor: Supervisor, expert: Act, learner: Act, steps: int,
+                rng: np.random.Generator) -> Rollout:
+        """Take `steps` environment steps (the rollout budget) with the supervisor deciding who acts."""
         obs_chunks, label_chunks, finished = [], [], []
-        collected = env_steps = expert_steps = 0
-        while collected < steps:
-            labels = expert(self.obs)
-            expert_acts = rng.random(self.num_envs) < beta
-            actions = labels if expert_acts.all() else np.where(expert_acts[:, None], labels, learner(self.obs))
-            take = min(self.num_envs, steps - collected)
-            obs_chunks.append(self.obs[:take].copy())
-            label_chunks.append(labels[:take])
-            expert_steps += int(expert_acts[:take].sum())
-            self.obs, reward, terminated, truncated, _ = self.venv.step(actions)
+        counted = env_steps = queries = 0
+        supervised = to_supervisor = to_learner = failures = 0
+        while counted < steps:
+            d = supervisor.decide(self.obs, learner, expert, rng)
+            take = min(self.num_envs, steps - counted)  # a final partial vector step counts its first envs
+            keep = d.labelled[:take]
+            obs_chunks.append(self.obs[:take][keep].copy())
+            label_chunks.append(d.labels[:take][keep])
+            now = np.where(d.supervisor_acts, SUPERVISOR, LEARNER)
+            supervised += int(d.supervisor_acts[:take].sum())
+            to_supervisor += int(((self.control == LEARNER) & (now == SUPERVISOR))[:take].sum())
+            to_learner += int(((self.control == SUPERVISOR) & (now == LEARNER))[:take].sum())
+            self.control = now
+            queries += d.queries
+            self.obs, reward, terminated, truncated, _ = self.venv.step(d.actions)
+            failures += int((terminated & ~d.supervisor_acts)[:take].sum())
             self.ep_return += reward
             for i in np.flatnonzero(terminated | truncated):
                 finished.append(float(self.ep_return[i]))
                 self.ep_return[i] = 0.0
-            collected += take
+                self.control[i] = UNKNOWN  # a new episode starts without a switch
+                supervisor.episode_ended(int(i))
+            counted += take
             env_steps += self.num_envs
+        counts = {"supervisor_control_fraction": supervised / steps, "switches_to_expert": to_supervisor,
+                  "switches_to_learner": to_learner, "learner_failures": failures}
         return Rollout(np.concatenate(obs_chunks), np.concatenate(label_chunks).astype(np.float32), env_steps,
-                       finished, expert_steps / steps)
+                       queries, finished, counts)
 
     def state_dict(self) -> dict:
         """Everything needed to continue these episodes bit for bit: simulator, time limit, RNG.
@@ -71,7 +85,8 @@ class Collector:
             mujoco.mj_getState(sim.model, sim.data, state, mujoco.mjtState.mjSTATE_INTEGRATION)
             envs.append({"sim": torch.from_numpy(state), "elapsed": _time_limit(env)._elapsed_steps,
                          "rng": sim.np_random.bit_generator.state})
-        return {"envs": envs, "obs": torch.from_numpy(self.obs.copy()), "ep_return": torch.from_numpy(self.ep_return.copy())}
+        return {"envs": envs, "obs": torch.from_numpy(self.obs.copy()),
+                "ep_return": torch.from_numpy(self.ep_return.copy()), "control": torch.from_numpy(self.control.copy())}
 
     def load_state_dict(self, state: dict) -> None:
         for env, saved in zip(self.venv.envs, state["envs"], strict=True):
@@ -81,6 +96,7 @@ class Collector:
             _time_limit(env)._elapsed_steps = saved["elapsed"]
             sim.np_random.bit_generator.state = saved["rng"]
         self.obs, self.ep_return = state["obs"].numpy().copy(), state["ep_return"].numpy().copy()
+        self.control = state["control"].numpy().copy()
 
     def close(self) -> None:
         self.venv.close()

@@ -1,4 +1,5 @@
 """One tracker interface for the run's outputs: `metrics.csv` always, plus W&B unless `logger=none`.
+Columns come from the rows: a part that returns a new metric adds a column, with no list to keep in step.
 
 W&B is a guest: if it cannot start or fails while logging (no write access, an odd WANDB_MODE, online
 without a key or network, a rejected project name), the run says so in one line, records the reason in
@@ -18,10 +19,6 @@ from omegaconf import DictConfig, OmegaConf
 from dagger.files import atomic_write_text
 from dagger.runs import read_status  # noqa: F401 - the sweep report reads run status through here
 
-METRICS = ("iteration", "beta", "return_mean", "return_std", "normalized_return", "dataset_size",
-           "expert_labels", "env_steps", "expert_return_mean", "expert_return_std", "random_return_mean",
-           "rollout_return_mean", "expert_action_fraction", "train_loss",
-           "fit_time_s", "rollout_time_s", "eval_time_s", "wall_time_s")
 LOGGER_MODES = ("offline", "online", "disabled")
 
 log = logging.getLogger(__name__)
@@ -63,7 +60,8 @@ class Tracker:
 
     def _write_csv(self) -> None:
         text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=METRICS)
+        columns = list(dict.fromkeys(key for row in self.rows for key in row))  # the rows' own keys, in order
+        writer = csv.DictWriter(text, fieldnames=columns)
         writer.writeheader()
         writer.writerows(self.rows)
         atomic_write_text(self.path, text.getvalue())
@@ -133,10 +131,11 @@ def final_table(rows: list[dict], title: str) -> str:
     from rich.table import Table
 
     table = Table(title=title)
-    for column in ("iter", "beta", "labels", "loss", "return", "% expert", "time (s)"):
+    for column in ("iter", "labels", "queries", "interventions", "loss", "return", "% expert", "time (s)"):
         table.add_column(column, justify="right")
     for r in rows:
-        table.add_row(str(r["iteration"]), f"{r['beta']:.2f}", f"{r['expert_labels']:,}", f"{r['train_loss']:.4f}",
+        table.add_row(str(r["iteration"]), f"{r['expert_labels']:,}", f"{r.get('expert_queries', 0):,}",
+                      f"{r.get('interventions', 0):,}", f"{r.get('train_loss', float('nan')):.4f}",
                       f"{r['return_mean']:.1f} ± {r['return_std']:.1f}", f"{r['normalized_return']:.1%}",
                       f"{r['wall_time_s']:.1f}")
     last = rows[-1]

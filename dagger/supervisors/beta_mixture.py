@@ -1,0 +1,39 @@
+"""DAgger's beta mixture (Ross, Gordon & Bagnell 2011, "A Reduction of Imitation Learning and Structured
+Prediction to No-Regret Online Learning", Algorithm 3.1), and behaviour cloning as its beta = 1 case.
+
+    pi_i = beta_i * pi* + (1 - beta_i) * pi_hat_i,   every visited state s is labelled with pi*(s)
+
+The mixture is drawn per env and per step (as `imitation` does; the paper leaves open whether it is
+drawn per step or per trajectory). beta_i comes from the `schedule` group (indicator, constant, linear,
+exponential); `algo=bc` fixes beta = 1: the expert acts throughout and the same labels are collected.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from dagger.config import ConfigError
+from dagger.schedules import BetaSchedule
+from dagger.supervisors import Act, Decision, Supervisor
+
+
+class BetaMixture(Supervisor):
+    """The expert acts with probability beta_i, independently per env and step; the expert labels every state."""
+
+    def __init__(self, schedule: BetaSchedule, beta: float | None = None, **_context):
+        if beta is not None and not (isinstance(beta, (int, float)) and 0.0 <= beta <= 1.0):
+            raise ConfigError(f"algo.beta={beta} is outside [0, 1]")
+        self.schedule, self.fixed_beta = schedule, beta
+        self.beta = 1.0
+
+    def begin(self, iteration: int, learner, data) -> None:
+        # Initial demonstrations (iteration 0) are the expert's alone.
+        self.beta = 1.0 if iteration == 0 else self.schedule(iteration) if self.fixed_beta is None else self.fixed_beta
+
+    def decide(self, obs: np.ndarray, learner: Act, expert: Act, rng: np.random.Generator) -> Decision:
+        labels = expert(obs)
+        expert_acts = rng.random(len(obs)) < self.beta
+        actions = labels if expert_acts.all() else np.where(expert_acts[:, None], labels, learner(obs))
+        return Decision(actions, expert_acts, np.ones(len(obs), dtype=bool), labels, queries=len(obs))
+
+    def metrics(self) -> dict[str, float]:
+        return {"beta": self.beta}
