@@ -13,7 +13,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from dagger.config import ConfigError, pick_device, register_resolvers, validate
+from dagger.config import ConfigError, check_overrides, pick_device, register_resolvers, validate
 from dagger.runs import RunFolder
 
 register_resolvers()
@@ -45,7 +45,8 @@ def build_parts(cfg: DictConfig, folder: RunFolder):
     folder.check_expert(expert.files)
     learner = build_learner(cfg.policy, probe.observation_space, probe.action_space, device)
     supervisor = build_supervisor(cfg.algo, schedule=schedule, action_space=probe.action_space,
-                                  num_envs=int(cfg.env.num_envs))
+                                  observation_space=probe.observation_space, num_envs=int(cfg.env.num_envs),
+                                  learner=learner)
     probe.close()
     budget = Budget(int(cfg.schedule.iterations), int(cfg.schedule.rollout_steps),
                     int(cfg.schedule.initial_expert_steps))
@@ -133,4 +134,8 @@ def main(cfg: DictConfig) -> dict:
 
 
 if __name__ == "__main__":
+    try:
+        check_overrides(sys.argv[1:])  # overrides Hydra cannot parse, named in one line
+    except ConfigError as err:
+        sys.exit(f"error: {err}")
     main()

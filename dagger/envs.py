@@ -1,22 +1,92 @@
 """Building gymnasium MuJoCo environments from the `env` config group."""
 from __future__ import annotations
 
+import re
+
 import gymnasium as gym
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from dagger.config import ConfigError
 
 
 def make_env(env_cfg: DictConfig, **overrides) -> gym.Env:
-    """One environment, as the config describes it."""
+    """One environment, as the config describes it.
+
+    Keyword arguments the task does not take, or takes but cannot run with (tried once per process
+    on a throwaway copy), and tasks whose spaces are not continuous Boxes raise ConfigError naming the key.
+    """
     kwargs = OmegaConf.to_container(env_cfg.kwargs, resolve=True) if env_cfg.get("kwargs") else {}
     if env_cfg.get("max_episode_steps"):
         kwargs["max_episode_steps"] = int(env_cfg.max_episode_steps)
     kwargs.update(overrides)
+    env_id = env_cfg.id
+    if env_cfg.get("kwargs"):
+        try_kwargs(env_id, repr(sorted(kwargs.items())), kwargs)
     try:
-        return gym.make(env_cfg.id, **kwargs)
+        env = gym.make(env_id, **kwargs)
     except gym.error.Error as err:
-        raise ConfigError(f"env.id={env_cfg.id!r}: {err}") from err
+        raise ConfigError(f"env.id={env_id!r}: {err}") from err
+    except (TypeError, ValueError) as err:
+        raise ConfigError(kwargs_error(env_id, err)) from None
+    try:
+        check_spaces(env)
+    except ConfigError:
+        env.close()
+        raise
+    return env
+
+
+def kwargs_error(env_id: str, err: Exception) -> str:
+    unexpected = re.search(r"unexpected keyword argument '([^']+)'", str(err))
+    if unexpected:
+        return f"env.kwargs: {env_id} does not accept {unexpected.group(1)}"
+    return f"env.kwargs: {env_id} fails with these keyword arguments: {type(err).__name__}: {first_line(err)}"
+
+
+def first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+_TRIED: set[tuple[str, str]] = set()  # (env id, sorted kwargs) that already reset and stepped
+
+
+def try_kwargs(env_id: str, key: str, kwargs: dict) -> None:
+    """User-given kwargs may only fail at reset or step (a string where a number belongs): build a
+    throwaway copy, reset it and take one step, once per process and set of kwargs."""
+    if (env_id, key) in _TRIED:
+        return
+    try:
+        env = gym.make(env_id, **kwargs)
+    except gym.error.Error as err:
+        raise ConfigError(f"env.id={env_id!r}: {err}") from err
+    except Exception as err:  # noqa: BLE001 - any failure of user kwargs is reported as one line
+        raise ConfigError(kwargs_error(env_id, err)) from None
+    try:
+        check_spaces(env)
+        env.reset(seed=0)
+        low, high = env.action_space.low, env.action_space.high
+        env.step(((low + high) / 2).astype(env.action_space.dtype))
+    except ConfigError:
+        raise
+    except Exception as err:  # noqa: BLE001
+        raise ConfigError(kwargs_error(env_id, err)) from None
+    finally:
+        env.close()
+    _TRIED.add((env_id, key))
+
+
+def check_spaces(env: gym.Env) -> None:
+    """The collector and the MLP learner need flat continuous observations and bounded continuous actions."""
+    env_id = env.spec.id if env.spec is not None else "?"
+    for kind, space in (("observation", env.observation_space), ("action", env.action_space)):
+        if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+            raise ConfigError(f"env.id={env_id!r} has the {kind} space {space}; DAgger here needs flat continuous "
+                              "(1-D Box) observations and actions, e.g. a MuJoCo task")
+    if not (np.all(np.isfinite(env.action_space.low)) and np.all(np.isfinite(env.action_space.high))):
+        raise ConfigError(f"env.id={env_id!r} has an unbounded action space {env.action_space}; "
+                          "the learner scales actions to the space's bounds")
 
 
 def make_vec_env(env_cfg: DictConfig, num_envs: int | None = None) -> gym.vector.VectorEnv:

@@ -27,9 +27,10 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
-from dagger.config import ConfigError
+from dagger.config import ConfigError, validate_train
 from dagger.envs import make_env
 from dagger.experts import algorithm_class, train_command
+from dagger.files import atomic_write_text
 
 EVAL_SEED = 10_000    # the manifest's evaluation episodes use seeds EVAL_SEED, EVAL_SEED + 1, ...
 SELECT_SEED = 30_000  # episodes that choose among candidates, kept apart from the reported ones
@@ -155,15 +156,17 @@ def save_acting_model(model: BaseAlgorithm, folder: Path) -> None:
 
 
 def train(cfg: DictConfig) -> None:
-    """Train (or resume) until `expert.train.timesteps`, then ship the best candidate."""
+    """Train (or resume) until `expert.train.timesteps`, then ship the best candidate.
+
+    Everything that can be refused (the config, env kwargs, SB3 hyperparameters) is checked before
+    anything is written to `work_dir`.
+    """
     import torch
 
-    if cfg.keep_candidates < 1:
-        raise ConfigError(f"keep_candidates={cfg.keep_candidates} must be >= 1")
+    validate_train(cfg)
     torch.set_num_threads(cfg.torch_threads)
     work = Path(cfg.work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    progress = Progress(work / "progress.json")
+    check_ship_dir(Path(cfg.ship_dir))
     venv = make_train_env(cfg, stats=work / "vecnormalize.pkl")
     checkpoint = work / "checkpoint.zip"
     if checkpoint.is_file():
@@ -172,7 +175,12 @@ def train(cfg: DictConfig) -> None:
             model.load_replay_buffer(work / "replay_buffer.pkl")
         print(f"resuming {checkpoint} at {model.num_timesteps} steps", flush=True)
     else:
-        model = build_model(cfg, venv)
+        try:
+            model = build_model(cfg, venv)
+        except (TypeError, ValueError, AssertionError) as err:
+            raise ConfigError(hyperparams_error(cfg.expert.algo, err)) from None
+    work.mkdir(parents=True, exist_ok=True)
+    progress = Progress(work / "progress.json")
     progress.state["training"] = training_record(cfg)  # publish_only runs read how it was trained here
     progress.save()
     remaining = int(cfg.expert.train.timesteps) - model.num_timesteps
@@ -181,6 +189,48 @@ def train(cfg: DictConfig) -> None:
         model.learn(total_timesteps=remaining, callback=callback, reset_num_timesteps=False)
         callback.checkpoint()
     publish(cfg)
+
+
+def hyperparams_error(algo: str, err: Exception) -> str:
+    """SB3's refusal of `expert.train.hyperparams`, as one line naming the key."""
+    import re
+
+    text = str(err).strip()
+    unexpected = re.search(r"unexpected keyword argument '([^']+)'", text)
+    if unexpected:
+        return f"expert.train.hyperparams: {algo.upper()} does not accept {unexpected.group(1)}"
+    reason = text.splitlines()[0] if text else ""
+    return f"expert.train.hyperparams: {algo.upper()} refuses them: {type(err).__name__}: {reason}".rstrip(": ")
+
+
+README_MARKERS = ("<!-- manifest table -->", "<!-- end manifest table -->")
+
+
+def check_ship_dir(ship_dir: Path) -> None:
+    """What shipping will rewrite must be readable now, not after hours of training."""
+    load_manifest_checked(ship_dir)
+    readme = ship_dir / "README.md"
+    try:
+        text = readme.read_text() if readme.is_file() else README_MARKERS[0] + README_MARKERS[1]
+    except (UnicodeDecodeError, OSError) as err:
+        raise ConfigError(f"ship_dir={ship_dir}: README.md is unreadable ({err})") from None
+    start, end = README_MARKERS
+    if start not in text or end not in text.split(start, 1)[1]:
+        raise ConfigError(f"ship_dir={ship_dir}: README.md lacks the lines {start} and {end} "
+                          "between which the manifest table is written")
+
+
+def load_manifest_checked(ship_dir: Path) -> dict:
+    """`load_manifest`, with an unreadable manifest refused as one line before any work."""
+    try:
+        manifest = load_manifest(ship_dir)
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"ship_dir={ship_dir}: manifest.yaml is unreadable ({reason}); fix or remove it") from None
+    if not isinstance(manifest, dict):
+        raise ConfigError(f"ship_dir={ship_dir}: manifest.yaml is not a mapping of <algo>/<EnvId>: entry; "
+                          "fix or remove it")
+    return manifest
 
 
 def sha256(path: Path) -> str:
@@ -215,11 +265,13 @@ def choose_candidate(cfg: DictConfig, work: Path) -> dict:
 
 def publish(cfg: DictConfig) -> dict:
     """Choose the best candidate, copy it into experts/ and record it, freshly evaluated, in the manifest."""
+    validate_train(cfg)
     work = Path(cfg.work_dir)
     env_id, algo = cfg.env.id, cfg.expert.algo
+    ship_dir = Path(cfg.ship_dir)
+    check_ship_dir(ship_dir)
     chosen = choose_candidate(cfg, work)
     source = candidate_dir(work, chosen["timesteps"])
-    ship_dir = Path(cfg.ship_dir)
     target = ship_dir / algo / f"{env_id}.zip"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source / f"{env_id}.zip", target)
@@ -259,9 +311,9 @@ def publish(cfg: DictConfig) -> dict:
         entry["meets_floor"] = bool(entry["eval_return_mean"] >= floor)
     if stats.is_file():
         entry["vecnormalize"] = str((target.parent / env_id / "vecnormalize.pkl").relative_to(ship_dir))
-    manifest = load_manifest(ship_dir) | {f"{algo}/{env_id}": entry}
+    manifest = load_manifest_checked(ship_dir) | {f"{algo}/{env_id}": entry}
     manifest = dict(sorted(manifest.items()))
-    (ship_dir / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    atomic_write_text(ship_dir / "manifest.yaml", yaml.safe_dump(manifest, sort_keys=False))
     write_experts_readme(manifest, ship_dir / "README.md")
     print(f"shipped {target}: {entry['eval_return_mean']} ± {entry['eval_return_std']} over "
           f"{entry['eval_episodes']} episodes (random policy {entry['random_return_mean']})", flush=True)
@@ -316,7 +368,7 @@ def write_experts_readme(manifest: dict, readme: Path) -> None:
                     f"{e['eval_return_std']:.0f} ({e['eval_episodes']}) | {floor} | {e['random_return_mean']:.0f} | "
                     f"{e['train_wall_time_s'] / 60:.0f} min | {e['size_bytes'] / 1e6:.1f} MB | `{e['command']}` |")
     table = "\n".join(rows)
-    start, end = "<!-- manifest table -->", "<!-- end manifest table -->"
+    start, end = README_MARKERS
     text = readme.read_text() if readme.is_file() else f"# Experts\n\n{start}\n{end}\n"
     head, rest = text.split(start, 1)
-    readme.write_text(f"{head}{start}\n{table}\n{end}{rest.split(end, 1)[1]}")
+    atomic_write_text(readme, f"{head}{start}\n{table}\n{end}{rest.split(end, 1)[1]}")

@@ -1,6 +1,7 @@
 """Plots and tables of DAgger runs."""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import matplotlib
@@ -9,9 +10,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from dagger.files import atomic_write, atomic_write_text  # noqa: E402
+
 
 def plot_curve(metrics: pd.DataFrame, path: Path, title: str) -> Path:
-    """The learner's return (mean ± std) against iteration and against expert labels, expert as a band."""
+    """The learner's return (mean ± std) against iteration and against expert labels, expert as a band.
+
+    Writes `path` as given: run.py passes the temporary sibling of `dagger.files.atomic_write`."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     expert_mean, expert_std = metrics.expert_return_mean.iloc[-1], metrics.expert_return_std.iloc[-1]
     for ax, x, label in ((axes[0], "iteration", "iteration"), (axes[1], "expert_labels", "expert labels")):
@@ -34,26 +39,92 @@ def plot_curve(metrics: pd.DataFrame, path: Path, title: str) -> Path:
 # ---- multirun reports: python -m dagger.report <multirun dir> ----------------------------------
 
 IGNORED_OVERRIDES = ("seed", "hydra/launcher", "+sweeps", "logger", "logger.mode")
+# What the summary, curves and heatmap read from a finished job's metrics.csv.
+NEEDED_COLUMNS = ("normalized_return", "expert_labels", "return_mean", "expert_return_mean", "expert_return_std",
+                  "random_return_mean")
+
+
+class BrokenJob(Exception):
+    """One of a job's files cannot be read; the job is listed as `broken: <file>: <reason>` and skipped."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"broken: {path}: {reason}")
+
+
+def first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
+
+
+def read_overrides(path: Path) -> dict[str, str]:
+    """`.hydra/overrides.yaml`: the job's `key=value` command-line overrides."""
+    import yaml
+
+    try:
+        overrides = yaml.safe_load(path.read_text()) or []
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as err:
+        raise BrokenJob(path, f"unreadable ({first_line(err)})") from None
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        raise BrokenJob(path, "not a list of key=value overrides")
+    return dict(o.split("=", 1) for o in overrides if "=" in o)
+
+
+def read_job_status(run_dir: Path) -> str:
+    """`status.json`'s status; `not started` when the job has none."""
+    import json
+
+    path = run_dir / "status.json"
+    if not path.is_file():
+        return "not started"
+    try:
+        status = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
+        raise BrokenJob(path, f"unreadable ({first_line(err)})") from None
+    if not isinstance(status, dict) or not isinstance(status.get("status", ""), str):
+        raise BrokenJob(path, 'not a JSON object with a "status" string')
+    return status.get("status") or "not started"
+
+
+def read_metrics(path: Path, finished: bool) -> pd.DataFrame:
+    """`metrics.csv` (empty when absent); a finished job's must have numeric `NEEDED_COLUMNS`."""
+    if not path.is_file():
+        return pd.DataFrame()
+    try:
+        metrics = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as err:
+        raise BrokenJob(path, f"unreadable ({first_line(err)})") from None
+    if finished and len(metrics):
+        missing = [c for c in NEEDED_COLUMNS if c not in metrics.columns]
+        if missing:
+            raise BrokenJob(path, f"missing columns {', '.join(missing)}")
+        for column in NEEDED_COLUMNS:
+            if not pd.api.types.is_numeric_dtype(metrics[column]):
+                raise BrokenJob(path, f"column {column} is not numeric")
+    return metrics
+
+
+def read_job(overrides_file: Path) -> dict:
+    """One job's row; a job with an unreadable file gets status `broken: <file>: <reason>`."""
+    run_dir = overrides_file.parent.parent
+    row = {"run_dir": str(run_dir), "swept": {}, "seed": "0", "metrics": pd.DataFrame()}
+    try:
+        overrides = read_overrides(overrides_file)
+        row["seed"] = overrides.get("seed", "0")
+        row["swept"] = {k.lstrip("+~"): v for k, v in overrides.items() if k.lstrip("+~") not in IGNORED_OVERRIDES}
+        status = read_job_status(run_dir)
+        metrics = read_metrics(run_dir / "metrics.csv", finished=status == "finished")
+    except BrokenJob as err:
+        return {**row, "status": str(err)}
+    return {**row, "status": status if status != "finished" or len(metrics) else "incomplete", "metrics": metrics}
 
 
 def find_runs(root: Path) -> pd.DataFrame:
-    """One row per job under `root`: its swept values, seed, status and metrics (if any)."""
-    import yaml
+    """One row per job under `root`: its swept values, seed, status and metrics (if any).
 
-    from dagger.tracking import read_status
-
-    runs = []
-    for overrides_file in sorted(root.rglob(".hydra/overrides.yaml")):
-        run_dir = overrides_file.parent.parent
-        overrides = dict(o.split("=", 1) for o in yaml.safe_load(overrides_file.read_text()) or [] if "=" in o)
-        status = read_status(run_dir).get("status", "not started")
-        metrics_file = run_dir / "metrics.csv"
-        metrics = pd.read_csv(metrics_file) if metrics_file.is_file() else pd.DataFrame()
-        swept = {k.lstrip("+~"): v for k, v in overrides.items() if k.lstrip("+~") not in IGNORED_OVERRIDES}
-        runs.append({"run_dir": str(run_dir), "swept": swept, "seed": overrides.get("seed", "0"),
-                     "status": status if status != "finished" or len(metrics) else "incomplete",
-                     "metrics": metrics})
-    runs = pd.DataFrame(runs)
+    Each job is read on its own: one with a corrupt metrics.csv, status.json or overrides.yaml is
+    marked broken and the others are still reported.
+    """
+    runs = pd.DataFrame([read_job(f) for f in sorted(root.rglob(".hydra/overrides.yaml"))])
     if runs.empty:
         return runs
     # A configuration is named by the overrides that vary between jobs; the rest is common to all.
@@ -98,7 +169,11 @@ def summarize_sweep(runs: pd.DataFrame) -> pd.DataFrame:
                      "labels_to_90pct": sum(reached) / len(reached) if reached else float("nan"),
                      "seeds_reaching_90pct": len(reached),
                      "final_labels": group.metrics.iloc[0].expert_labels.iloc[-1]})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+SUMMARY_COLUMNS = ("configuration", "seeds", "final_norm_return", "final_ci_low", "final_ci_high", "best_norm_return",
+                   "best_ci_low", "best_ci_high", "labels_to_90pct", "seeds_reaching_90pct", "final_labels")
 
 
 def plot_sweep_curves(runs: pd.DataFrame, path: Path) -> Path:
@@ -124,9 +199,16 @@ def plot_sweep_curves(runs: pd.DataFrame, path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
+
+
+def save_figure(fig, path: Path) -> None:
+    """Atomically: a killed report leaves the old picture or the new one."""
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100))
+    finally:
+        plt.close(fig)
 
 
 def plot_heatmap(runs: pd.DataFrame, path: Path) -> Path | None:
@@ -153,8 +235,7 @@ def plot_heatmap(runs: pd.DataFrame, path: Path) -> Path | None:
         ax.text(j, i, f"{value:.2f}", ha="center", va="center", color="w")
     fig.colorbar(image, label="final normalised return (mean over seeds)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
@@ -164,22 +245,34 @@ def report(root: Path) -> pd.DataFrame:
     if runs.empty:
         raise SystemExit(f"error: no runs under {root} (expected job folders with .hydra/overrides.yaml)")
     summary = summarize_sweep(runs)
-    summary.to_csv(root / "summary.csv", index=False)
-    outputs = [root / "summary.csv", plot_sweep_curves(runs, root / "curves.png"), plot_heatmap(runs, root / "heatmap.png")]
+    try:
+        atomic_write_text(root / "summary.csv", summary.to_csv(index=False))
+        outputs = [root / "summary.csv", plot_sweep_curves(runs, root / "curves.png"),
+                   plot_heatmap(runs, root / "heatmap.png")]
+    except OSError as err:
+        raise SystemExit(f"error: cannot write into {root}: {err.strerror or err}") from None
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
         print(summary.drop(columns=["best_ci_low", "best_ci_high"]).to_string(index=False))
-    unfinished = runs[runs.status != "finished"]
+    broken = runs[runs.status.str.startswith("broken: ")]
+    unfinished = runs[(runs.status != "finished") & ~runs.status.str.startswith("broken: ")]
     for _, run in unfinished.iterrows():
         print(f"{run.status}: {run.run_dir}")
-    print(f"{len(runs) - len(unfinished)} finished, {len(unfinished)} failed or incomplete; wrote "
-          + ", ".join(str(p) for p in outputs if p is not None))
+    for _, run in broken.iterrows():
+        print(run.status)  # names the file, inside the job's folder
+    print(f"{len(runs) - len(unfinished) - len(broken)} finished, {len(unfinished)} failed or incomplete, "
+          f"{len(broken)} broken; wrote " + ", ".join(str(p) for p in outputs if p is not None))
     return summary
 
 
-def main(argv: list[str] | None = None) -> None:
-    import argparse
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with its complaints as the one `error: ...` line every entry point uses."""
 
-    parser = argparse.ArgumentParser(prog="python -m dagger.report", description=report.__doc__)
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (usage: {self.prog} <multirun dir>)\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = ArgumentParser(prog="python -m dagger.report", description=report.__doc__)
     parser.add_argument("multirun_dir", type=Path, help="a sweep's folder, e.g. multirun/budget_grid/walker-sac")
     args = parser.parse_args(argv)
     if not args.multirun_dir.is_dir():

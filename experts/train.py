@@ -3,10 +3,11 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dagger.config import ConfigError, register_resolvers  # noqa: E402
+from dagger.config import ConfigError, check_overrides, register_resolvers, validate_train  # noqa: E402
 from dagger.expert_training import publish, train  # noqa: E402
 
 register_resolvers()
@@ -15,13 +16,26 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> None:
     try:
+        validate_train(cfg)  # every key, before anything is built or written
         if cfg.publish_only:
             publish(cfg)
         else:
             train(cfg)
     except ConfigError as err:
+        remove_if_empty(Path(HydraConfig.get().runtime.output_dir))  # Hydra makes work_dir before the checks
         sys.exit(f"error: {err}")
 
 
+def remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
 if __name__ == "__main__":
+    try:
+        check_overrides(sys.argv[1:])  # Hydra's own parse errors do not name the key
+    except ConfigError as err:
+        sys.exit(f"error: {err}")
     main()

@@ -75,5 +75,5 @@ def test_publishing_before_training_names_the_work_dir(tmp_path):
 def test_keeping_no_candidates_is_refused_before_training(tmp_path):
     result = train(tmp_path, "expert=sac", "keep_candidates=0", check=False)
     assert result.returncode != 0
-    assert result.stderr.strip().splitlines()[-1] == "error: keep_candidates=0 must be >= 1"
+    assert result.stderr.strip().splitlines()[-1] == "error: keep_candidates=0 must be an integer >= 1"
     assert not (tmp_path / "work" / "checkpoint.zip").exists()

@@ -111,8 +111,8 @@ def test_resuming_with_a_different_experiment_is_refused(tmp_path):
      "`python experts/train.py env=pendulum expert=sac`"),
     (["env=hopper", f"expert.path={PENDULUM_EXPERT}"],
      "observation space (4,) does not match env Hopper-v5 observation space (11,)"),
-    (["schedule.iterations=0"], "schedule.iterations=0 must be a number >= 1"),
-    (["schedule.rollout_steps=0"], "schedule.rollout_steps=0 must be a number >= 1"),
+    (["schedule.iterations=0"], "schedule.iterations=0 must be an integer >= 1"),
+    (["schedule.rollout_steps=0"], "schedule.rollout_steps=0 must be an integer >= 1"),
     (["schedule=constant", "schedule.beta_value=1.5"], "schedule.beta_value=1.5 is outside [0, 1]"),
     (["device=tpu"], "device='tpu' is not one of cpu, cuda, auto"),
 ])

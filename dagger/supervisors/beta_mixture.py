@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagger.config import ConfigError
+from dagger.config import Number, check_value
 from dagger.schedules import BetaSchedule
 from dagger.supervisors import Act, Decision, Supervisor
 
@@ -20,8 +20,8 @@ class BetaMixture(Supervisor):
     """The expert acts with probability beta_i, independently per env and step; the expert labels every state."""
 
     def __init__(self, schedule: BetaSchedule, beta: float | None = None, **_context):
-        if beta is not None and not (isinstance(beta, (int, float)) and 0.0 <= beta <= 1.0):
-            raise ConfigError(f"algo.beta={beta} is outside [0, 1]")
+        if beta is not None:
+            check_value("algo.beta", beta, Number(0, 1))
         self.schedule, self.fixed_beta = schedule, beta
         self.beta = 1.0
 

@@ -1,0 +1,541 @@
+"""Bad input, on every entry point, stops with one clear line before any work.
+
+`BAD_INPUTS` is the table: each entry is a command-line input of run.py, experts/train.py or
+`python -m dagger.report` that must be refused with a message naming the key (or file). Most are
+checked in-process here (compose + the same checks the entry point makes before any work); a few
+go through the real command line. `python -m tests.benchmarks.bad_inputs` runs every entry through
+the real command line.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, run_cli
+
+
+@dataclass(frozen=True)
+class Bad:
+    """One bad input. `key` is what the message must start with (default: the last override's key);
+    `says` an optional further part of the message. `hydra`: Hydra's own message refuses it (it names
+    the key but is not an `error:` line). Report entries name a folder `setup` instead of args; with
+    `broken` the report carries on and lists that job as `broken: <file>: ...`."""
+
+    entry: str                     # run, train or report
+    args: tuple[str, ...] = ()
+    key: str = ""
+    says: str = ""
+    hydra: bool = False
+    setup: str = ""
+    broken: bool = False
+
+    @property
+    def names(self) -> str:
+        if self.key:
+            return self.key
+        return self.args[-1].split("=", 1)[0].lstrip("+~")
+
+    @property
+    def id(self) -> str:
+        return f"{self.entry}:{self.setup or ' '.join(self.args)}"
+
+
+def run(*args: str, **kw) -> Bad:
+    return Bad("run", args, **kw)
+
+
+def train(*args: str, **kw) -> Bad:
+    return Bad("train", args, **kw)
+
+
+def report(setup: str, **kw) -> Bad:
+    return Bad("report", setup=setup, **kw)
+
+
+INT_ONE = "must be an integer >= 1"
+BAD_INPUTS: list[Bad] = [
+    # ---- run.py: the schedule ----
+    run("schedule.iterations=inf", says=INT_ONE),
+    run("schedule.iterations=2.5", says="schedule.iterations=2.5 must be an integer >= 1"),
+    run("schedule.iterations=2.0", says=INT_ONE),
+    run("schedule.iterations=0", says="schedule.iterations=0 must be an integer >= 1"),
+    run("schedule.iterations=-3"),
+    run("schedule.iterations=abc"),
+    run("schedule.iterations=true"),
+    run("schedule.iterations=null"),
+    run("schedule.iterations=[1]"),
+    run("schedule.iterations=${nope}", says="cannot resolve"),
+    run("~schedule.iterations", says="missing"),
+    run("schedule.rollout_steps=inf"),
+    run("schedule.rollout_steps=0"),
+    run("schedule.rollout_steps=1.5"),
+    run("schedule.rollout_steps=abc"),
+    run("schedule.initial_expert_steps=-1"),
+    run("schedule.initial_expert_steps=nan"),
+    run("schedule.initial_expert_steps=0.5"),
+    run("schedule.beta=cosine", says="is not one of indicator, constant, linear, exponential"),
+    run("schedule.beta=1"),
+    run("schedule=constant", "schedule.beta_value=1.5", says="schedule.beta_value=1.5 is outside [0, 1]"),
+    run("schedule=constant", "schedule.beta_value=-0.1"),
+    run("schedule.beta_value=nan"),
+    run("schedule.beta_value=inf"),
+    run("schedule.beta_value=abc"),
+    run("schedule=linear", "schedule.beta_ramp=abc"),
+    run("schedule=linear", "schedule.beta_ramp=0"),
+    run("schedule=linear", "schedule.beta_ramp=2.5"),
+    run("schedule.name="),
+    run("+schedule.iteration=5", says="unknown key"),
+    run("schedule=nope", hydra=True),
+    # ---- run.py: the algorithm (its supervisor) ----
+    run("algo.name="),
+    run("algo._target_=", key="algo._target_"),
+    run("algo._target_=dagger.nope.Thing", says="is not a supervisor class"),
+    run("+algo.foo=1", says="unknown key for algo=dagger"),
+    run("algo=bc", "algo.beta=1.5", says="algo.beta=1.5 is outside [0, 1]"),
+    run("algo=bc", "algo.beta=abc"),
+    run("algo=bc", "algo.beta=nan"),
+    run("algo=nope", hydra=True),
+    # ---- run.py: the learner ----
+    run("policy.lr=nan", says="policy.lr=nan must be a finite number > 0"),
+    run("policy.lr=inf"),
+    run("policy.lr=0"),
+    run("policy.lr=-0.001"),
+    run("policy.lr=abc"),
+    run("~policy.lr", says="missing"),
+    run("policy.weight_decay=-1"),
+    run("policy.weight_decay=nan"),
+    run("policy.weight_decay=inf"),
+    run("policy.hidden=[-3]", says="must be a list of integers >= 1"),
+    run("policy.hidden=abc"),
+    run("policy.hidden=[64,0]"),
+    run("policy.hidden=[64.5]"),
+    run("policy.hidden=[true]"),
+    run("policy.hidden=5"),
+    run("policy.hidden=[a,b]"),
+    run("policy.hidden=[1,"),
+    run("policy.batch_size=0"),
+    run("policy.batch_size=1.5"),
+    run("policy.batch_size=abc"),
+    run("policy.gradient_steps=0"),
+    run("policy.gradient_steps=-5"),
+    run("policy.gradient_steps=inf"),
+    run("policy.loss=l1"),
+    run("policy.activation=sigmoid"),
+    run("policy.warm_start=maybe", says="must be true or false"),
+    run("policy.warm_start=1"),
+    run("+policy.dropout=0.1", says="unknown key"),
+    run("policy=nope", hydra=True),
+    # ---- run.py: top-level keys ----
+    run("seed=abc", says="must be an integer in [0, 4294967295]"),
+    run("seed=-1"),
+    run("seed=1.5"),
+    run("seed=2.0"),
+    run("seed=4294967296"),
+    run("seed=true"),
+    run("seed=null"),
+    run("seed=[0"),
+    run("device=tpu", says="device='tpu' is not one of cpu, cuda, auto"),
+    run("device=1"),
+    run("threads=0"),
+    run("threads=1.5"),
+    run("threads=abc"),
+    run("eval.episodes=1.5"),
+    run("eval.episodes=0"),
+    run("eval.episodes=abc"),
+    run("+eval.foo=1", says="unknown key"),
+    run("resume=maybe"),
+    run("resume=0"),
+    run("+foo=1", says="foo: unknown key (not in conf/; check the spelling)"),
+    run("foo=1", hydra=True),
+    run("+sweeps=base", key="sweep_name", says="no value given"),
+    # ---- run.py: the environment ----
+    run("env.max_episode_steps=-1", says="must be null"),
+    run("env.max_episode_steps=0"),
+    run("env.max_episode_steps=abc"),
+    run("env.max_episode_steps=1.5"),
+    run("env.num_envs=0"),
+    run("env.num_envs=2.5"),
+    run("env.num_envs=abc"),
+    run("env.id=Nope-v0", says="not a registered gymnasium environment"),
+    run("env=pendulum", "env.id=", key="env.id"),
+    run("env=pendulum", "env.id=CartPole-v1", says="(1-D Box)"),
+    run("env=pendulum", "env.id=FrozenLake-v1", says="observation space"),
+    run("env=pendulum", "env.kwargs=abc"),
+    run("env=walker", "+env.kwargs.bogus_kw=1", key="env.kwargs",
+        says="env.kwargs: Walker2d-v5 does not accept bogus_kw"),
+    run("env=pendulum", "+env.kwargs.reset_noise_scale=abc", key="env.kwargs"),
+    run("env=pendulum", "env.name="),
+    run("env=nope", hydra=True),
+    # ---- run.py: the expert ----
+    run("expert.algo=a2c"),
+    run("expert.path="),
+    run("expert.path=/nonexistent/expert.zip", says="no sac checkpoint"),
+    run("expert.deterministic=abc"),
+    run("++expert.trust=abc", says="must be true or false"),
+    run("expert.train.timesteps=abc"),
+    run("expert.train.hyperparams=abc"),
+    run("expert=nope", hydra=True),
+    # ---- run.py: the logger ----
+    run("logger.mode=loud", says="is not one of offline, online, disabled"),
+    run("logger.project=a/b", says="must not contain /"),
+    run("logger.project=a:b"),
+    run("logger.project=what?"),
+    run("logger.project="),
+    run("logger.tags=abc"),
+    run("logger.tags=['']"),
+    run("logger.entity=[1]"),
+    run("logger=nope", hydra=True),
+
+    # ---- experts/train.py ----
+    train("eval_every=0", says="eval_every=0 must be an integer >= 1"),
+    train("eval_every=abc"),
+    train("eval_every=1.5"),
+    train("eval_every=[1,"),
+    train("checkpoint_every=0"),
+    train("checkpoint_every=-1"),
+    train("torch_threads=0"),
+    train("torch_threads=abc"),
+    train("eval_episodes=0"),
+    train("eval_episodes=2.5"),
+    train("publish_episodes=0"),
+    train("publish_episodes=abc"),
+    train("publish_only=true", "publish_episodes=0"),
+    train("keep_candidates=0", says="keep_candidates=0 must be an integer >= 1"),
+    train("keep_candidates=1.5"),
+    train("expert.train.timesteps=abc"),
+    train("expert.train.timesteps=0"),
+    train("expert.train.timesteps=1e6", says="(write 1000000, without a decimal point or exponent)"),
+    train("expert.train.normalize=maybe"),
+    train("expert.train.hyperparams=abc"),
+    train("+expert.train.hyperparams.bogus=1", key="expert.train.hyperparams",
+          says="expert.train.hyperparams: SAC does not accept bogus"),
+    train("expert.algo=a2c"),
+    train("seed=-1"),
+    train("seed=abc"),
+    train("publish_only=maybe"),
+    train("floors=abc"),
+    train("+floors.Foo-v0=abc", says="floors.Foo-v0='abc' must be a finite number"),
+    train("work_dir="),
+    train("ship_dir="),
+    train("+foo=1", says="unknown key"),
+    train("foo=1", hydra=True),
+    train("env=walker", "+env.kwargs.bogus_kw=1", key="env.kwargs"),
+    train("env.max_episode_steps=-1"),
+    train("env=pendulum", "env.id=CartPole-v1"),
+    train("publish_only=true", key="work_dir", says="no trained candidates"),
+    Bad("train", setup="manifest-not-yaml", key="ship_dir", says="manifest.yaml is unreadable"),
+    Bad("train", setup="manifest-not-mapping", key="ship_dir", says="manifest.yaml is not a mapping"),
+    Bad("train", setup="readme-without-markers", key="ship_dir", says="README.md lacks"),
+
+    # ---- python -m dagger.report ----
+    report("no-argument", key="error: the following arguments are required: multirun_dir"),
+    report("missing-dir", key="is not a directory"),
+    report("a-file", key="is not a directory"),
+    report("empty-dir", key="no runs under"),
+    report("metrics-garbage", key="metrics.csv", broken=True),
+    report("metrics-empty", key="metrics.csv", broken=True),
+    report("metrics-missing-columns", key="metrics.csv", broken=True, says="missing columns normalized_return"),
+    report("metrics-not-numeric", key="metrics.csv", broken=True, says="is not numeric"),
+    report("status-not-json", key="status.json", broken=True),
+    report("status-not-object", key="status.json", broken=True),
+    report("status-binary", key="status.json", broken=True),
+    report("overrides-not-yaml", key="overrides.yaml", broken=True),
+    report("overrides-not-list", key="overrides.yaml", broken=True),
+]
+
+
+# ---- how each entry point is called: shared with tests/benchmarks/bad_inputs.py -----------------
+
+def touches(case: Bad, group: str) -> bool:
+    return any(a.lstrip("+~").split("=", 1)[0].split(".", 1)[0] == group for a in case.args)
+
+
+def overrides(case: Bad, tmp: Path) -> list[str]:
+    """Cheap settings first (the case's own overrides win), so that a wrongly accepted input finishes fast."""
+    base = [] if touches(case, "env") else ["env=pendulum"]
+    if case.entry == "run":
+        base += [] if touches(case, "logger") else ["logger=none"]
+        base += ["schedule.iterations=1", "schedule.rollout_steps=100", "policy.gradient_steps=50",
+                 "eval.episodes=2", "policy.hidden=[32]"]
+    else:
+        base += [f"work_dir={tmp / 'work'}", f"ship_dir={tmp / 'ship'}", "expert.train.timesteps=200",
+                 "eval_every=100", "checkpoint_every=100", "eval_episodes=1", "publish_episodes=1"]
+    return [*base, *case.args]
+
+
+FINISHED_METRICS = ("iteration,return_mean,return_std,normalized_return,expert_labels,expert_return_mean,"
+                    "expert_return_std,random_return_mean\n"
+                    "1,900.0,10.0,0.9,100,1000.0,0.0,0.0\n"
+                    "2,1000.0,0.0,1.0,200,1000.0,0.0,0.0\n")
+
+
+def write_job(job: Path, overrides_yaml: str = "- seed=0\n", status: str | bytes = '{"status": "finished"}',
+              metrics: str | bytes = FINISHED_METRICS) -> Path:
+    """A sweep job's files as run.py leaves them (or as given, corrupt)."""
+    for name, content in ((".hydra/overrides.yaml", overrides_yaml), ("status.json", status),
+                          ("metrics.csv", metrics)):
+        path = job / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return job
+
+
+GARBAGE = bytes(range(256)) * 4
+CORRUPTIONS = {  # setup -> what one job of a sweep gets wrong
+    "metrics-garbage": {"metrics": GARBAGE},
+    "metrics-empty": {"metrics": ""},
+    "metrics-missing-columns": {"metrics": "iteration,return_mean\n1,5.0\n"},
+    "metrics-not-numeric": {"metrics": FINISHED_METRICS.replace("0.9,100", "abc,100")},
+    "status-not-json": {"status": '{"status": "fini'},
+    "status-not-object": {"status": '["finished"]'},
+    "status-binary": {"status": GARBAGE},
+    "overrides-not-yaml": {"overrides_yaml": "- seed=1\n  - : [\n"},
+    "overrides-not-list": {"overrides_yaml": "seed: 1\n"},
+}
+
+
+def report_args(case: Bad, tmp: Path) -> list[str]:
+    """Builds the folder the report entry is about; returns the report's arguments."""
+    if case.setup == "no-argument":
+        return []
+    if case.setup == "missing-dir":
+        return [str(tmp / "nowhere")]
+    if case.setup == "a-file":
+        (tmp / "file.txt").write_text("not a sweep\n")
+        return [str(tmp / "file.txt")]
+    if case.setup == "empty-dir":
+        (tmp / "empty").mkdir(exist_ok=True)
+        return [str(tmp / "empty")]
+    root = tmp / "sweep"
+    write_job(root / "good", "- seed=0\n- schedule.iterations=2\n")
+    write_job(root / "broken", **{"overrides_yaml": "- seed=0\n- schedule.iterations=3\n", **CORRUPTIONS[case.setup]})
+    return [str(root)]
+
+
+SHIP_DIR_FILES = {  # train setup -> a file of ship_dir that shipping would rewrite, made unusable
+    "manifest-not-yaml": ("manifest.yaml", "sac/Hopper-v5: {file: [\n"),
+    "manifest-not-mapping": ("manifest.yaml", "- sac/Hopper-v5\n"),
+    "readme-without-markers": ("README.md", "# Experts\n\nNo table here.\n"),
+}
+
+
+def prepare(case: Bad, tmp: Path) -> None:
+    """Files a train entry is about (in its ship_dir)."""
+    if case.entry == "train" and case.setup:
+        name, text = SHIP_DIR_FILES[case.setup]
+        (tmp / "ship").mkdir(exist_ok=True)
+        (tmp / "ship" / name).write_text(text)
+
+
+def command(case: Bad, tmp: Path) -> list[str]:
+    """The real command line of the case (the files it is about are made on the way)."""
+    prepare(case, tmp)
+    if case.entry == "report":
+        return [sys.executable, "-m", "dagger.report", *report_args(case, tmp)]
+    script = "run.py" if case.entry == "run" else "experts/train.py"
+    extra = [f"hydra.run.dir={tmp / 'run'}"] if case.entry == "run" else []
+    return [sys.executable, str(ROOT / script), *overrides(case, tmp), *extra]
+
+
+CLI_ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1"}
+
+
+def run_command(cmd: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=ROOT, env=CLI_ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def verdict(case: Bad, result: subprocess.CompletedProcess) -> tuple[bool, str]:
+    """(handled as the rule says, the line that shows it)."""
+    err = result.stderr.strip().splitlines()
+    last = err[-1] if err else ""
+    if "Traceback" in result.stderr:
+        return False, "TRACEBACK " + last
+    if case.broken:
+        lines = [l for l in result.stdout.splitlines() if l.startswith("broken: ")]
+        ok = result.returncode == 0 and any(case.names in l and case.says in l for l in lines)
+        return ok, (lines[0] if lines else f"ACCEPTED (no broken job listed, exit {result.returncode})")
+    if result.returncode == 0:
+        return False, "ACCEPTED"
+    if case.hydra:
+        return case.names in result.stderr, "hydra: " + " | ".join(err[:2])
+    return last.startswith("error: ") and case.names in last and case.says in last, last
+
+
+# ---- in-process checks: the same checks each entry point makes before any work ----------------------
+
+class Accepted(Exception):
+    """Raised where the real entry point would start working."""
+
+
+def compose_config(name: str, args: list[str]):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from dagger.config import ROOT_CONF, check_overrides
+
+    check_overrides(args)
+    with initialize_config_dir(config_dir=str(ROOT_CONF), version_base="1.3"):
+        cfg = compose(name, overrides=args, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)  # ${hydra:...} interpolations resolve as in the real app
+    return cfg
+
+
+def check_run(args: list[str]) -> None:
+    """run.py's checks before its run folder is touched (see run.py: prepare, build_parts)."""
+    from dagger.config import pick_device, validate
+    from dagger.envs import make_env
+    from dagger.experts import load_expert
+    from dagger.schedules import build_schedule
+    from dagger.supervisors import build_supervisor
+
+    cfg = compose_config("config", args)
+    validate(cfg)
+    pick_device(cfg.device)
+    schedule = build_schedule(cfg.schedule)
+    env = make_env(cfg.env)
+    try:
+        load_expert(cfg.expert, cfg.env.name, env)
+        build_supervisor(cfg.algo, schedule=schedule, action_space=env.action_space, num_envs=int(cfg.env.num_envs))
+    finally:
+        env.close()
+    raise Accepted
+
+
+def check_train(args: list[str], monkeypatch) -> None:
+    """experts/train.py up to its first training step."""
+    from dagger import expert_training
+    from dagger.config import validate_train
+
+    def started(*_, **__):
+        raise Accepted
+
+    monkeypatch.setattr(expert_training, "CheckpointAndEvaluate", started)
+    cfg = compose_config("train", args)
+    validate_train(cfg)
+    if cfg.publish_only:
+        expert_training.publish(cfg)
+    else:
+        expert_training.train(cfg)
+    raise Accepted
+
+
+def in_process_message(case: Bad, tmp: Path, monkeypatch, capsys) -> str:
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from dagger.config import ConfigError
+
+    try:
+        if case.entry == "run":
+            check_run(overrides(case, tmp))
+        elif case.entry == "train":
+            prepare(case, tmp)
+            check_train(overrides(case, tmp), monkeypatch)
+        else:
+            from dagger.report import main
+
+            main(report_args(case, tmp))
+            return capsys.readouterr().out
+    except ConfigError as err:
+        assert "\n" not in str(err), "one line"
+        return str(err)
+    except (HydraException, OmegaConfBaseException) as err:
+        assert case.hydra, f"Hydra refused it with {err!r}, not our one line"
+        return str(err)
+    except SystemExit as err:  # the report's own one-line errors
+        return err.code if isinstance(err.code, str) else capsys.readouterr().err.strip()
+    except Accepted:
+        pytest.fail(f"{case.id} was accepted")
+    pytest.fail(f"{case.id} was accepted")
+
+
+def test_the_table_is_large_and_covers_every_entry_point():
+    counts = {entry: sum(c.entry == entry for c in BAD_INPUTS) for entry in ("run", "train", "report")}
+    assert sum(counts.values()) >= 100 and min(counts.values()) >= 10, counts
+    assert len({c.id for c in BAD_INPUTS}) == len(BAD_INPUTS), "duplicate entries"
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=lambda c: c.id)
+def test_bad_input_is_refused_naming_the_key(case, tmp_path, monkeypatch, capsys):
+    message = in_process_message(case, tmp_path, monkeypatch, capsys)
+    if case.broken:
+        lines = [line for line in message.splitlines() if line.startswith("broken: ")]
+        assert len(lines) == 1 and case.names in lines[0] and case.says in lines[0], message
+        assert "1 finished" in message and (tmp_path / "sweep" / "summary.csv").is_file()
+    elif case.hydra:
+        assert case.names in message
+    elif case.entry == "report":
+        assert message.startswith("error: ") and case.names in message and "\n" not in message, message
+    else:
+        assert message.startswith((f"{case.names}=", f"{case.names}:")), message
+        assert case.says in message, message
+    if case.entry == "train":
+        assert not (tmp_path / "work").exists(), "refused before work_dir was made"
+
+
+# ---- a few through the real command line -----------------------------------------------------------
+
+def assert_one_error_line(result: subprocess.CompletedProcess, names: str) -> str:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and names in last, result.stderr
+    return last
+
+
+@pytest.mark.parametrize("args, names", [
+    (["schedule.iterations=2.5"], "schedule.iterations=2.5 must be an integer >= 1"),
+    (["env=walker", "+env.kwargs.bogus_kw=1"], "env.kwargs: Walker2d-v5 does not accept bogus_kw"),
+    (["seed=abc"], "seed='abc' must be an integer in [0, 4294967295]"),
+])
+def test_run_refuses_with_one_line_and_writes_nothing(tmp_path, args, names):
+    run_dir = tmp_path / "run"
+    case = Bad("run", tuple(args))
+    result = run_cli(*overrides(case, tmp_path), run_dir=run_dir, check=False)
+    assert_one_error_line(result, names)
+    assert not run_dir.exists() or not any(run_dir.iterdir())
+
+
+@pytest.mark.parametrize("args, names", [
+    (["eval_every=0"], "eval_every=0 must be an integer >= 1"),
+    (["+expert.train.hyperparams.bogus=1"], "expert.train.hyperparams: SAC does not accept bogus"),
+])
+def test_train_refuses_before_making_work_dir(tmp_path, args, names):
+    case = Bad("train", tuple(args))
+    result = run_cli(*overrides(case, tmp_path), script="experts/train.py", check=False)
+    assert_one_error_line(result, names)
+    assert not (tmp_path / "work").exists() and not (tmp_path / "ship").exists()
+
+
+def test_report_lists_every_broken_job_and_summarises_the_good_one(tmp_path):
+    root = tmp_path / "sweep"
+    write_job(root / "good", "- seed=0\n- schedule.iterations=2\n")
+    for i, (name, corruption) in enumerate(CORRUPTIONS.items()):
+        job = root / name
+        write_job(job, **{"overrides_yaml": f"- seed=0\n- schedule.iterations={i + 3}\n", **corruption})
+    result = subprocess.run([sys.executable, "-m", "dagger.report", str(root)], cwd=ROOT, env=CLI_ENV,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    broken = [line for line in result.stdout.splitlines() if line.startswith("broken: ")]
+    assert len(broken) == len(CORRUPTIONS), result.stdout
+    for name, corruption in CORRUPTIONS.items():
+        file = {"metrics": "metrics.csv", "status": "status.json", "overrides_yaml": ".hydra/overrides.yaml"}[
+            next(iter(corruption))]
+        assert any(line.startswith(f"broken: {root / name / file}: ") for line in broken), (name, broken)
+    assert f"1 finished, 0 failed or incomplete, {len(CORRUPTIONS)} broken" in result.stdout
+    summary = (root / "summary.csv").read_text().splitlines()
+    assert len(summary) == 2 and summary[1].startswith("schedule.iterations=2,1,"), summary
+    assert (root / "curves.png").is_file()
+    assert not [p for p in root.iterdir() if p.name.startswith(".")], "no temporary files left"
+
+
+def test_report_without_a_folder_says_so_in_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "dagger.report", str(tmp_path / "nowhere")], cwd=ROOT,
+                            env=CLI_ENV, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'nowhere'} is not a directory"]
