@@ -1,0 +1,142 @@
+"""algo=hg_dagger: the learner drives, the expert takes over above `takeover` and hands back below
+`handback`; exactly the states it drives are labelled, and every state is a query."""
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from gymnasium.spaces import Box
+
+from dagger.config import ConfigError
+from dagger.supervisors.hg_dagger import HGDAgger
+from tests.conftest import QUICK, run_cli
+
+SPACE = Box(-2.0, 2.0, (3,), dtype=np.float32)  # h = 2 in every dimension
+HALF = 2.0
+
+
+class Expert:
+    """The expert's action is the first 3 observation entries; counts the states it is shown."""
+
+    def __init__(self):
+        self.shown = 0
+
+    def __call__(self, obs):
+        self.shown += len(obs)
+        return obs[:, :3].astype(np.float32)
+
+
+def learner(obs):
+    """The expert's action plus a gap g = obs[:, 3] in scaled units in every dimension (so RMS gap = g)."""
+    return (obs[:, :3] + HALF * obs[:, 3:4]).astype(np.float32)
+
+
+def states(gaps, rng=np.random.default_rng(0)):
+    """One state per env whose learner-expert gap is `gaps[i]` (the actions themselves are arbitrary)."""
+    gaps = np.asarray(gaps, dtype=np.float32)  # multiples of 1/16: the gap is exact in float32
+    actions = rng.integers(-8, 8, (len(gaps), 3)) / 8
+    return np.concatenate([actions, gaps[:, None]], axis=1).astype(np.float32)
+
+
+def step(sup, gaps, expert=None):
+    obs = states(gaps)
+    expert = expert or Expert()
+    d = sup.decide(obs, learner, expert, np.random.default_rng(0))
+    # Exactly the supervisor's states are labelled, with the expert's action; it executes there.
+    assert d.labelled.tolist() == d.supervisor_acts.tolist()
+    np.testing.assert_array_equal(d.labels[d.labelled], obs[d.labelled, :3])
+    want = np.where(d.supervisor_acts[:, None], obs[:, :3], learner(obs))
+    np.testing.assert_array_equal(d.actions, want)
+    # The expert is shown every state to run the gate, labelled or not.
+    assert d.queries == len(obs) == expert.shown
+    return d.supervisor_acts.tolist()
+
+
+def test_takeover_hysteresis_and_handback():
+    sup = HGDAgger(SPACE, num_envs=4, takeover=0.25, handback=0.125)
+    assert step(sup, [0.5, 0.1875, 0.0625, 0.375]) == [True, False, False, True]    # above takeover: taken over
+    assert step(sup, [0.1875, 0.5, 0.1875, 0.0625]) == [True, True, False, False]   # in between: nothing changes
+    assert step(sup, [0.1875, 0.125, 0.25, 0.125]) == [True, True, False, False]    # at a threshold: no change
+    assert step(sup, [0.0625, 0.0625, 0.3125, 0.0]) == [False, False, True, False]  # below handback: handed back
+
+
+def test_equal_thresholds_have_no_hysteresis():
+    sup = HGDAgger(SPACE, num_envs=2, takeover=0.25, handback=0.25)
+    assert step(sup, [0.3125, 0.1875]) == [True, False]
+    assert step(sup, [0.1875, 0.3125]) == [False, True]
+
+
+@pytest.mark.parametrize("scaled_gap, takes_over", [
+    ((0.6, 0.0, 0.0), False),   # RMS 0.35 (the max norm, 0.6, would take over)
+    ((0.35, 0.35, 0.35), False),  # RMS 0.35 (the Euclidean norm, 0.61, would take over)
+    ((0.9, 0.6, 0.0), True),    # RMS 0.62
+])
+def test_the_gap_is_the_rms_over_action_dimensions_in_scaled_units(scaled_gap, takes_over):
+    sup = HGDAgger(SPACE, num_envs=1, takeover=0.5, handback=0.5)
+    expert = lambda obs: np.zeros((len(obs), 3), dtype=np.float32)  # noqa: E731
+    off = lambda obs: HALF * np.array([scaled_gap], dtype=np.float32)  # noqa: E731
+    assert sup.decide(np.zeros((1, 4)), off, expert, None).supervisor_acts.tolist() == [takes_over]
+
+
+def test_control_resets_to_the_learner_when_an_episode_ends():
+    sup = HGDAgger(SPACE, num_envs=3, takeover=0.25, handback=0.125)
+    assert step(sup, [0.5, 0.5, 0.0]) == [True, True, False]
+    sup.episode_ended(0)
+    assert step(sup, [0.1875, 0.1875, 0.1875]) == [False, True, False]
+
+
+def test_control_survives_a_checkpoint():
+    sup = HGDAgger(SPACE, num_envs=3, takeover=0.25, handback=0.125)
+    step(sup, [0.5, 0.0, 0.5])
+    buffer = io.BytesIO()
+    torch.save(sup.state_dict(), buffer)
+    buffer.seek(0)
+    resumed = HGDAgger(SPACE, num_envs=3, takeover=0.25, handback=0.125)
+    resumed.load_state_dict(torch.load(buffer, weights_only=True))
+    gaps = [0.1875, 0.1875, 0.1875]
+    assert step(resumed, gaps) == step(sup, gaps) == [True, False, True]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"takeover": 0.1, "handback": 0.2}, "algo.handback=0.2 must be <= algo.takeover=0.1"),
+    ({"takeover": -0.1, "handback": 0.0}, "algo.takeover=-0.1 must be a finite number >= 0"),
+    ({"takeover": 0.3, "handback": True}, "algo.handback=true must be a finite number >= 0"),
+])
+def test_bad_thresholds_are_refused(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        HGDAgger(SPACE, num_envs=1, **kwargs)
+
+
+def test_bad_thresholds_stop_the_cli_with_one_line(tmp_path):
+    result = run_cli(*QUICK, "algo=hg_dagger", "algo.takeover=0.1", "algo.handback=0.2", "logger=none",
+                     run_dir=tmp_path / "run", check=False)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: algo.handback=0.2 must be <= algo.takeover=0.1"), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def pendulum_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("hg") / "run"
+    run_cli(*QUICK, "algo=hg_dagger", "schedule.iterations=4", "logger=none", run_dir=run_dir)
+    return pd.read_csv(run_dir / "metrics.csv")
+
+
+def test_labels_are_the_supervisor_controlled_steps(pendulum_run):
+    m = pendulum_run
+    steps = 200  # schedule.rollout_steps in QUICK
+    new_labels = np.diff(m.expert_labels, prepend=0)
+    np.testing.assert_array_equal(new_labels, np.round(m.supervisor_control_fraction * steps).astype(int))
+    assert (m.expert_queries == steps * m.iteration).all()  # the gate shows the expert every state
+    assert (m.expert_queries >= m.expert_labels).all()
+    assert m.expert_labels.iloc[-1] < m.expert_queries.iloc[-1]  # the learner drove some of the time
+    assert (m.interventions == m.switches_to_expert.cumsum()).all()
+    assert "action_gap_mean" in m.columns
+
+
+def test_hg_dagger_reaches_ninety_percent_of_the_expert(pendulum_run):
+    final = pendulum_run.iloc[-1]
+    assert final.expert_return_mean > 900
+    assert final.return_mean >= 0.9 * final.expert_return_mean, final.to_dict()
