@@ -3,6 +3,9 @@
 Two losses: `mse` (a deterministic MLP, as in the seed) and `gaussian` (a Gaussian MLP trained
 by negative log-likelihood, acting with its mean). Observations are standardised with the
 dataset's statistics at every fit; actions are scaled to [-1, 1] using the env's action bounds.
+
+`policy=ensemble` (`policy.members` K >= 1) is K such learners, each fitted on its own bootstrap
+resample of D: it acts with the members' mean action and reports their spread as its uncertainty.
 """
 from __future__ import annotations
 
@@ -124,16 +127,91 @@ class Learner:
         self.optimizer.load_state_dict(state["optimizer"])
 
 
-def build_learner(policy_cfg, observation_space, action_space, device: str) -> Learner:
-    """The learner described by the `policy` config group."""
+class EnsembleLearner:
+    """K `Learner`s (the members), each fitted on a bootstrap resample of D with the MLP learner's budget.
+
+    It acts with the members' mean action, mu(s) = 1/K sum_k a_k(s), and its uncertainty is their
+    spread in scaled action units ([-1, 1] per dimension):
+
+        sigma(s) = 1/d sum_j std_k(a_kj(s))     (std over the K members, population form; mean over the d action dims)
+
+    a_k(s) is the action member k would take, clipped to the bounds like every action: members that all
+    saturate at the same bound agree on what is done there.
+
+    The members differ by their initial weights (drawn one after another from torch's global generator)
+    and by their resamples (`bootstrap`: n indices drawn with replacement from the fit's generator).
+    """
+
+    def __init__(self, members: int, bootstrap: bool, obs_dim: int, act_low: np.ndarray, act_high: np.ndarray,
+                 **learner_kwargs):
+        self.members = [Learner(obs_dim, act_low, act_high, **learner_kwargs) for _ in range(members)]
+        self.bootstrap = bootstrap
+        self.act_mid = np.asarray((act_high + act_low) / 2, dtype=np.float32)
+        self.act_half = np.asarray((act_high - act_low) / 2, dtype=np.float32)
+
+    def scaled_member_actions(self, obs: np.ndarray) -> np.ndarray:
+        """Every member's action in scaled units, (K, n, act_dim)."""
+        return np.stack([(m.act(obs) - self.act_mid) / self.act_half for m in self.members])
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """The members' mean action (within the bounds, as each member's is)."""
+        return self.scaled_member_actions(obs).mean(0) * self.act_half + self.act_mid
+
+    def uncertainty(self, obs: np.ndarray) -> np.ndarray:
+        """sigma(s) per state, (n,): the std across members, averaged over the action dimensions."""
+        return self.scaled_member_actions(obs).std(0).mean(-1)
+
+    def fit(self, data: Dataset, generator: torch.Generator) -> dict[str, float]:
+        """Each member fits its own resample of D (or D itself) with its own generator seeded from `generator`."""
+        losses = []
+        for member in self.members:
+            seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+            own = torch.Generator().manual_seed(seed)
+            losses.append(member.fit(self._resample(data, own) if self.bootstrap else data, own)["train_loss"])
+        return {"train_loss": float(np.mean(losses)), "ensemble_spread": float(self._spread_on(data))}
+
+    @staticmethod
+    def _resample(data: Dataset, generator: torch.Generator) -> Dataset:
+        idx = torch.randint(len(data), (len(data),), generator=generator).numpy()
+        sample = Dataset(data.obs.shape[1], data.acts.shape[1], capacity=max(1, len(data)))
+        sample.add(data.obs[idx], data.acts[idx])
+        return sample
+
+    def _spread_on(self, data: Dataset, chunk: int = 65536) -> float:
+        """Mean sigma(s) over the states of D."""
+        total = sum(float(self.uncertainty(data.obs[i:i + chunk]).sum()) for i in range(0, len(data), chunk))
+        return total / max(1, len(data))
+
+    def policy_state_dict(self) -> dict:
+        """The weights that act (saved as learner.pt), keyed `<member>.<parameter>` like an nn.ModuleList."""
+        return {f"{k}.{name}": value for k, member in enumerate(self.members)
+                for name, value in member.policy_state_dict().items()}
+
+    def state_dict(self) -> dict:
+        return {"members": [m.state_dict() for m in self.members]}
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state["members"]) != len(self.members):
+            raise ValueError(f"the saved ensemble has {len(state['members'])} members, this one {len(self.members)}")
+        for member, saved in zip(self.members, state["members"]):
+            member.load_state_dict(saved)
+
+
+def build_learner(policy_cfg, observation_space, action_space, device: str) -> Learner | EnsembleLearner:
+    """The learner described by the `policy` config group: an ensemble when it sets `members`."""
     from dagger.config import ConfigError
 
     if policy_cfg.loss not in LOSSES:
         raise ConfigError(f"policy.loss={policy_cfg.loss!r} is not one of {', '.join(LOSSES)}")
     if policy_cfg.activation not in ACTIVATIONS:
         raise ConfigError(f"policy.activation={policy_cfg.activation!r} is not one of {', '.join(ACTIVATIONS)}")
-    return Learner(observation_space.shape[0], action_space.low, action_space.high,
-                   hidden=list(policy_cfg.hidden), activation=policy_cfg.activation, loss=policy_cfg.loss,
-                   lr=float(policy_cfg.lr), batch_size=int(policy_cfg.batch_size),
-                   gradient_steps=int(policy_cfg.gradient_steps), warm_start=bool(policy_cfg.warm_start),
-                   weight_decay=float(policy_cfg.weight_decay), device=device)
+    kwargs = dict(hidden=list(policy_cfg.hidden), activation=policy_cfg.activation, loss=policy_cfg.loss,
+                  lr=float(policy_cfg.lr), batch_size=int(policy_cfg.batch_size),
+                  gradient_steps=int(policy_cfg.gradient_steps), warm_start=bool(policy_cfg.warm_start),
+                  weight_decay=float(policy_cfg.weight_decay), device=device)
+    if "members" in policy_cfg:
+        return EnsembleLearner(int(policy_cfg.members), bool(policy_cfg.get("bootstrap", True)),
+                               observation_space.shape[0], action_space.low, action_space.high, **kwargs)
+    if "bootstrap" in policy_cfg:
+        raise ConfigError("policy.bootstrap applies to an ensemble only: use policy=ensemble (or set policy.members)")
+    return Learner(observation_space.shape[0], action_space.low, action_space.high, **kwargs)

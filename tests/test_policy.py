@@ -55,3 +55,19 @@ def test_retraining_from_scratch_is_reproducible_and_differs_from_warm_start():
 
     np.testing.assert_array_equal(fitted(False), fitted(False))
     assert not np.allclose(fitted(False), fitted(True))
+
+
+def test_build_learner_makes_a_single_mlp_unless_members_are_set():
+    from gymnasium.spaces import Box
+    from omegaconf import OmegaConf
+
+    from dagger.config import ConfigError
+    from dagger.policy import build_learner
+    from tests.conftest import ROOT
+
+    spaces = [Box(-np.ones(n, dtype=np.float32), np.ones(n, dtype=np.float32)) for n in (4, 2)]
+    cfg = OmegaConf.load(ROOT / "conf" / "policy" / "mlp.yaml")
+    assert type(build_learner(cfg, *spaces, "cpu")) is Learner
+    cfg.bootstrap = True  # an ensemble's key on a single MLP
+    with pytest.raises(ConfigError, match="policy.bootstrap applies to an ensemble only"):
+        build_learner(cfg, *spaces, "cpu")

@@ -1,0 +1,89 @@
+"""EnsembleDAgger (Menda, Driggs-Campbell & Kochenderfer 2019, "EnsembleDAgger: A Bayesian Approach to Safe
+Imitation Learning"): the novice is an ensemble (`policy=ensemble`), and it acts only where it is both
+confident and close to the expert; the expert acts everywhere else.
+
+At every visited state s the expert is queried, a*(s) = pi*(s), and with actions in scaled units
+(x -> (x - mid) / half, the env's bounds mapped to [-1, 1]; d action dimensions, K members a_k):
+
+    mu(s)    = 1/K sum_k a_k(s)                                  the novice's action (the ensemble's mean)
+    sigma(s) = 1/d sum_j std_k(a_kj(s))                          doubt: the members' spread (`learner.uncertainty`)
+    delta(s) = sqrt(1/d sum_j (mu_j(s) - a*_j(s))^2)              discrepancy: RMS distance to the expert's action
+    novice acts  iff  sigma(s) <= chi (`max_spread`)  and  delta(s) <= tau (`max_discrepancy`)
+
+otherwise the expert's action a*(s) is executed. As in the paper (and DAgger), every visited state enters D
+with the expert's label, whoever acted there, so labels = queries = visited states; the gate only shapes
+which states are visited (the novice's own, as long as it is trusted). The paper's doubt is the ensemble's
+variance and its discrepancy a 2-norm; here the spread is a standard deviation (in action units, like delta) and
+the norm is divided by sqrt(d) so that one pair of thresholds means the same on every env (||.||_2 <= tau' is
+delta <= tau' / sqrt(d)). chi -> inf leaves the discrepancy gate alone (SafeDAgger's gate with a perfect safety
+classifier); chi, tau -> inf is DAgger with beta = 0; small chi or tau keep the expert in control (behaviour
+cloning on the expert's own states in the limit).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from dagger.config import ConfigError, Number, check_value
+from dagger.supervisors import Act, Decision, Supervisor
+
+NEEDS_ENSEMBLE = "algo=ensemble_dagger needs a learner with an uncertainty (its ensemble's spread): use policy=ensemble"
+
+
+def require_ensemble(learner, obs: np.ndarray) -> None:
+    """The learner must report an uncertainty (`uncertainty(obs)` not None); a plain MLP (`policy=mlp`,
+    `policy=gaussian`) has none. `obs`: a probe batch of observations (it may have no rows)."""
+    uncertainty = getattr(learner, "uncertainty", None)
+    if uncertainty is None or uncertainty(obs) is None:
+        raise ConfigError(NEEDS_ENSEMBLE)
+
+
+class EnsembleDAgger(Supervisor):
+    """The ensemble's mean acts where sigma <= max_spread and delta <= max_discrepancy (the expert elsewhere);
+    the expert labels every state."""
+
+    def __init__(self, action_space, max_spread: float = 0.1, max_discrepancy: float = 0.2, **_context):
+        check_value("algo.max_spread", max_spread, Number(low=0))
+        check_value("algo.max_discrepancy", max_discrepancy, Number(low=0))
+        self.max_spread, self.max_discrepancy = float(max_spread), float(max_discrepancy)
+        self.act_mid = np.asarray((action_space.high + action_space.low) / 2, dtype=np.float64)
+        self.act_half = np.asarray((action_space.high - action_space.low) / 2, dtype=np.float64)
+        self.learner = None
+        learner, observation_space = _context.get("learner"), _context.get("observation_space")
+        if learner is not None and observation_space is not None:  # passed by the caller: refuse before any work
+            require_ensemble(learner, np.zeros((0, *observation_space.shape), dtype=np.float32))
+        self._reset_counts()
+
+    def _reset_counts(self) -> None:
+        self.states = self.doubted = self.discrepant = 0
+        self.spread_sum = self.discrepancy_sum = 0.0
+
+    def begin(self, iteration: int, learner, data) -> None:
+        require_ensemble(learner, data.obs[:1])
+        self.learner = learner
+        self._reset_counts()
+
+    def scaled(self, actions: np.ndarray) -> np.ndarray:
+        return (np.asarray(actions, dtype=np.float64) - self.act_mid) / self.act_half
+
+    def decide(self, obs: np.ndarray, learner: Act, expert: Act, rng: np.random.Generator) -> Decision:
+        labels = expert(obs)  # the expert is queried at every state: the discrepancy needs it, and it labels all
+        novice = learner(obs)
+        spread = np.asarray(self.learner.uncertainty(obs), dtype=np.float64)
+        discrepancy = np.sqrt(np.mean((self.scaled(novice) - self.scaled(labels)) ** 2, axis=-1))
+        doubted, discrepant = spread > self.max_spread, discrepancy > self.max_discrepancy
+        expert_acts = doubted | discrepant
+        actions = np.where(expert_acts[:, None], labels, novice)
+        self.states += len(obs)
+        self.doubted += int(doubted.sum())
+        self.discrepant += int(discrepant.sum())
+        self.spread_sum += float(spread.sum())
+        self.discrepancy_sum += float(discrepancy.sum())
+        return Decision(actions, expert_acts, np.ones(len(obs), dtype=bool), labels, queries=len(obs))
+
+    def metrics(self) -> dict[str, float]:
+        """The thresholds, and over this iteration's decisions: the mean spread and discrepancy, and the
+        fraction of states over each threshold (a state can be over both)."""
+        n = max(1, self.states)
+        return {"max_spread": self.max_spread, "max_discrepancy": self.max_discrepancy,
+                "rollout_spread": self.spread_sum / n, "rollout_discrepancy": self.discrepancy_sum / n,
+                "doubt_fraction": self.doubted / n, "discrepancy_fraction": self.discrepant / n}
