@@ -78,8 +78,8 @@ def prepare(cfg: DictConfig, folder: RunFolder) -> list[dict] | None:
     """Check the config and any run already in the folder; returns its rows if it already finished."""
     from dagger.runs import load_state
 
-    validate(cfg)
     folder.lock()
+    validate(cfg)
     if not folder.holds_a_run():
         return None
     state = load_state(folder.path / "checkpoint.pt")
@@ -99,14 +99,13 @@ def main(cfg: DictConfig) -> dict:
     from dagger.tracking import final_table, summarize
 
     folder = RunFolder(Path(HydraConfig.get().runtime.output_dir))
-    title = f"{cfg.algo.name} on {cfg.env.id} / {cfg.expert.algo} expert (seed {cfg.seed})"
     try:
         rows = prepare(cfg, folder)
         parts = build_parts(cfg, folder) if rows is None else None
     except ConfigError as err:
-        folder.release()
-        folder.remove_if_empty()
+        folder.close_refused()
         sys.exit(f"error: {err}")
+    title = f"{cfg.algo.name} on {cfg.env.id} / {cfg.expert.algo} expert (seed {cfg.seed})"
     if parts is None:
         log.info("already finished: %s", folder.path)
     else:
@@ -118,7 +117,8 @@ def main(cfg: DictConfig) -> dict:
             curve = atomic_write(folder.path / "curve.png", lambda tmp: plot_curve(pd.DataFrame(rows), tmp, title))
             failed = False
         except BaseException as err:
-            folder.write_status("failed", error=f"{type(err).__name__}: {err}")
+            folder.write_status("failed", error=f"{type(err).__name__}: {err}",
+                                **({"wandb_error": parts.tracker.wandb_error} if parts.tracker.wandb_error else {}))
             log.error("run failed: %s: %s", type(err).__name__, err)
             raise
         finally:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from dagger.config import ConfigError
+from dagger.config import ConfigError, first_line
 from dagger.files import atomic_write, atomic_write_text
 
 # Keys that may change when a run is resumed: more iterations, other logging or hardware.
@@ -49,12 +49,15 @@ class RunFolder:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def remove_if_empty(self) -> None:
-        """A refused new run leaves no trace: Hydra creates the folder before the checks run."""
-        try:
-            self.path.rmdir()
-        except OSError:
-            pass
+    def close_refused(self) -> None:
+        """A refused command leaves no trace: Hydra creates the folder before the checks run, so an empty
+        folder is removed, but only while this process holds it (never one another run is filling)."""
+        if self._lock_fd is not None:
+            try:
+                self.path.rmdir()
+            except OSError:
+                pass
+        self.release()
 
     # ---- status and provenance ----------------------------------------------------------------
     def read_status(self) -> dict:
@@ -62,9 +65,8 @@ class RunFolder:
 
     def write_status(self, status: str, **extra) -> None:
         """running, finished or failed: what resuming and the sweep report read."""
-        keep = {k: v for k, v in self.read_status().items() if k in ("wandb_error",)}
         write_json(self.path / "status.json", {"status": status, "pid": os.getpid(),
-                                               "host": socket.gethostname(), **keep, **extra})
+                                               "host": socket.gethostname(), **extra})
 
     def update_status(self, **extra) -> None:
         write_json(self.path / "status.json", {**self.read_status(), **extra})
@@ -79,11 +81,10 @@ class RunFolder:
             raise ConfigError(f"resume=false but {self.path} already holds a run; choose a new hydra.run.dir")
         saved_file = self.path / "config.yaml"
         try:
-            saved = OmegaConf.load(saved_file)
+            old = flatten(OmegaConf.to_container(OmegaConf.load(saved_file), resolve=True))
         except Exception as err:  # noqa: BLE001 - any unreadable file gets one line
             raise ConfigError(f"{saved_file}: cannot be read ({type(err).__name__}); "
                               "this run cannot be resumed safely, choose a new hydra.run.dir") from None
-        old = flatten(OmegaConf.to_container(saved, resolve=True))
         new = flatten(OmegaConf.to_container(cfg, resolve=True))
         if new.get("schedule.beta") != "linear":  # the ramp length only matters to the linear schedule
             old.pop("schedule.beta_ramp", None), new.pop("schedule.beta_ramp", None)
@@ -136,12 +137,17 @@ def load_state(path: Path) -> dict:
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as err:  # noqa: BLE001 - unpickling refused, truncated or foreign: one line
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = first_line(err)
         raise ConfigError(f"{path}: not a checkpoint this project can load safely ({reason[:200]}); "
                           "nothing in it was executed; choose a new hydra.run.dir") from None
-    if not isinstance(state, dict) or "progress" not in state:
-        raise ConfigError(f"{path}: not a checkpoint of this project (no progress record); choose a new hydra.run.dir")
+    missing = [key for key in CHECKPOINT_KEYS if not isinstance(state, dict) or key not in state]
+    if missing or not isinstance(state["progress"], dict) or "iteration" not in state["progress"]:
+        raise ConfigError(f"{path}: not a checkpoint of this project (missing {', '.join(missing) or 'progress.iteration'});"
+                          " choose a new hydra.run.dir")
     return state
+
+
+CHECKPOINT_KEYS = ("progress", "dataset_size", "learner", "supervisor", "collector", "rows")
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:
