@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dagger.config import ConfigError
 from dagger.data import Dataset
 from dagger.experts import Expert
 from dagger.files import atomic_write
@@ -103,9 +104,12 @@ def iterate(p: Parts, supervisor: Supervisor, data: Dataset, progress: Progress,
     t0 = time.perf_counter()
     supervisor.begin(i, p.learner, data)
     rollout = p.collector.collect(supervisor, p.expert.act, p.learner.act, steps, rng(p, i))
+    if i == 0:  # the algorithm takes over the demonstrations' running episodes without counting a switch
+        p.collector.hand_over()
     data.add(rollout.obs, rollout.labels)  # D <- D + D_i: the labelled states with the expert's actions
     t1 = time.perf_counter()
-    fit = p.learner.fit(data, torch.Generator().manual_seed(p.seed * 100_003 + i))  # pi_hat_{i+1} on all of D
+    # pi_hat_{i+1} on all of D (a gate that labelled nothing yet leaves the learner as it is)
+    fit = p.learner.fit(data, torch.Generator().manual_seed(p.seed * 100_003 + i)) if len(data) else {}
     t2 = time.perf_counter()
     returns = p.evaluator.returns(p.learner.act)  # the learner alone, deterministic
     t3 = time.perf_counter()
@@ -172,6 +176,9 @@ def load_checkpoint(p: Parts, data: Dataset) -> Progress | None:
         return None
     state = load_state(path)  # weights-only: a crafted file cannot run code
     saved = Dataset.load(p.run_dir / "dataset.npz")  # may be one iteration ahead if killed in between
+    if len(saved) < state["dataset_size"]:
+        raise ConfigError(f"{p.run_dir / 'dataset.npz'} holds {len(saved)} labels but the checkpoint needs "
+                          f"{state['dataset_size']}; this run cannot be resumed, choose a new hydra.run.dir")
     data.add(saved.obs[: state["dataset_size"]], saved.acts[: state["dataset_size"]])
     p.learner.load_state_dict(state["learner"])
     p.supervisor.load_state_dict(state["supervisor"])

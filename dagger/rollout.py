@@ -74,6 +74,10 @@ class Collector:
         return Rollout(np.concatenate(obs_chunks), np.concatenate(label_chunks).astype(np.float32), env_steps,
                        queries, finished, counts)
 
+    def hand_over(self) -> None:
+        """Another supervisor continues the running episodes: its first step is not a switch."""
+        self.control[:] = UNKNOWN
+
     def state_dict(self) -> dict:
         """Everything needed to continue these episodes bit for bit: simulator, time limit, RNG.
 

@@ -1,6 +1,7 @@
 """algo=hg_dagger: the learner drives, the expert takes over above `takeover` and hands back below
 `handback`; exactly the states it drives are labelled, and every state is a query."""
 import io
+import re
 
 import numpy as np
 import pandas as pd
@@ -100,11 +101,12 @@ def test_control_survives_a_checkpoint():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"takeover": 0.1, "handback": 0.2}, "algo.handback=0.2 must be <= algo.takeover=0.1"),
-    ({"takeover": -0.1, "handback": 0.0}, "algo.takeover=-0.1 must be a finite number >= 0"),
+    ({"takeover": -0.1, "handback": 0.0}, "algo.takeover=-0.1 is outside [0, 2]"),
+    ({"takeover": 2.5, "handback": 0.0}, "algo.takeover=2.5 is outside [0, 2]"),
     ({"takeover": 0.3, "handback": True}, "algo.handback=true must be a finite number >= 0"),
 ])
 def test_bad_thresholds_are_refused(kwargs, message):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         HGDAgger(SPACE, num_envs=1, **kwargs)
 
 
@@ -140,3 +142,12 @@ def test_hg_dagger_reaches_ninety_percent_of_the_expert(pendulum_run):
     final = pendulum_run.iloc[-1]
     assert final.expert_return_mean > 900
     assert final.return_mean >= 0.9 * final.expert_return_mean, final.to_dict()
+
+
+def test_a_gate_that_never_takes_over_labels_nothing_and_the_run_still_finishes(tmp_path):
+    run_dir = tmp_path / "run"
+    run_cli(*QUICK, "algo=hg_dagger", "algo.takeover=2", "algo.handback=0", "schedule.iterations=2", "logger=none",
+            run_dir=run_dir)
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert metrics.expert_labels.tolist() == [0, 0] and metrics.expert_queries.tolist() == [200, 400]
+    assert "train_loss" not in metrics  # nothing to fit: the learner stays as it was

@@ -68,6 +68,8 @@ def build_supervisor(algo_cfg: DictConfig, **context) -> Supervisor:
     name = params.pop("name", None)
     try:
         cls = get_class(str(params.pop("_target_", None)))
+        if not issubclass(cls, Supervisor):
+            raise TypeError(cls)
     except Exception:  # noqa: BLE001 - an unknown class is bad input
         raise ConfigError(f"algo._target_={algo_cfg.get('_target_')!r} is not a supervisor class") from None
     accepted = inspect.signature(cls).parameters

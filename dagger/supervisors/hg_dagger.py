@@ -42,7 +42,7 @@ class HGDAgger(Supervisor):
     """The learner drives; the expert takes over above `takeover`, hands back below `handback`."""
 
     def __init__(self, action_space, num_envs: int, takeover: float = 0.3, handback: float = 0.1, **_context):
-        check_value("algo.takeover", takeover, Number(low=0))
+        check_value("algo.takeover", takeover, Number(0, 2))  # the RMS gap in scaled units is at most 2
         check_value("algo.handback", handback, Number(low=0))
         if handback > takeover:
             raise ConfigError(f"algo.handback={show(handback)} must be <= algo.takeover={show(takeover)} "
