@@ -25,6 +25,12 @@ class ConfigError(ValueError):
     """Bad input: reported as one line naming the key or file, before any work is done."""
 
 
+def first_line(err: BaseException) -> str:
+    """An exception as one line: the first line of its message, or its type when it has none."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def register_resolvers() -> None:
     """`${project_root:}` lets config defaults point at files shipped with the project."""
     if not OmegaConf.has_resolver("project_root"):
@@ -342,7 +348,7 @@ def read(node: DictConfig, key: str, path: str):
     except MissingMandatoryValue:
         raise ConfigError(f"{path}: no value given (it is ??? in conf/); set {path}=...") from None
     except OmegaConfBaseException as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = first_line(err)
         raise ConfigError(f"{path}: cannot resolve its value: {reason}") from None
 
 
@@ -412,7 +418,7 @@ def check_overrides(argv: list[str]) -> None:
             parser.parse_overrides([override])
         except OverrideParseException as err:
             key = override.split("=", 1)[0].lstrip("+~") or override
-            reason = str(err).strip().splitlines()[0]
+            reason = first_line(err)
             raise ConfigError(f"{key}: cannot parse the override {override!r}: {reason} "
                               f"(quote values with special characters: {key}='...')") from None
 

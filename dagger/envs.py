@@ -7,7 +7,7 @@ import gymnasium as gym
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from dagger.config import ConfigError
+from dagger.config import ConfigError, first_line
 
 
 def make_env(env_cfg: DictConfig, **overrides) -> gym.Env:
@@ -42,11 +42,6 @@ def kwargs_error(env_id: str, err: Exception) -> str:
     if unexpected:
         return f"env.kwargs: {env_id} does not accept {unexpected.group(1)}"
     return f"env.kwargs: {env_id} fails with these keyword arguments: {type(err).__name__}: {first_line(err)}"
-
-
-def first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 _TRIED: set[tuple[str, str]] = set()  # (env id, sorted kwargs) that already reset and stepped

@@ -8,9 +8,7 @@ the manifest's own episodes and records how it was made and how good it is in
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import platform
 import shutil
 import time
@@ -27,10 +25,10 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
-from dagger.config import ConfigError, validate_train
+from dagger.config import ConfigError, first_line, validate_train
 from dagger.envs import make_env
 from dagger.experts import algorithm_class, train_command
-from dagger.files import atomic_write_text
+from dagger.files import atomic_write, atomic_write_text, sha256
 
 EVAL_SEED = 10_000    # the manifest's evaluation episodes use seeds EVAL_SEED, EVAL_SEED + 1, ...
 SELECT_SEED = 30_000  # episodes that choose among candidates, kept apart from the reported ones
@@ -58,13 +56,6 @@ def build_model(cfg: DictConfig, venv: VecEnv) -> BaseAlgorithm:
     return algorithm_class(cfg.expert.algo)("MlpPolicy", venv, seed=cfg.seed, device="cpu", **params)
 
 
-def atomic_save(save, target: Path) -> None:
-    """Write through a temporary file so a killed job never leaves a half-written checkpoint."""
-    tmp = target.with_name(target.stem + ".tmp" + target.suffix)
-    save(tmp)
-    os.replace(tmp, target)
-
-
 class Progress:
     """Training state that survives sittings: wall time spent and the kept candidates.
 
@@ -77,7 +68,7 @@ class Progress:
         self.state = json.loads(path.read_text()) if path.is_file() else {"wall_time_s": 0.0, "candidates": []}
 
     def save(self) -> None:
-        atomic_save(lambda p: p.write_text(json.dumps(self.state, indent=2)), self.path)
+        atomic_write_text(self.path, json.dumps(self.state, indent=2))
 
 
 class CheckpointAndEvaluate(BaseCallback):
@@ -129,11 +120,11 @@ class CheckpointAndEvaluate(BaseCallback):
         self.progress.state["candidates"] = kept
 
     def checkpoint(self) -> None:
-        atomic_save(self.model.save, self.work / "checkpoint.zip")
+        atomic_write(self.work / "checkpoint.zip", self.model.save)
         if hasattr(self.model, "replay_buffer"):
-            atomic_save(self.model.save_replay_buffer, self.work / "replay_buffer.pkl")
+            atomic_write(self.work / "replay_buffer.pkl", self.model.save_replay_buffer)
         if isinstance(self.training_env, VecNormalize):
-            atomic_save(self.training_env.save, self.work / "vecnormalize.pkl")
+            atomic_write(self.work / "vecnormalize.pkl", self.training_env.save)
         self.progress.state["wall_time_s"] = self.base_wall + time.time() - self.started
         self.progress.save()
 
@@ -148,11 +139,11 @@ def save_acting_model(model: BaseAlgorithm, folder: Path) -> None:
     env_id = env_id or model.get_env().get_attr("spec")[0].id
     folder.mkdir(parents=True, exist_ok=True)
     # Replay buffers are never part of the .zip; optimiser state is kept so SB3 loads it unchanged.
-    atomic_save(model.save, folder / f"{env_id}.zip")
+    atomic_write(folder / f"{env_id}.zip", model.save)
     venv = model.get_env()
     if isinstance(venv, VecNormalize):
         (folder / env_id).mkdir(exist_ok=True)
-        atomic_save(venv.save, folder / env_id / "vecnormalize.pkl")
+        atomic_write(folder / env_id / "vecnormalize.pkl", venv.save)
 
 
 def train(cfg: DictConfig) -> None:
@@ -225,16 +216,12 @@ def load_manifest_checked(ship_dir: Path) -> dict:
     try:
         manifest = load_manifest(ship_dir)
     except (yaml.YAMLError, UnicodeDecodeError, OSError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = first_line(err)
         raise ConfigError(f"ship_dir={ship_dir}: manifest.yaml is unreadable ({reason}); fix or remove it") from None
     if not isinstance(manifest, dict):
         raise ConfigError(f"ship_dir={ship_dir}: manifest.yaml is not a mapping of <algo>/<EnvId>: entry; "
                           "fix or remove it")
     return manifest
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def load_acting_model(cfg: DictConfig, path: Path, env):
@@ -274,11 +261,11 @@ def publish(cfg: DictConfig) -> dict:
     source = candidate_dir(work, chosen["timesteps"])
     target = ship_dir / algo / f"{env_id}.zip"
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source / f"{env_id}.zip", target)
+    atomic_write(target, lambda tmp: shutil.copyfile(source / f"{env_id}.zip", tmp))
     stats = source / env_id / "vecnormalize.pkl"
     if stats.is_file():
         (target.parent / env_id).mkdir(exist_ok=True)
-        shutil.copyfile(stats, target.parent / env_id / "vecnormalize.pkl")
+        atomic_write(target.parent / env_id / "vecnormalize.pkl", lambda tmp: shutil.copyfile(stats, tmp))
 
     env = make_env(cfg.env)
     expert = load_acting_model(cfg, target, env)

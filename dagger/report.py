@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from dagger.config import first_line  # noqa: E402
 from dagger.files import atomic_write, atomic_write_text  # noqa: E402
 
 
@@ -51,9 +52,9 @@ class BrokenJob(Exception):
         super().__init__(f"broken: {path}: {reason}")
 
 
-def first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
+def describe(err: Exception) -> str:
+    """An error as `Type: first line of its message`."""
+    return f"{type(err).__name__}: {first_line(err)}" if str(err).strip() else type(err).__name__
 
 
 def read_overrides(path: Path) -> dict[str, str]:
@@ -63,7 +64,7 @@ def read_overrides(path: Path) -> dict[str, str]:
     try:
         overrides = yaml.safe_load(path.read_text()) or []
     except (yaml.YAMLError, UnicodeDecodeError, OSError) as err:
-        raise BrokenJob(path, f"unreadable ({first_line(err)})") from None
+        raise BrokenJob(path, f"unreadable ({describe(err)})") from None
     if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
         raise BrokenJob(path, "not a list of key=value overrides")
     return dict(o.split("=", 1) for o in overrides if "=" in o)
@@ -79,7 +80,7 @@ def read_job_status(run_dir: Path) -> str:
     try:
         status = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
-        raise BrokenJob(path, f"unreadable ({first_line(err)})") from None
+        raise BrokenJob(path, f"unreadable ({describe(err)})") from None
     if not isinstance(status, dict) or not isinstance(status.get("status", ""), str):
         raise BrokenJob(path, 'not a JSON object with a "status" string')
     return status.get("status") or "not started"
@@ -92,7 +93,7 @@ def read_metrics(path: Path, finished: bool) -> pd.DataFrame:
     try:
         metrics = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as err:
-        raise BrokenJob(path, f"unreadable ({first_line(err)})") from None
+        raise BrokenJob(path, f"unreadable ({describe(err)})") from None
     if finished and len(metrics):
         missing = [c for c in NEEDED_COLUMNS if c not in metrics.columns]
         if missing:
@@ -153,8 +154,9 @@ def labels_to_reach(metrics: pd.DataFrame, fraction: float = 0.9) -> float:
 
 
 def summarize_sweep(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per configuration, over its finished seeds: final and best normalised return with 95% CIs,
-    and the expert labels needed to reach 90% of the expert's return."""
+    """Per configuration, over its finished seeds: final and best normalised return with 95% CIs, the
+    expert labels needed to reach 90% of the expert's return, and the supervision spent by the end
+    (labels, expert queries, interventions: means over seeds)."""
     rows = []
     finished = runs[runs.status == "finished"]
     for configuration, group in finished.groupby("configuration", sort=False):
@@ -168,12 +170,19 @@ def summarize_sweep(runs: pd.DataFrame) -> pd.DataFrame:
                      "best_norm_return": sum(best) / len(best), "best_ci_low": best_lo, "best_ci_high": best_hi,
                      "labels_to_90pct": sum(reached) / len(reached) if reached else float("nan"),
                      "seeds_reaching_90pct": len(reached),
-                     "final_labels": group.metrics.iloc[0].expert_labels.iloc[-1]})
+                     **{column: final_mean(group.metrics, source) for column, source in SPENT.items()}})
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
+SPENT = {"final_labels": "expert_labels", "final_queries": "expert_queries", "interventions": "interventions"}
 SUMMARY_COLUMNS = ("configuration", "seeds", "final_norm_return", "final_ci_low", "final_ci_high", "best_norm_return",
-                   "best_ci_low", "best_ci_high", "labels_to_90pct", "seeds_reaching_90pct", "final_labels")
+                   "best_ci_low", "best_ci_high", "labels_to_90pct", "seeds_reaching_90pct", *SPENT)
+
+
+def final_mean(metrics: pd.Series, column: str) -> float:
+    """Mean over seeds of a cumulative count's last value (nan for runs from before the column existed)."""
+    values = [m[column].iloc[-1] for m in metrics if column in m]
+    return float(sum(values) / len(values)) if values else float("nan")
 
 
 def plot_sweep_curves(runs: pd.DataFrame, path: Path) -> Path:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from dagger.config import first_line
 from dagger.files import atomic_write_text
-from dagger.runs import read_status  # noqa: F401 - the sweep report reads run status through here
 
 LOGGER_MODES = ("offline", "online", "disabled")
 
@@ -40,7 +40,7 @@ class Tracker:
         try:
             call()
         except Exception as err:  # noqa: BLE001 - W&B must never cost the local outputs
-            self.wandb_error = f"{what}: {type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+            self.wandb_error = f"{what}: {type(err).__name__}: {first_line(err)}"
             log.warning("W&B failed (%s); continuing without it, metrics.csv and curve.png are still written",
                         self.wandb_error)
             wandb_run, self.wandb = self.wandb, None

@@ -1,7 +1,7 @@
 """experts/train.py: trains, checkpoints, resumes and ships, for off-policy and normalised on-policy experts."""
 import yaml
 
-from dagger.expert_training import sha256
+from dagger.files import sha256
 from tests.conftest import run_cli
 
 

@@ -4,7 +4,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from dagger.config import PROJECT_ROOT
-from dagger.expert_training import EVAL_SEED, episode_returns, load_manifest, sha256
+from dagger.expert_training import EVAL_SEED, episode_returns, load_manifest
+from dagger.files import sha256
 from dagger.experts import load_expert
 
 EXPERTS = PROJECT_ROOT / "experts"
