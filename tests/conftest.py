@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 PENDULUM_EXPERT = ROOT / "experts" / "sac" / "InvertedPendulum-v5.zip"
@@ -27,6 +31,33 @@ def run_cli(*args: str, run_dir: Path | None = None, script: str = "run.py", tim
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
+
+
+TIMINGS = ["fit_time_s", "rollout_time_s", "eval_time_s", "wall_time_s"]
+
+
+def metrics_without_timings(run_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(run_dir / "metrics.csv").drop(columns=TIMINGS)
+
+
+def kill_after_first_iteration_and_resume(args: list[str], run_dir: Path) -> pd.DataFrame:
+    """Start `run.py args`, SIGKILL it once its first iteration is checkpointed, rerun it; its final metrics."""
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args, f"hydra.run.dir={run_dir}"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        ckpt = run_dir / "checkpoint.pt"
+        if ckpt.is_file() and torch.load(ckpt, weights_only=True)["progress"]["iteration"] >= 1:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be interrupted"
+    killed_rows = len(pd.read_csv(run_dir / "metrics.csv"))
+    result = run_cli(*args, run_dir=run_dir)
+    assert "resuming after iteration" in result.stdout
+    again = metrics_without_timings(run_dir)
+    assert killed_rows < len(again), "the kill came after the last iteration"
+    return again
 
 
 @pytest.fixture(scope="session")

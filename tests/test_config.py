@@ -20,7 +20,8 @@ def test_groups_hold_the_documented_options():
     assert {"mlp", "gaussian"} <= set(GROUPS["policy"])
     assert {"dagger", "linear", "exponential", "constant", "bc"} <= set(GROUPS["schedule"])
     assert {"wandb", "none"} <= set(GROUPS["logger"])
-    assert {"dagger", "bc"} <= set(GROUPS["algo"])
+    assert {"dagger", "bc", "dart", "hg_dagger", "ensemble_dagger"} <= set(GROUPS["algo"])
+    assert {"mlp", "gaussian", "ensemble"} <= set(GROUPS["policy"])
 
 
 @pytest.mark.parametrize("group, option", OPTIONS)

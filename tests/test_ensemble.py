@@ -1,8 +1,5 @@
 """policy=ensemble (bootstrap ensemble of MLPs) and algo=ensemble_dagger (Menda et al. 2019's gate)."""
 import io
-import signal
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -16,8 +13,7 @@ from dagger.data import Dataset
 from dagger.policy import EnsembleLearner, Learner, build_learner
 from dagger.supervisors import build_supervisor
 from dagger.supervisors.ensemble_dagger import NEEDS_ENSEMBLE, EnsembleDAgger
-from tests.conftest import QUICK, ROOT, run_cli
-from tests.test_run import TIMINGS, wait_for_checkpoint
+from tests.conftest import QUICK, TIMINGS, kill_after_first_iteration_and_resume, run_cli
 
 SMALL = dict(hidden=[64, 64], activation="relu", loss="mse", lr=3e-3, batch_size=64, gradient_steps=300,
              warm_start=True)
@@ -230,18 +226,8 @@ def test_ensemble_dagger_reaches_ninety_percent_of_the_expert(straight):
 
 
 def test_killed_run_resumes_to_the_same_numbers(straight, tmp_path):
-    resumed = tmp_path / "resumed"
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *ARGS, f"hydra.run.dir={resumed}"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_checkpoint(proc, resumed)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be interrupted"
-    assert len(pd.read_csv(resumed / "metrics.csv")) < 4
-
-    result = run_cli(*ARGS, run_dir=resumed)
-    assert "resuming after iteration" in result.stdout
-    again = pd.read_csv(resumed / "metrics.csv")
-    pd.testing.assert_frame_equal(again.drop(columns=TIMINGS), straight.drop(columns=TIMINGS))
+    again = kill_after_first_iteration_and_resume(ARGS, tmp_path / "resumed")
+    pd.testing.assert_frame_equal(again, straight.drop(columns=TIMINGS))
 
 
 def test_a_plain_mlp_is_refused(tmp_path):

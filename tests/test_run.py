@@ -1,19 +1,16 @@
 """run.py end to end on the cheap env with its shipped expert."""
 import json
-import signal
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
-import torch
 
-from tests.conftest import PENDULUM_EXPERT, QUICK, ROOT, run_cli
+from tests.conftest import (PENDULUM_EXPERT, QUICK, kill_after_first_iteration_and_resume,
+                            metrics_without_timings, run_cli)
 
 REQUIRED = ["iteration", "return_mean", "return_std", "dataset_size", "expert_labels", "env_steps", "beta",
             "expert_return_mean", "expert_return_std", "train_loss", "wall_time_s"]
-TIMINGS = ["fit_time_s", "rollout_time_s", "eval_time_s", "wall_time_s"]
 
 
 def wandb_history(run_dir) -> list[dict]:
@@ -66,32 +63,18 @@ def test_initial_demonstrations_make_iteration_zero(tmp_path):
     assert 0.2 < metrics.supervisor_control_fraction.iloc[1] < 0.8  # beta = 0.5, drawn per env and step
 
 
-def test_killed_run_resumes_to_the_same_numbers(tmp_path):
-    args = [*QUICK, "schedule.iterations=4", "logger=none", "policy.gradient_steps=600"]
+@pytest.mark.parametrize("algo", [
+    [],
+    ["algo=dart"],
+    # A wide hysteresis band: the supervisor still holds envs when the run is killed, so the control
+    # state in the checkpoint decides who drives after the resume.
+    ["algo=hg_dagger", "algo.takeover=0.2", "algo.handback=0.02"],
+], ids=["dagger", "dart", "hg_dagger"])
+def test_killed_run_resumes_to_the_same_numbers(tmp_path, algo):
+    args = [*QUICK, *algo, "schedule.iterations=4", "logger=none", "policy.gradient_steps=600"]
     run_cli(*args, run_dir=tmp_path / "straight")
-    straight = pd.read_csv(tmp_path / "straight" / "metrics.csv")
-
-    resumed = tmp_path / "resumed"
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args, f"hydra.run.dir={resumed}"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_checkpoint(proc, resumed)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be interrupted"
-    assert len(pd.read_csv(resumed / "metrics.csv")) < 4
-
-    result = run_cli(*args, run_dir=resumed)
-    assert "resuming after iteration" in result.stdout
-    again = pd.read_csv(resumed / "metrics.csv")
-    pd.testing.assert_frame_equal(again.drop(columns=TIMINGS), straight.drop(columns=TIMINGS))
-
-
-def wait_for_checkpoint(proc: subprocess.Popen, run_dir, iteration: int = 1) -> None:
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        ckpt = run_dir / "checkpoint.pt"
-        if ckpt.is_file() and torch.load(ckpt, weights_only=True)["progress"]["iteration"] >= iteration:
-            return
-        time.sleep(0.2)
+    again = kill_after_first_iteration_and_resume(args, tmp_path / "resumed")
+    pd.testing.assert_frame_equal(again, metrics_without_timings(tmp_path / "straight"))
 
 
 def test_resuming_with_a_different_experiment_is_refused(tmp_path):

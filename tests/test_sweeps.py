@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 
 from dagger.report import bootstrap_ci, report
-from tests.conftest import QUICK, run_cli
-from tests.test_run import TIMINGS
+from tests.conftest import QUICK, TIMINGS, run_cli
 
 GRID = ["schedule.iterations=1,2", "schedule.rollout_steps=100,200"]
 
