@@ -261,11 +261,12 @@ def publish(cfg: DictConfig) -> dict:
     source = candidate_dir(work, chosen["timesteps"])
     target = ship_dir / algo / f"{env_id}.zip"
     target.parent.mkdir(parents=True, exist_ok=True)
+    stats, shipped_stats = source / env_id / "vecnormalize.pkl", target.parent / env_id / "vecnormalize.pkl"
+    shipped_stats.unlink(missing_ok=True)  # statistics of an earlier model must never meet this one
     atomic_write(target, lambda tmp: shutil.copyfile(source / f"{env_id}.zip", tmp))
-    stats = source / env_id / "vecnormalize.pkl"
     if stats.is_file():
-        (target.parent / env_id).mkdir(exist_ok=True)
-        atomic_write(target.parent / env_id / "vecnormalize.pkl", lambda tmp: shutil.copyfile(stats, tmp))
+        shipped_stats.parent.mkdir(exist_ok=True)
+        atomic_write(shipped_stats, lambda tmp: shutil.copyfile(stats, tmp))
 
     env = make_env(cfg.env)
     expert = load_acting_model(cfg, target, env)
