@@ -13,7 +13,7 @@ from dagger.data import Dataset
 from dagger.policy import EnsembleLearner, Learner, build_learner
 from dagger.supervisors import build_supervisor
 from dagger.supervisors.ensemble_dagger import NEEDS_ENSEMBLE, EnsembleDAgger
-from tests.conftest import QUICK, TIMINGS, kill_after_first_iteration_and_resume, run_cli
+from tests.conftest import QUICK, ROOT, TIMINGS, kill_after_first_iteration_and_resume, run_cli
 
 SMALL = dict(hidden=[64, 64], activation="relu", loss="mse", lr=3e-3, batch_size=64, gradient_steps=300,
              warm_start=True)
