@@ -186,7 +186,10 @@ def final_mean(metrics: pd.Series, column: str) -> float:
 
 
 def plot_sweep_curves(runs: pd.DataFrame, path: Path) -> Path:
-    """Normalised return against expert labels, mean and 95% CI over seeds per configuration."""
+    """Normalised return against expert labels, mean and 95% CI over seeds per configuration.
+
+    Seeds are matched by iteration and drawn at their mean label count: gated algorithms label a
+    different number of states on each seed, so equal label counts rarely occur."""
     import numpy as np
 
     fig, ax = plt.subplots(figsize=(8, 5))
@@ -194,11 +197,11 @@ def plot_sweep_curves(runs: pd.DataFrame, path: Path) -> Path:
     expert_band = []
     for configuration, group in finished.groupby("configuration", sort=False):
         table = pd.concat([m.assign(seed=s) for m, s in zip(group.metrics, group.seed)])
-        by_labels = table.groupby("expert_labels").normalized_return
-        mean = by_labels.mean()
-        ci = np.array([bootstrap_ci(v) for _, v in by_labels])
-        (line,) = ax.plot(mean.index, mean.values, "o-", ms=3, label=configuration)
-        ax.fill_between(mean.index, ci[:, 0], ci[:, 1], color=line.get_color(), alpha=0.2)
+        by_iteration = table.groupby("iteration")
+        labels, mean = by_iteration.expert_labels.mean(), by_iteration.normalized_return.mean()
+        ci = np.array([bootstrap_ci(v) for _, v in by_iteration.normalized_return])
+        (line,) = ax.plot(labels.values, mean.values, "o-", ms=3, label=configuration)
+        ax.fill_between(labels.values, ci[:, 0], ci[:, 1], color=line.get_color(), alpha=0.2)
         expert_band.extend((table.expert_return_std / (table.expert_return_mean - table.random_return_mean)).tolist())
     half = float(np.mean(expert_band)) if expert_band else 0.0
     ax.axhspan(1 - half, 1 + half, color="grey", alpha=0.15)
