@@ -428,10 +428,16 @@ def normalizer_from_state(state: object, rms_state: object, obs_shape: tuple, wh
             raise bad(f"obs_rms.{name} is not a float array")
         if array.shape != tuple(obs_shape):
             raise bad(f"obs_rms.{name} has shape {array.shape}, the env's observations {tuple(obs_shape)}")
+        if not np.isfinite(array).all():
+            raise bad(f"obs_rms.{name} holds inf or nan")
+    if (var < 0).any():
+        raise bad("obs_rms.var has negative entries")
     epsilon, clip_obs, norm_obs = state.get("epsilon"), state.get("clip_obs"), state.get("norm_obs")
     for name, number in (("epsilon", epsilon), ("clip_obs", clip_obs)):
         if not isinstance(number, (float, int, np.floating)) or isinstance(number, bool):
             raise bad(f"{name} is not a number")
+        if not np.isfinite(number) or number <= 0:
+            raise bad(f"{name}={number} must be a finite number > 0")
     if not isinstance(norm_obs, (bool, np.bool_)):
         raise bad("norm_obs is not a bool")
     return ObsNormalizer(mean=mean, var=var, epsilon=float(epsilon), clip_obs=float(clip_obs), norm_obs=bool(norm_obs))

@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import pickle
+import re
 import shutil
 import zipfile
 from collections import OrderedDict
@@ -208,6 +209,22 @@ def test_statistics_smuggling_a_payload_inside_a_real_vecnormalize_are_refused(t
     venv.save(stats)
     refused(lambda: load_expert(cfg("ppo", tmp_path / "ppo"), "pendulum", gym.make(ENV_ID)), marker,
             str(stats), SYSTEM)
+
+
+@pytest.mark.parametrize("spoil, named", [
+    (lambda v: v.obs_rms.mean.__setitem__(0, np.nan), "obs_rms.mean holds inf or nan"),
+    (lambda v: v.obs_rms.var.__setitem__(0, -1.0), "obs_rms.var has negative entries"),
+    (lambda v: setattr(v, "epsilon", 0.0), "epsilon=0.0 must be a finite number > 0"),
+    (lambda v: setattr(v, "clip_obs", float("inf")), "clip_obs=inf must be a finite number > 0"),
+])
+def test_statistics_that_would_feed_the_expert_nonsense_are_refused(tiny_experts, tmp_path, spoil, named):
+    run = shutil.copytree(ppo_run(tiny_experts), tmp_path / "ppo" / f"{ENV_ID}_1")
+    stats = run / ENV_ID / "vecnormalize.pkl"
+    venv = VecNormalize.load(str(stats), DummyVecEnv([lambda: gym.make(ENV_ID)]))
+    spoil(venv)
+    venv.save(stats)
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        load_expert(cfg("ppo", tmp_path / "ppo"), "pendulum", gym.make(ENV_ID))
 
 
 # ------------------------------------------------------------------------------- identical actions
