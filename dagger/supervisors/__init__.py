@@ -55,6 +55,17 @@ class Supervisor:
         pass
 
 
+def half_range(action_space) -> np.ndarray:
+    """h = (high - low) / 2 per action dimension: actions in scaled units are a / h (the learner's units)."""
+    return (np.asarray(action_space.high, dtype=np.float64) - np.asarray(action_space.low, dtype=np.float64)) / 2
+
+
+def action_gap(a: np.ndarray, b: np.ndarray, half: np.ndarray) -> np.ndarray:
+    """Per state, the RMS over action dimensions of (a - b) / h: how far two policies' actions are apart."""
+    diff = (np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) / half
+    return np.sqrt(np.mean(diff ** 2, axis=-1))
+
+
 def build_supervisor(algo_cfg: DictConfig, **context) -> Supervisor:
     """The supervisor `conf/algo/<name>.yaml` describes; `context` (schedule, action space, number of envs)
     is passed to every supervisor, which takes what it needs."""

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from dagger.config import Boolean, Nullable, Number, check_value
-from dagger.supervisors import Act, Decision, Supervisor
+from dagger.supervisors import Act, Decision, Supervisor, half_range
 
 CHUNK = 65_536  # states per learner call when measuring its error on D
 
@@ -59,7 +59,7 @@ class DART(Supervisor):
         check_value("algo.diagonal", diagonal, Boolean())
         self.low = np.asarray(action_space.low, dtype=np.float64)
         self.high = np.asarray(action_space.high, dtype=np.float64)
-        self.half = (self.high - self.low) / 2
+        self.half = half_range(action_space)
         self.noise_scale, self.initial_std = float(noise_scale), float(initial_std)
         self.total_variance = None if total_variance is None else float(total_variance)
         self.diagonal = bool(diagonal)

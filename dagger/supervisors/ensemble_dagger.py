@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from dagger.config import ConfigError, Number, check_value
-from dagger.supervisors import Act, Decision, Supervisor
+from dagger.supervisors import Act, Decision, Supervisor, action_gap, half_range
 
 NEEDS_ENSEMBLE = "algo=ensemble_dagger needs a learner with an uncertainty (its ensemble's spread): use policy=ensemble"
 
@@ -45,8 +45,7 @@ class EnsembleDAgger(Supervisor):
         check_value("algo.max_spread", max_spread, Number(low=0))
         check_value("algo.max_discrepancy", max_discrepancy, Number(low=0))
         self.max_spread, self.max_discrepancy = float(max_spread), float(max_discrepancy)
-        self.act_mid = np.asarray((action_space.high + action_space.low) / 2, dtype=np.float64)
-        self.act_half = np.asarray((action_space.high - action_space.low) / 2, dtype=np.float64)
+        self.half = half_range(action_space)
         self.learner = None
         learner, observation_space = _context.get("learner"), _context.get("observation_space")
         if learner is not None and observation_space is not None:  # passed by the caller: refuse before any work
@@ -62,14 +61,11 @@ class EnsembleDAgger(Supervisor):
         self.learner = learner
         self._reset_counts()
 
-    def scaled(self, actions: np.ndarray) -> np.ndarray:
-        return (np.asarray(actions, dtype=np.float64) - self.act_mid) / self.act_half
-
     def decide(self, obs: np.ndarray, learner: Act, expert: Act, rng: np.random.Generator) -> Decision:
         labels = expert(obs)  # the expert is queried at every state: the discrepancy needs it, and it labels all
         novice = learner(obs)
         spread = np.asarray(self.learner.uncertainty(obs), dtype=np.float64)
-        discrepancy = np.sqrt(np.mean((self.scaled(novice) - self.scaled(labels)) ** 2, axis=-1))
+        discrepancy = action_gap(novice, labels, self.half)
         doubted, discrepant = spread > self.max_spread, discrepancy > self.max_discrepancy
         expert_acts = doubted | discrepant
         actions = np.where(expert_acts[:, None], labels, novice)

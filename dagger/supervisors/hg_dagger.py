@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from dagger.config import ConfigError, Number, check_value, show
-from dagger.supervisors import Act, Decision, Supervisor
+from dagger.supervisors import Act, Decision, Supervisor, action_gap, half_range
 
 
 class HGDAgger(Supervisor):
@@ -47,16 +47,14 @@ class HGDAgger(Supervisor):
         if handback > takeover:
             raise ConfigError(f"algo.handback={show(handback)} must be <= algo.takeover={show(takeover)} "
                               "(the supervisor hands back below handback after taking over above takeover)")
-        low, high = (np.asarray(bound, dtype=np.float64) for bound in (action_space.low, action_space.high))
-        self.half = (high - low) / 2
+        self.half = half_range(action_space)
         self.takeover, self.handback = float(takeover), float(handback)
         self.control = np.zeros(int(num_envs), dtype=bool)  # True: the supervisor is in control of that env
         self._gap_sum, self._gap_count = 0.0, 0
 
     def gap(self, learner_acts: np.ndarray, expert_acts: np.ndarray) -> np.ndarray:
         """g = RMS over action dimensions of the scaled difference, per state."""
-        diff = (np.asarray(learner_acts, dtype=np.float64) - np.asarray(expert_acts, dtype=np.float64)) / self.half
-        return np.sqrt(np.mean(diff ** 2, axis=1))
+        return action_gap(learner_acts, expert_acts, self.half)
 
     def begin(self, iteration: int, learner, data) -> None:
         self._gap_sum, self._gap_count = 0.0, 0
