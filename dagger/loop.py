@@ -116,12 +116,13 @@ def iterate(p: Parts, supervisor: Supervisor, data: Dataset, progress: Progress,
     progress = Progress(progress.refs, i, progress.env_steps + rollout.env_steps,
                         progress.expert_queries + rollout.queries,
                         progress.interventions + rollout.counts["switches_to_expert"], progress.wall_time_s + t3 - t0)
-    row = {"iteration": i, **supervisor.metrics(), **evaluation(returns, progress.refs),
+    own = supervisor.metrics()
+    row = {"iteration": i, **own, **evaluation(returns, progress.refs),
            **counts(progress, data, rollout), **fit,
            "fit_time_s": t2 - t1, "rollout_time_s": t1 - t0, "eval_time_s": t3 - t2, "wall_time_s": progress.wall_time_s}
     p.tracker.log(row)
-    own = " ".join(f"{k} {v:.3g}" for k, v in supervisor.metrics().items())
-    log.info(f"iter {i:>3d} {own} labels {len(data):>7d} queries {progress.expert_queries:>7d} "
+    shown = " ".join(f"{k} {v:.3g}" for k, v in own.items())
+    log.info(f"iter {i:>3d} {shown} labels {len(data):>7d} queries {progress.expert_queries:>7d} "
              f"loss {row.get('train_loss', float('nan')):7.4f} return {row['return_mean']:7.1f} ± {row['return_std']:6.1f} "
              f"({row['normalized_return']:4.0%}) rollout {t1 - t0:4.1f}s fit {t2 - t1:4.1f}s eval {t3 - t2:4.1f}s")
     checkpoint(p, data, progress)
