@@ -101,6 +101,9 @@ BAD_INPUTS: list[Bad] = [
     run("algo=bc", "algo.beta=nan"),
     run("algo=nope", hydra=True),
     # ---- run.py: the learner ----
+    run("policy=ensemble", "policy.members=0", says="policy.members=0 must be an integer >= 1"),
+    run("policy=ensemble", "policy.members=2.5"),
+    run("policy=ensemble", "policy.bootstrap=maybe", says="must be true or false"),
     run("policy.lr=nan", says="policy.lr=nan must be a finite number > 0"),
     run("policy.lr=inf"),
     run("policy.lr=0"),
