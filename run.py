@@ -93,7 +93,6 @@ def prepare(cfg: DictConfig, folder: RunFolder) -> list[dict] | None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> dict:
-    from dagger.files import atomic_write
     from dagger.loop import run_dagger
     from dagger.report import plot_curve
     from dagger.tracking import final_table, summarize
@@ -114,7 +113,7 @@ def main(cfg: DictConfig) -> dict:
             rows = run_dagger(parts)
             import pandas as pd
 
-            curve = atomic_write(folder.path / "curve.png", lambda tmp: plot_curve(pd.DataFrame(rows), tmp, title))
+            curve = plot_curve(pd.DataFrame(rows), folder.path / "curve.png", title)
             failed = False
         except BaseException as err:
             folder.write_status("failed", error=f"{type(err).__name__}: {err}",

@@ -32,8 +32,7 @@ def plot_curve(metrics: pd.DataFrame, path: Path, title: str) -> Path:
     axes[1].legend(loc="lower right")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
