@@ -476,12 +476,24 @@ class Expert:
     obs_normalizer: ObsNormalizer | None = None  # VecNormalize statistics applied to observations
     files: dict[str, str | None] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.model.policy.set_training_mode(False)
+
     def act(self, obs: np.ndarray) -> np.ndarray:
-        """Actions for a batch of raw observations, shape (n, obs_dim) -> (n, act_dim)."""
+        """Actions for a batch of raw observations, shape (n, obs_dim) -> (n, act_dim).
+
+        The same actions as `model.predict` (same float32 input, network, unscaling and clipping),
+        without its per-call checks and preprocessing, which cost as much as the network on small batches."""
         if self.obs_normalizer is not None:
             obs = self.obs_normalizer.normalize_obs(obs)
-        actions, _ = self.model.predict(obs, deterministic=self.deterministic)
-        return actions
+        policy = self.model.policy
+        with torch.no_grad():
+            actions = policy._predict(torch.as_tensor(obs, dtype=torch.float32, device=policy.device),
+                                      deterministic=self.deterministic)
+        actions = actions.cpu().numpy().reshape((-1, *policy.action_space.shape))
+        if policy.squash_output:
+            return policy.unscale_action(actions)
+        return np.clip(actions, policy.action_space.low, policy.action_space.high)
 
 
 def load_expert(expert_cfg: DictConfig, env_name: str, env: gym.Env, device: str = "cpu") -> Expert:

@@ -18,8 +18,10 @@ from dagger.envs import make_env
 from dagger.experts import load_expert
 from dagger.policy import Learner
 from dagger.rollout import Collector
+from dagger.schedules import BetaSchedule
+from dagger.supervisors.beta_mixture import BetaMixture
 
-STEPS = 20_000
+STEPS = 10_000
 
 
 def raw_rate(env_cfg) -> float:
@@ -40,10 +42,11 @@ def collect_rate(env_cfg, expert, num_envs: int, beta: float) -> float:
     space = collector.venv.single_action_space
     learner = Learner(collector.venv.single_observation_space.shape[0], space.low, space.high, hidden=[256, 256],
                       activation="relu", loss="mse", lr=1e-3, batch_size=256, gradient_steps=1, warm_start=True)
+    mixture = BetaMixture(BetaSchedule("constant", beta), beta=beta)
     rng = np.random.default_rng(0)
-    collector.collect(expert.act, learner.act, beta, 200, rng)  # warm-up
+    collector.collect(mixture, expert.act, learner.act, 200, rng)  # warm-up
     start = time.perf_counter()
-    rollout = collector.collect(expert.act, learner.act, beta, STEPS, rng)
+    rollout = collector.collect(mixture, expert.act, learner.act, STEPS, rng)
     return rollout.env_steps / (time.perf_counter() - start)
 
 
