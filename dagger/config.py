@@ -249,6 +249,7 @@ LOGGER_MODES = ("offline", "online", "disabled")     # dagger.tracking.LOGGER_MO
 BETA_KINDS = ("indicator", "constant", "linear", "exponential")  # dagger.schedules.KINDS
 LOSSES = ("mse", "gaussian")                         # dagger.policy.LOSSES
 ACTIVATIONS = ("relu", "tanh", "elu")                # dagger.policy.ACTIVATIONS
+LR_SCHEDULES = ("constant", "cosine")                # dagger.policy.LR_SCHEDULES
 ALGORITHMS = ("sac", "td3", "tqc", "ppo")            # dagger.experts.ALGORITHMS
 
 SEED = Integer(0, 2**32 - 1)  # numpy's seeding range
@@ -278,7 +279,7 @@ RUN_SPEC = {  # top-level keys first: group values interpolate them
     "seed": SEED,
     "device": OneOf(DEVICES),
     "threads": COUNT,
-    "eval": {"episodes": COUNT},
+    "eval": {"episodes": COUNT, "every": COUNT},
     "resume": Boolean(),
     "sweep_name": NotRequired(Text()),  # added by +sweeps=<name>
     "env": ENV,
@@ -292,6 +293,8 @@ RUN_SPEC = {  # top-level keys first: group values interpolate them
         "weight_decay": Number(low=0),
         "batch_size": COUNT,
         "gradient_steps": COUNT,
+        "epochs": Number(low=0),
+        "lr_schedule": OneOf(LR_SCHEDULES),
         "warm_start": Boolean(),
         "members": NotRequired(COUNT),       # policy=ensemble: K members
         "bootstrap": NotRequired(Boolean()),  # policy=ensemble: each member fits a bootstrap resample of D

@@ -19,6 +19,7 @@ from dagger.data import Dataset
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
 LOSSES = ("mse", "gaussian")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 def mlp(sizes: list[int], activation: str) -> nn.Sequential:
@@ -76,10 +77,12 @@ class Learner:
 
     def __init__(self, obs_dim: int, act_low: np.ndarray, act_high: np.ndarray, *, hidden: list[int],
                  activation: str, loss: str, lr: float, batch_size: int, gradient_steps: int,
-                 warm_start: bool, weight_decay: float = 0.0, device: str = "cpu"):
+                 warm_start: bool, weight_decay: float = 0.0, epochs: float = 0.0, lr_schedule: str = "constant",
+                 device: str = "cpu"):
         self.make_policy = lambda: MLPPolicy(obs_dim, act_low, act_high, hidden, activation, loss).to(device)
-        self.lr, self.weight_decay = lr, weight_decay
-        self.batch_size, self.gradient_steps, self.warm_start = batch_size, gradient_steps, warm_start
+        self.lr, self.weight_decay, self.lr_schedule = lr, weight_decay, lr_schedule
+        self.batch_size, self.gradient_steps, self.epochs = batch_size, gradient_steps, epochs
+        self.warm_start = warm_start
         self.device = device
         self.policy = self.make_policy()
         self.optimizer = self._new_optimizer()
@@ -87,11 +90,21 @@ class Learner:
     def _new_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.policy.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
+    def fit_steps(self, n: int) -> int:
+        """Minibatches in a fit on n labels: at least `gradient_steps`, and at least `epochs` passes over them."""
+        return max(self.gradient_steps, math.ceil(self.epochs * n / self.batch_size))
+
+    def lr_at(self, step: int, steps: int) -> float:
+        """The learning rate of minibatch `step` of `steps`: constant, or cosine-annealed from lr to 0 in each fit."""
+        if self.lr_schedule == "cosine":
+            return self.lr * 0.5 * (1.0 + math.cos(math.pi * step / steps))
+        return self.lr
+
     def act(self, obs: np.ndarray) -> np.ndarray:
         return self.policy.act(obs)
 
     def fit(self, data: Dataset, generator: torch.Generator) -> dict[str, float]:
-        """Train on all of D for `gradient_steps` minibatches; returns the mean loss of the last 10%."""
+        """Train on all of D for `fit_steps(|D|)` minibatches; returns the mean loss of the last 10% and the count."""
         if not self.warm_start:  # retrain from scratch, the fresh weights drawn from `generator`
             torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
             self.policy = self.make_policy()
@@ -99,17 +112,20 @@ class Learner:
         self.policy.set_obs_stats(data.obs)
         obs = torch.as_tensor(data.obs, device=self.device)
         acts = torch.as_tensor(data.acts, device=self.device)
-        tail = max(1, self.gradient_steps // 10)
+        steps = self.fit_steps(len(data))
+        tail = max(1, steps // 10)
         losses = torch.zeros(tail, device=self.device)
-        for step in range(self.gradient_steps):
+        for step in range(steps):
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.lr_at(step, steps)
             idx = torch.randint(len(data), (self.batch_size,), generator=generator).to(self.device)
             loss = self.policy.loss(obs[idx], acts[idx])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            if step >= self.gradient_steps - tail:
-                losses[step - (self.gradient_steps - tail)] = loss.detach()
-        return {"train_loss": float(losses.mean())}
+            if step >= steps - tail:
+                losses[step - (steps - tail)] = loss.detach()
+        return {"train_loss": float(losses.mean()), "gradient_steps": steps}
 
     def uncertainty(self, obs: np.ndarray) -> np.ndarray | None:
         """Per-state uncertainty of the action (None: this learner has no notion of it)."""
@@ -167,8 +183,10 @@ class EnsembleLearner:
         for member in self.members:
             seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
             own = torch.Generator().manual_seed(seed)
-            losses.append(member.fit(self._resample(data, own) if self.bootstrap else data, own)["train_loss"])
-        return {"train_loss": float(np.mean(losses)), "ensemble_spread": float(self._spread_on(data))}
+            fitted = member.fit(self._resample(data, own) if self.bootstrap else data, own)
+            losses.append(fitted["train_loss"])
+        return {"train_loss": float(np.mean(losses)), "gradient_steps": fitted["gradient_steps"],
+                "ensemble_spread": float(self._spread_on(data))}
 
     @staticmethod
     def _resample(data: Dataset, generator: torch.Generator) -> Dataset:
@@ -205,10 +223,13 @@ def build_learner(policy_cfg, observation_space, action_space, device: str) -> L
         raise ConfigError(f"policy.loss={policy_cfg.loss!r} is not one of {', '.join(LOSSES)}")
     if policy_cfg.activation not in ACTIVATIONS:
         raise ConfigError(f"policy.activation={policy_cfg.activation!r} is not one of {', '.join(ACTIVATIONS)}")
+    if policy_cfg.lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"policy.lr_schedule={policy_cfg.lr_schedule!r} is not one of {', '.join(LR_SCHEDULES)}")
     kwargs = dict(hidden=list(policy_cfg.hidden), activation=policy_cfg.activation, loss=policy_cfg.loss,
                   lr=float(policy_cfg.lr), batch_size=int(policy_cfg.batch_size),
                   gradient_steps=int(policy_cfg.gradient_steps), warm_start=bool(policy_cfg.warm_start),
-                  weight_decay=float(policy_cfg.weight_decay), device=device)
+                  weight_decay=float(policy_cfg.weight_decay), epochs=float(policy_cfg.epochs),
+                  lr_schedule=str(policy_cfg.lr_schedule), device=device)
     if "members" in policy_cfg:
         return EnsembleLearner(int(policy_cfg.members), bool(policy_cfg.get("bootstrap", True)),
                                observation_space.shape[0], action_space.low, action_space.high, **kwargs)
