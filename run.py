@@ -51,7 +51,7 @@ def build_parts(cfg: DictConfig, folder: RunFolder):
     budget = Budget(int(cfg.schedule.iterations), int(cfg.schedule.rollout_steps),
                     int(cfg.schedule.initial_expert_steps))
     collector = Collector(cfg.env, int(cfg.env.num_envs), seed=cfg.seed)
-    evaluator = Evaluator(cfg.env, int(cfg.eval.episodes), seed=cfg.seed + 1_000_000)
+    evaluator = Evaluator(cfg.env, int(cfg.eval.episodes), seed=cfg.seed + 1_000_000, every=int(cfg.eval.every))
     # All checks passed: from here on the run folder is written.
     folder.start(cfg, expert.files, hydra_files(cfg))
     log.info("expert: %s %s (sha256 %s)%s", expert.files["algo"], expert.files["model"],

@@ -111,7 +111,8 @@ def iterate(p: Parts, supervisor: Supervisor, data: Dataset, progress: Progress,
     # pi_hat_{i+1} on all of D (a gate that labelled nothing yet leaves the learner as it is)
     fit = p.learner.fit(data, torch.Generator().manual_seed(p.seed * 100_003 + i)) if len(data) else {}
     t2 = time.perf_counter()
-    returns = p.evaluator.returns(p.learner.act)  # the learner alone, deterministic
+    # the learner alone, deterministic (only every `eval.every` iterations and at the last)
+    returns = p.evaluator.returns(p.learner.act) if p.evaluator.due(i, p.budget.iterations) else None
     t3 = time.perf_counter()
     progress = Progress(progress.refs, i, progress.env_steps + rollout.env_steps,
                         progress.expert_queries + rollout.queries,
@@ -122,15 +123,19 @@ def iterate(p: Parts, supervisor: Supervisor, data: Dataset, progress: Progress,
            "fit_time_s": t2 - t1, "rollout_time_s": t1 - t0, "eval_time_s": t3 - t2, "wall_time_s": progress.wall_time_s}
     p.tracker.log(row)
     shown = " ".join(f"{k} {v:.3g}" for k, v in own.items())
+    result = (f"return {row['return_mean']:7.1f} ± {row['return_std']:6.1f} ({row['normalized_return']:4.0%})"
+              if returns is not None else f"return {'(not evaluated)':>23s}")
     log.info(f"iter {i:>3d} {shown} labels {len(data):>7d} queries {progress.expert_queries:>7d} "
-             f"loss {row.get('train_loss', float('nan')):7.4f} return {row['return_mean']:7.1f} ± {row['return_std']:6.1f} "
-             f"({row['normalized_return']:4.0%}) rollout {t1 - t0:4.1f}s fit {t2 - t1:4.1f}s eval {t3 - t2:4.1f}s")
+             f"loss {row.get('train_loss', float('nan')):7.4f} {result} "
+             f"rollout {t1 - t0:4.1f}s fit {t2 - t1:4.1f}s eval {t3 - t2:4.1f}s")
     checkpoint(p, data, progress)
     return progress
 
 
-def evaluation(returns: np.ndarray, refs: "References") -> dict:
-    """The learner's return (the seed's means, stds) and the references it is judged against."""
+def evaluation(returns: np.ndarray | None, refs: "References") -> dict:
+    """The learner's return (the seed's means, stds), normalised by the references; nan when not evaluated."""
+    if returns is None:
+        return {"return_mean": float("nan"), "return_std": float("nan"), "normalized_return": float("nan")}
     return {"return_mean": float(returns.mean()), "return_std": float(returns.std()),
             "normalized_return": refs.normalized(float(returns.mean()))}
 

@@ -20,6 +20,7 @@ def plot_curve(metrics: pd.DataFrame, path: Path, title: str) -> Path:
     Writes `path` as given: run.py passes the temporary sibling of `dagger.files.atomic_write`."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     expert_mean, expert_std = metrics.expert_return_mean.iloc[-1], metrics.expert_return_std.iloc[-1]
+    metrics = metrics.dropna(subset=["return_mean"])  # iterations between evaluations (eval.every)
     for ax, x, label in ((axes[0], "iteration", "iteration"), (axes[1], "expert_labels", "expert labels")):
         ax.axhspan(expert_mean - expert_std, expert_mean + expert_std, color="tab:orange", alpha=0.2)
         ax.axhline(expert_mean, color="tab:orange", label=f"expert {expert_mean:.0f} ± {expert_std:.0f}")
@@ -196,6 +197,7 @@ def plot_sweep_curves(runs: pd.DataFrame, path: Path) -> Path:
     expert_band = []
     for configuration, group in finished.groupby("configuration", sort=False):
         table = pd.concat([m.assign(seed=s) for m, s in zip(group.metrics, group.seed)])
+        table = table.dropna(subset=["normalized_return"])  # iterations between evaluations (eval.every)
         by_iteration = table.groupby("iteration")
         labels, mean = by_iteration.expert_labels.mean(), by_iteration.normalized_return.mean()
         ci = np.array([bootstrap_ci(v) for _, v in by_iteration.normalized_return])

@@ -113,11 +113,16 @@ def _time_limit(env):
 
 
 class Evaluator:
-    """Runs a policy alone for `episodes` whole episodes in parallel, on the same seeds every time."""
+    """Runs a policy alone for `episodes` whole episodes in parallel, on the same seeds every time.
 
-    def __init__(self, env_cfg: DictConfig, episodes: int, seed: int):
+    The learner is evaluated at iterations that are multiples of `every`, and at the last one."""
+
+    def __init__(self, env_cfg: DictConfig, episodes: int, seed: int, every: int = 1):
         self.venv = make_vec_env(env_cfg, episodes)
-        self.episodes, self.seed = episodes, seed
+        self.episodes, self.seed, self.every = episodes, seed, every
+
+    def due(self, iteration: int, last: int) -> bool:
+        return iteration % self.every == 0 or iteration == last
 
     def returns(self, act: Act) -> np.ndarray:
         obs, _ = self.venv.reset(seed=self.seed)

@@ -116,7 +116,8 @@ def command_line_overrides() -> dict[str, str]:
 
 def summarize(rows: list[dict]) -> dict:
     """The run's headline numbers: final and best return, the expert's, labels used, wall time."""
-    final, best = rows[-1], max(rows, key=lambda r: r["return_mean"])
+    evaluated = [r for r in rows if r["return_mean"] == r["return_mean"]]  # rows between evaluations hold nan
+    final, best = rows[-1], max(evaluated or rows, key=lambda r: r["return_mean"])
     return {"final_return": final["return_mean"], "final_return_std": final["return_std"],
             "best_return": best["return_mean"], "best_iteration": best["iteration"],
             "expert_return": final["expert_return_mean"], "expert_return_std": final["expert_return_std"],
@@ -134,6 +135,8 @@ def final_table(rows: list[dict], title: str) -> str:
     for column in ("iter", "labels", "queries", "interventions", "loss", "return", "% expert", "time (s)"):
         table.add_column(column, justify="right")
     for r in rows:
+        if r["return_mean"] != r["return_mean"]:  # not evaluated (eval.every)
+            continue
         table.add_row(str(r["iteration"]), f"{r['expert_labels']:,}", f"{r.get('expert_queries', 0):,}",
                       f"{r.get('interventions', 0):,}", f"{r.get('train_loss', float('nan')):.4f}",
                       f"{r['return_mean']:.1f} ± {r['return_std']:.1f}", f"{r['normalized_return']:.1%}",
