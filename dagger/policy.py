@@ -49,8 +49,15 @@ class MLPPolicy(nn.Module):
         self.obs_mean.copy_(torch.as_tensor(obs.mean(0)))
         self.obs_std.copy_(torch.as_tensor(obs.std(0) + 1e-6))
 
-    def _heads(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        out = self.net((obs - self.obs_mean) / self.obs_std)
+    def standardize(self, obs: torch.Tensor) -> torch.Tensor:
+        return (obs - self.obs_mean) / self.obs_std
+
+    def scale(self, acts: torch.Tensor) -> torch.Tensor:
+        """Actions in scaled units: the env's bounds map to [-1, 1]."""
+        return (acts - self.act_mid) / self.act_half
+
+    def _heads(self, standardized_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out = self.net(standardized_obs)
         if self.loss_kind == "gaussian":
             mean, log_std = out.chunk(2, dim=-1)
             return mean, log_std.clamp(-5.0, 2.0)
@@ -58,8 +65,11 @@ class MLPPolicy(nn.Module):
 
     def loss(self, obs: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
         """MSE, or Gaussian negative log-likelihood per action dimension, in scaled action units."""
-        target = (acts - self.act_mid) / self.act_half
-        mean, log_std = self._heads(obs)
+        return self.scaled_loss(self.standardize(obs), self.scale(acts))
+
+    def scaled_loss(self, standardized_obs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """`loss` on inputs already standardised and targets already scaled (the fit does both once)."""
+        mean, log_std = self._heads(standardized_obs)
         if log_std is None:
             return ((mean - target) ** 2).mean()
         return (0.5 * ((target - mean) / log_std.exp()) ** 2 + log_std + 0.5 * math.log(2 * math.pi)).mean()
@@ -68,7 +78,7 @@ class MLPPolicy(nn.Module):
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Deterministic action (the mean) for a batch of observations, clipped to the bounds."""
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.obs_mean.device)
-        mean, _ = self._heads(obs_t)
+        mean, _ = self._heads(self.standardize(obs_t))
         return (mean.clamp(-1.0, 1.0) * self.act_half + self.act_mid).cpu().numpy()
 
 
@@ -110,8 +120,9 @@ class Learner:
             self.policy = self.make_policy()
             self.optimizer = self._new_optimizer()
         self.policy.set_obs_stats(data.obs)
-        obs = torch.as_tensor(data.obs, device=self.device)
-        acts = torch.as_tensor(data.acts, device=self.device)
+        with torch.no_grad():  # once per fit, not per minibatch (the same numbers either way)
+            obs = self.policy.standardize(torch.as_tensor(data.obs, device=self.device))
+            targets = self.policy.scale(torch.as_tensor(data.acts, device=self.device))
         steps = self.fit_steps(len(data))
         tail = max(1, steps // 10)
         losses = torch.zeros(tail, device=self.device)
@@ -119,7 +130,7 @@ class Learner:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr_at(step, steps)
             idx = torch.randint(len(data), (self.batch_size,), generator=generator).to(self.device)
-            loss = self.policy.loss(obs[idx], acts[idx])
+            loss = self.policy.scaled_loss(obs[idx], targets[idx])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
