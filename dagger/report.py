@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from dagger.config import first_line  # noqa: E402
@@ -40,6 +42,7 @@ def plot_curve(metrics: pd.DataFrame, path: Path, title: str) -> Path:
 # ---- multirun reports: python -m dagger.report <multirun dir> ----------------------------------
 
 IGNORED_OVERRIDES = ("seed", "hydra/launcher", "+sweeps", "logger", "logger.mode")
+TASK_OVERRIDE = "env"  # a sweep over tasks (+sweeps=benchmark) reports per task, and across tasks
 # What the summary, curves and heatmap read from a finished job's metrics.csv.
 NEEDED_COLUMNS = ("normalized_return", "expert_labels", "return_mean", "expert_return_mean", "expert_return_std",
                   "random_return_mean")
@@ -104,14 +107,27 @@ def read_metrics(path: Path, finished: bool) -> pd.DataFrame:
     return metrics
 
 
+def read_task(path: Path) -> str:
+    """The gymnasium id of the job's task, from `.hydra/config.yaml`."""
+    import yaml
+
+    try:
+        config = yaml.safe_load(path.read_text())
+        return str(config["env"]["id"])
+    except (yaml.YAMLError, UnicodeDecodeError, OSError, KeyError, TypeError) as err:
+        raise BrokenJob(path, f"no env.id in it ({describe(err)})") from None
+
+
 def read_job(overrides_file: Path) -> dict:
     """One job's row; a job with an unreadable file gets status `broken: <file>: <reason>`."""
     run_dir = overrides_file.parent.parent
-    row = {"run_dir": str(run_dir), "swept": {}, "seed": "0", "metrics": pd.DataFrame()}
+    row = {"run_dir": str(run_dir), "swept": {}, "seed": "0", "task": "?", "metrics": pd.DataFrame()}
     try:
         overrides = read_overrides(overrides_file)
         row["seed"] = overrides.get("seed", "0")
-        row["swept"] = {k.lstrip("+~"): v for k, v in overrides.items() if k.lstrip("+~") not in IGNORED_OVERRIDES}
+        row["swept"] = {k.lstrip("+~"): v for k, v in overrides.items()
+                        if k.lstrip("+~") not in (*IGNORED_OVERRIDES, TASK_OVERRIDE)}
+        row["task"] = read_task(overrides_file.parent / "config.yaml")
         status = read_job_status(run_dir)
         metrics = read_metrics(run_dir / "metrics.csv", finished=status == "finished")
     except BrokenJob as err:
@@ -138,7 +154,6 @@ def find_runs(root: Path) -> pd.DataFrame:
 
 def bootstrap_ci(values, n: int = 2000, seed: int = 0) -> tuple[float, float]:
     """95% percentile-bootstrap interval of the mean."""
-    import numpy as np
 
     values = np.asarray(values, dtype=float)
     if len(values) < 2:
@@ -154,29 +169,126 @@ def labels_to_reach(metrics: pd.DataFrame, fraction: float = 0.9) -> float:
 
 
 def summarize_sweep(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per configuration, over its finished seeds: final and best normalised return with 95% CIs, the
-    expert labels needed to reach 90% of the expert's return, and the supervision spent by the end
-    (labels, expert queries, interventions: means over seeds)."""
+    """Per task and configuration, over its finished seeds: final and best normalised return with 95% CIs,
+    the expert labels needed to reach 90% and 95% of the expert's return (mean over the seeds that reach
+    it), the supervision spent by the end (labels, expert queries, interventions) and the loop's wall time
+    (means over seeds)."""
     rows = []
     finished = runs[runs.status == "finished"]
-    for configuration, group in finished.groupby("configuration", sort=False):
+    for (task, configuration), group in finished.groupby(["task", "configuration"], sort=False):
         final = [m.normalized_return.iloc[-1] for m in group.metrics]
         best = [m.normalized_return.max() for m in group.metrics]
-        labels = [labels_to_reach(m) for m in group.metrics]
-        reached = [x for x in labels if x == x]
         (final_lo, final_hi), (best_lo, best_hi) = bootstrap_ci(final), bootstrap_ci(best)
-        rows.append({"configuration": configuration, "seeds": len(group),
+        reach = {}
+        for pct in REACH_PCTS:
+            reached = [x for x in (labels_to_reach(m, pct / 100) for m in group.metrics) if x == x]
+            reach[f"labels_to_{pct}pct"] = sum(reached) / len(reached) if reached else float("nan")
+            reach[f"seeds_reaching_{pct}pct"] = len(reached)
+        rows.append({"task": task, "configuration": configuration, "seeds": len(group),
                      "final_norm_return": sum(final) / len(final), "final_ci_low": final_lo, "final_ci_high": final_hi,
+                     "worst_seed_final": min(final),
                      "best_norm_return": sum(best) / len(best), "best_ci_low": best_lo, "best_ci_high": best_hi,
-                     "labels_to_90pct": sum(reached) / len(reached) if reached else float("nan"),
-                     "seeds_reaching_90pct": len(reached),
-                     **{column: final_mean(group.metrics, source) for column, source in SPENT.items()}})
+                     **reach, **{column: final_mean(group.metrics, source) for column, source in SPENT.items()}})
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
-SPENT = {"final_labels": "expert_labels", "final_queries": "expert_queries", "interventions": "interventions"}
-SUMMARY_COLUMNS = ("configuration", "seeds", "final_norm_return", "final_ci_low", "final_ci_high", "best_norm_return",
-                   "best_ci_low", "best_ci_high", "labels_to_90pct", "seeds_reaching_90pct", *SPENT)
+REACH_PCTS = (90, 95)
+SPENT = {"final_labels": "expert_labels", "final_queries": "expert_queries", "interventions": "interventions",
+         "wall_time_s": "wall_time_s"}
+SUMMARY_COLUMNS = ("task", "configuration", "seeds", "final_norm_return", "final_ci_low", "final_ci_high",
+                   "worst_seed_final", "best_norm_return", "best_ci_low", "best_ci_high",
+                   *(f"{kind}_{pct}pct" for pct in REACH_PCTS for kind in ("labels_to", "seeds_reaching")), *SPENT)
+
+
+def aggregate_across_tasks(runs: pd.DataFrame, reps: int = 20_000) -> pd.DataFrame:
+    """Per configuration, across tasks: IQM, mean and median of the final normalised return, with 95%
+    stratified-bootstrap intervals (rliable; Agarwal et al. 2021). Seeds are paired across tasks by their
+    seed; configurations missing a task or a seed are left out."""
+    from rliable import library as rly
+    from rliable import metrics as rm
+
+    scores = final_score_matrices(runs)
+    if not scores:
+        return pd.DataFrame(columns=AGGREGATE_COLUMNS)
+    aggregate = lambda x: np.array([rm.aggregate_iqm(x), rm.aggregate_mean(x), rm.aggregate_median(x)])  # noqa: E731
+    with warnings.catch_warnings():  # arch warns about the RandomState rliable hands it (rliable 1.2, arch 7)
+        warnings.simplefilter("ignore", FutureWarning)
+        point, interval = rly.get_interval_estimates(scores, aggregate, reps=reps,
+                                                     random_state=np.random.RandomState(0))
+    rows = []
+    for configuration, matrix in scores.items():
+        (iqm, mean, median), ci = point[configuration], interval[configuration]
+        rows.append({"configuration": configuration, "tasks": matrix.shape[1], "seeds": matrix.shape[0],
+                     "iqm": iqm, "iqm_ci_low": ci[0, 0], "iqm_ci_high": ci[1, 0],
+                     "mean": mean, "mean_ci_low": ci[0, 1], "mean_ci_high": ci[1, 1],
+                     "median": median, "median_ci_low": ci[0, 2], "median_ci_high": ci[1, 2]})
+    return pd.DataFrame(rows, columns=AGGREGATE_COLUMNS)
+
+
+AGGREGATE_COLUMNS = ("configuration", "tasks", "seeds", "iqm", "iqm_ci_low", "iqm_ci_high", "mean", "mean_ci_low",
+                     "mean_ci_high", "median", "median_ci_low", "median_ci_high")
+
+
+def final_score_matrices(runs: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per configuration, the (seeds x tasks) matrix of final normalised returns rliable takes; only
+    configurations with every task of the sweep and the same seeds on each."""
+    finished = runs[runs.status == "finished"]
+    tasks = sorted(finished.task.unique())
+    if len(tasks) < 2:
+        return {}
+    scores = {}
+    for configuration, group in finished.groupby("configuration", sort=False):
+        table = pd.DataFrame({"task": group.task, "seed": group.seed,
+                              "score": [m.normalized_return.iloc[-1] for m in group.metrics]})
+        wide = table.pivot_table(index="seed", columns="task", values="score").reindex(columns=tasks).dropna()
+        if len(wide):
+            scores[configuration] = wide.to_numpy()
+    return scores
+
+
+def plot_performance_profile(runs: pd.DataFrame, path: Path) -> Path | None:
+    """The fraction of runs (all tasks and seeds) whose final normalised return exceeds tau, with 95%
+    stratified-bootstrap bands (rliable's performance profile)."""
+    from rliable import library as rly
+    from rliable import plot_utils
+
+    scores = final_score_matrices(runs)
+    if not scores:
+        return None
+    thresholds = np.linspace(0.0, 1.2, 49)
+    profiles, bands = rly.create_performance_profile(scores, thresholds, reps=2000)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    plot_utils.plot_performance_profiles(profiles, thresholds, performance_profile_cis=bands, ax=ax,
+                                         colors=dict(zip(scores, plt.rcParams["axes.prop_cycle"].by_key()["color"])),
+                                         xlabel=r"final normalised return $\tau$",
+                                         labelsize="medium", ticklabelsize="small")
+    ax.axvline(1.0, color="black", linestyle="--", linewidth=1)
+    ax.legend(list(scores), loc="lower left", fontsize="small")
+    fig.tight_layout()
+    save_figure(fig, path)
+    return path
+
+
+def markdown_tables(summary: pd.DataFrame, aggregate: pd.DataFrame) -> str:
+    """The summary (and the aggregate across tasks) as Markdown, for a README or an issue."""
+    def labels(row, pct):
+        value, seeds = row[f"labels_to_{pct}pct"], row[f"seeds_reaching_{pct}pct"]
+        return f"{value:,.0f} ({seeds}/{row.seeds})" if value == value else f"- (0/{row.seeds})"
+
+    lines = ["| task | configuration | final normalised return [95% CI] | worst seed | labels to 90% (seeds) "
+             "| labels to 95% (seeds) | labels used | wall time (s) |", "|---|---|---|---|---|---|---|---|"]
+    for _, r in summary.iterrows():
+        lines.append(f"| {r.task} | {r.configuration} | {r.final_norm_return:.3f} [{r.final_ci_low:.3f}, "
+                     f"{r.final_ci_high:.3f}] | {r.worst_seed_final:.3f} | {labels(r, 90)} | {labels(r, 95)} "
+                     f"| {r.final_labels:,.0f} | {r.wall_time_s:.0f} |")
+    if len(aggregate):
+        lines += ["", "| configuration | tasks x seeds | IQM [95% CI] | mean [95% CI] | median [95% CI] |",
+                  "|---|---|---|---|---|"]
+        for _, a in aggregate.iterrows():
+            lines.append(f"| {a.configuration} | {a.tasks} x {a.seeds} | {a.iqm:.3f} [{a.iqm_ci_low:.3f}, "
+                         f"{a.iqm_ci_high:.3f}] | {a['mean']:.3f} [{a.mean_ci_low:.3f}, {a.mean_ci_high:.3f}] "
+                         f"| {a['median']:.3f} [{a.median_ci_low:.3f}, {a.median_ci_high:.3f}] |")
+    return "\n".join(lines) + "\n"
 
 
 def final_mean(metrics: pd.Series, column: str) -> float:
@@ -186,14 +298,23 @@ def final_mean(metrics: pd.Series, column: str) -> float:
 
 
 def plot_sweep_curves(runs: pd.DataFrame, path: Path) -> Path:
-    """Normalised return against expert labels, mean and 95% CI over seeds per configuration.
+    """Normalised return against expert labels, mean and 95% CI over seeds per configuration; one panel per task.
 
     Seeds are matched by iteration and drawn at their mean label count: gated algorithms label a
     different number of states on each seed, so equal label counts rarely occur."""
-    import numpy as np
-
-    fig, ax = plt.subplots(figsize=(8, 5))
     finished = runs[runs.status == "finished"]
+    tasks = list(dict.fromkeys(finished.task)) or ["?"]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(8 if len(tasks) == 1 else 4.5 * len(tasks), 5), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        plot_task_curves(ax, finished[finished.task == task])
+        if len(tasks) > 1:
+            ax.set_title(task)
+    fig.tight_layout()
+    save_figure(fig, path)
+    return path
+
+
+def plot_task_curves(ax, finished: pd.DataFrame) -> None:
     expert_band = []
     for configuration, group in finished.groupby("configuration", sort=False):
         table = pd.concat([m.assign(seed=s) for m, s in zip(group.metrics, group.seed)])
@@ -211,9 +332,6 @@ def plot_sweep_curves(runs: pd.DataFrame, path: Path) -> Path:
     ax.set_ylabel("normalised return  (R - random) / (expert - random)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    save_figure(fig, path)
-    return path
 
 
 def save_figure(fig, path: Path) -> None:
@@ -227,6 +345,8 @@ def save_figure(fig, path: Path) -> None:
 def plot_heatmap(runs: pd.DataFrame, path: Path) -> Path | None:
     """Final normalised return over a two-dimensional grid (e.g. iterations x rollout budget)."""
     finished = runs[runs.status == "finished"]
+    if finished.task.nunique() > 1:
+        return None
     keys = sorted(k for k in {k for swept in finished.swept for k in swept}
                   if len({swept.get(k) for swept in finished.swept}) > 1)
     if len(keys) != 2:
@@ -253,19 +373,26 @@ def plot_heatmap(runs: pd.DataFrame, path: Path) -> Path | None:
 
 
 def report(root: Path) -> pd.DataFrame:
-    """Write summary.csv, curves.png and (for 2-D grids) heatmap.png into `root`; print the table."""
+    """Write summary.csv, summary.md, curves.png and (for 2-D grids) heatmap.png into `root`, and across
+    tasks aggregate.csv and profile.png; print the tables."""
     runs = find_runs(root)
     if runs.empty:
         raise SystemExit(f"error: no runs under {root} (expected job folders with .hydra/overrides.yaml)")
-    summary = summarize_sweep(runs)
+    summary, aggregate = summarize_sweep(runs), aggregate_across_tasks(runs)
     try:
         atomic_write_text(root / "summary.csv", summary.to_csv(index=False))
-        outputs = [root / "summary.csv", plot_sweep_curves(runs, root / "curves.png"),
+        atomic_write_text(root / "summary.md", markdown_tables(summary, aggregate))
+        outputs = [root / "summary.csv", root / "summary.md", plot_sweep_curves(runs, root / "curves.png"),
                    plot_heatmap(runs, root / "heatmap.png")]
+        if len(aggregate):
+            atomic_write_text(root / "aggregate.csv", aggregate.to_csv(index=False))
+            outputs += [root / "aggregate.csv", plot_performance_profile(runs, root / "profile.png")]
     except OSError as err:
         raise SystemExit(f"error: cannot write into {root}: {err.strerror or err}") from None
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
+    with pd.option_context("display.width", 250, "display.max_columns", 30, "display.float_format", "{:.3f}".format):
         print(summary.drop(columns=["best_ci_low", "best_ci_high"]).to_string(index=False))
+        if len(aggregate):
+            print(aggregate.to_string(index=False))
     broken = runs[runs.status.str.startswith("broken: ")]
     unfinished = runs[(runs.status != "finished") & ~runs.status.str.startswith("broken: ")]
     for _, run in unfinished.iterrows():

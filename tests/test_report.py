@@ -1,0 +1,73 @@
+"""The sweep report across tasks: per-task rows and rliable's aggregate, on job folders with known numbers."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats
+
+from dagger.report import report
+
+# final normalised return per (task, algo, seed); iteration 1 of every run reaches 0.8, iteration 2 this value
+FINAL = {("Hopper-v5", "dagger"): [0.97, 0.99, 0.91, 1.02], ("Hopper-v5", "bc"): [0.70, 0.95, 0.40, 0.85],
+         ("Walker2d-v5", "dagger"): [0.96, 0.94, 1.00, 0.98], ("Walker2d-v5", "bc"): [0.90, 0.60, 0.93, 0.97]}
+
+
+def write_job(root, task, algo, seed, final):
+    job = root / task / f"algo={algo},seed={seed}"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"env={task[:4].lower()}", f"algo={algo}",
+                                                                    f"seed={seed}"]))
+    (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"env": {"id": task}}))
+    (job / "status.json").write_text(json.dumps({"status": "finished"}))
+    expert, random = 1000.0, 0.0
+    pd.DataFrame({"iteration": [1, 2, 3], "expert_labels": [1000, 2000, 3000],
+                  "normalized_return": [0.8, np.nan, final],  # iteration 2 was not evaluated (eval.every=2)
+                  "return_mean": [800.0, np.nan, final * expert], "expert_return_mean": expert,
+                  "expert_return_std": 50.0, "random_return_mean": random, "expert_queries": [1000, 2000, 3000],
+                  "interventions": 0, "wall_time_s": [1.0, 2.0, 3.0]}).to_csv(job / "metrics.csv", index=False)
+
+
+@pytest.fixture
+def benchmark(tmp_path):
+    for (task, algo), finals in FINAL.items():
+        for seed, final in enumerate(finals):
+            write_job(tmp_path, task, algo, seed, final)
+    return tmp_path
+
+
+def test_per_task_rows_and_rliable_aggregate_match_the_runs(benchmark, capsys):
+    summary = report(benchmark).set_index(["task", "configuration"])
+    for (task, algo), finals in FINAL.items():
+        row = summary.loc[(task, f"algo={algo}")]
+        assert row.final_norm_return == pytest.approx(np.mean(finals))
+        assert row.worst_seed_final == pytest.approx(min(finals))
+        reached = [f for f in finals if f >= 0.95]  # iteration 1 (0.8) never reaches 90%: the final one does
+        assert row.seeds_reaching_95pct == len(reached)
+        assert row.labels_to_95pct == (3000 if reached else row.labels_to_95pct)
+        assert row.wall_time_s == 3.0
+    aggregate = pd.read_csv(benchmark / "aggregate.csv").set_index("configuration")
+    for algo in ("dagger", "bc"):
+        scores = np.concatenate([FINAL[(task, algo)] for task in ("Hopper-v5", "Walker2d-v5")])
+        row = aggregate.loc[f"algo={algo}"]
+        assert (row.tasks, row.seeds) == (2, 4)
+        assert row.iqm == pytest.approx(stats.trim_mean(scores, 0.25))  # the interquartile mean of all runs
+        assert row["mean"] == pytest.approx(scores.mean())
+        assert row.iqm_ci_low <= row.iqm <= row.iqm_ci_high and row.iqm_ci_low < row.iqm_ci_high
+    assert aggregate.loc["algo=dagger"].iqm_ci_low > aggregate.loc["algo=bc"].iqm  # dagger is clearly ahead here
+    assert (benchmark / "profile.png").is_file() and (benchmark / "curves.png").is_file()
+    assert not (benchmark / "heatmap.png").exists()  # no two-dimensional grid within one task
+    markdown = (benchmark / "summary.md").read_text()
+    assert "| Hopper-v5 | algo=bc | 0.725 [" in markdown and "| algo=dagger | 2 x 4 |" in markdown
+    assert "16 finished, 0 failed or incomplete, 0 broken" in capsys.readouterr().out
+
+
+def test_a_configuration_missing_a_task_is_left_out_of_the_aggregate(benchmark):
+    import shutil
+
+    for job in (benchmark / "Walker2d-v5").glob("algo=bc,*"):
+        shutil.rmtree(job)
+    report(benchmark)
+    aggregate = pd.read_csv(benchmark / "aggregate.csv")
+    assert aggregate.configuration.tolist() == ["algo=dagger"]
