@@ -71,3 +71,30 @@ def test_build_learner_makes_a_single_mlp_unless_members_are_set():
     cfg.bootstrap = True  # an ensemble's key on a single MLP
     with pytest.raises(ConfigError, match="policy.bootstrap applies to an ensemble only"):
         build_learner(cfg, *spaces, "cpu")
+
+
+def test_fit_budget_grows_with_the_dataset_and_never_falls_below_gradient_steps():
+    data, _ = linear_expert_data(1000)
+    learner = Learner(4, -np.ones(2), np.ones(2), hidden=[16], activation="relu", loss="mse", lr=1e-3,
+                      batch_size=100, gradient_steps=30, epochs=4.5, warm_start=True)
+    assert [learner.fit_steps(n) for n in (100, 600, 1000, 10_000)] == [30, 30, 45, 450]
+    assert learner.fit(data, torch.Generator().manual_seed(0))["gradient_steps"] == 45  # ceil(4.5 * 1000 / 100)
+    learner.epochs = 0  # a fixed budget, as before
+    assert learner.fit(data, torch.Generator().manual_seed(0))["gradient_steps"] == 30
+
+
+def test_cosine_schedule_anneals_each_fit_from_lr_to_zero():
+    data, _ = linear_expert_data(300)
+    learner = Learner(4, -np.ones(2), np.ones(2), hidden=[16], activation="relu", loss="mse", lr=0.01,
+                      batch_size=50, gradient_steps=40, lr_schedule="cosine", warm_start=True)
+    seen = []
+    step = learner.optimizer.step
+    learner.optimizer.step = lambda: (seen.append(learner.optimizer.param_groups[0]["lr"]), step())
+    for it in range(2):  # every fit starts again from lr (warm restarts)
+        learner.fit(data, torch.Generator().manual_seed(it))
+    assert len(seen) == 80
+    for fit in (seen[:40], seen[40:]):
+        assert fit[0] == pytest.approx(0.01) and fit[20] == pytest.approx(0.005) and 0 < fit[-1] < 1e-4
+        assert all(a > b for a, b in zip(fit, fit[1:]))  # strictly decreasing within a fit
+    learner.lr_schedule = "constant"
+    assert {learner.lr_at(s, 40) for s in range(40)} == {0.01}

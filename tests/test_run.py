@@ -107,3 +107,14 @@ def test_bad_input_stops_with_one_clear_line(tmp_path, overrides, message):
     assert lines[-1].startswith("error: ") and message in lines[-1], result.stderr
     assert "Traceback" not in result.stderr
     assert not (run_dir / "metrics.csv").exists()
+
+
+def test_eval_every_evaluates_multiples_and_the_last_iteration_only(tmp_path):
+    run_cli(*QUICK, "schedule.iterations=5", "eval.every=2", "logger=none", run_dir=tmp_path)
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    evaluated = metrics.iteration[metrics.return_mean.notna()].tolist()
+    assert evaluated == [2, 4, 5]
+    assert metrics.normalized_return.isna().tolist() == [True, False, True, False, False]
+    assert (metrics.eval_time_s[metrics.return_mean.isna()] < 0.05).all()  # no episodes were run there
+    assert metrics.expert_labels.tolist() == [200, 400, 600, 800, 1000]  # collection and fit happen every iteration
+    assert (tmp_path / "curve.png").is_file()
