@@ -98,7 +98,7 @@ class Learner:
         self.optimizer = self._new_optimizer()
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.policy.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        return torch.optim.Adam(self.policy.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=True)
 
     def fit_steps(self, n: int) -> int:
         """Minibatches in a fit on n labels: at least `gradient_steps`, and at least `epochs` passes over them."""
