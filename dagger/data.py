@@ -1,4 +1,5 @@
-"""The aggregated dataset D of (state, expert action) pairs, kept as contiguous arrays."""
+"""The aggregated dataset D of (state, expert action) pairs, kept as contiguous arrays, and (for the gates
+that learn from them) every visited transition of the rollouts."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,44 +9,82 @@ import numpy as np
 from dagger.files import atomic_write
 
 
-class Dataset:
-    """Append-only (obs, expert action) storage; capacity doubles so appends are amortised O(1)."""
+class Columns:
+    """Append-only named arrays of one length; capacity doubles so appends are amortised O(1)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, capacity: int = 1024):
-        self._obs = np.empty((capacity, obs_dim), dtype=np.float32)
-        self._acts = np.empty((capacity, act_dim), dtype=np.float32)
+    def __init__(self, shapes: dict[str, tuple[tuple[int, ...], type]], capacity: int = 1024):
+        self._arrays = {name: np.empty((capacity, *shape), dtype=dtype) for name, (shape, dtype) in shapes.items()}
         self.size = 0
 
     def __len__(self) -> int:
         return self.size
 
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._arrays[name][: self.size]
+
+    def add(self, **arrays: np.ndarray) -> None:
+        lengths = {name: len(arrays[name]) for name in self._arrays}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"arrays of different lengths: {lengths}")
+        need = self.size + next(iter(lengths.values()))
+        for name, array in self._arrays.items():
+            if need > len(array):
+                array = self._arrays[name] = np.resize(array, (max(need, 2 * len(array)), *array.shape[1:]))
+            array[self.size:need] = arrays[name]
+        self.size = need
+
+    def truncated(self, size: int) -> dict[str, np.ndarray]:
+        return {name: self[name][:size] for name in self._arrays}
+
+
+class Transitions(Columns):
+    """Every visited step: s, the executed action, s' (the final state where the episode ended), whether it
+    terminated or was truncated there, and whether the learner drove."""
+
+    FIELDS = ("obs", "acts", "next_obs", "terminated", "truncated", "learner")
+
+    def __init__(self, obs_dim: int, act_dim: int, capacity: int = 1024):
+        super().__init__({"obs": ((obs_dim,), np.float32), "acts": ((act_dim,), np.float32),
+                          "next_obs": ((obs_dim,), np.float32), "terminated": ((), bool), "truncated": ((), bool),
+                          "learner": ((), bool)}, capacity)
+
+
+class Dataset:
+    """D: (obs, expert action) pairs; with `transitions`, also every visited transition (`Transitions`)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, capacity: int = 1024, transitions: bool = False):
+        self.pairs = Columns({"obs": ((obs_dim,), np.float32), "acts": ((act_dim,), np.float32)}, capacity)
+        self.transitions = Transitions(obs_dim, act_dim) if transitions else None
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
     @property
     def obs(self) -> np.ndarray:
-        return self._obs[: self.size]
+        return self.pairs["obs"]
 
     @property
     def acts(self) -> np.ndarray:
-        return self._acts[: self.size]
+        return self.pairs["acts"]
 
-    def add(self, obs: np.ndarray, acts: np.ndarray) -> None:
-        """D <- D + {(obs_k, acts_k)}."""
+    def add(self, obs: np.ndarray, acts: np.ndarray, transitions: dict[str, np.ndarray] | None = None) -> None:
+        """D <- D + {(obs_k, acts_k)} (and the rollout's transitions, when D keeps them)."""
         if len(obs) != len(acts):
             raise ValueError(f"{len(obs)} observations but {len(acts)} actions")
-        need = self.size + len(obs)
-        if need > len(self._obs):
-            capacity = max(need, 2 * len(self._obs))
-            self._obs = np.resize(self._obs, (capacity, self._obs.shape[1]))
-            self._acts = np.resize(self._acts, (capacity, self._acts.shape[1]))
-        self._obs[self.size:need] = obs
-        self._acts[self.size:need] = acts
-        self.size = need
+        self.pairs.add(obs=obs, acts=acts)
+        if self.transitions is not None and transitions is not None:
+            self.transitions.add(**transitions)
 
     def save(self, path: Path) -> None:
-        atomic_write(path, lambda tmp: np.savez(tmp, obs=self.obs, acts=self.acts))
+        arrays = {"obs": self.obs, "acts": self.acts}
+        if self.transitions is not None:
+            arrays |= {f"transition_{name}": self.transitions[name] for name in Transitions.FIELDS}
+        atomic_write(path, lambda tmp: np.savez(tmp, **arrays))
 
     @classmethod
     def load(cls, path: Path) -> "Dataset":
         with np.load(path) as f:
-            data = cls(f["obs"].shape[1], f["acts"].shape[1], capacity=max(1, len(f["obs"])))
-            data.add(f["obs"], f["acts"])
+            keep = "transition_obs" in f.files
+            data = cls(f["obs"].shape[1], f["acts"].shape[1], capacity=max(1, len(f["obs"])), transitions=keep)
+            data.add(f["obs"], f["acts"], {name: f[f"transition_{name}"] for name in Transitions.FIELDS} if keep else None)
         return data

@@ -86,7 +86,8 @@ class Progress:
 def run_dagger(parts: Parts) -> list[dict]:
     """Run (or resume) the loop; returns the metrics rows."""
     p = parts
-    data = Dataset(p.collector.venv.single_observation_space.shape[0], p.collector.venv.single_action_space.shape[0])
+    data = Dataset(p.collector.venv.single_observation_space.shape[0], p.collector.venv.single_action_space.shape[0],
+                   transitions=p.supervisor.needs_transitions)
     progress = load_checkpoint(p, data)
     if progress is None:
         progress = Progress(measure_references(p))
@@ -106,7 +107,7 @@ def iterate(p: Parts, supervisor: Supervisor, data: Dataset, progress: Progress,
     rollout = p.collector.collect(supervisor, p.expert.act, p.learner.act, steps, rng(p, i))
     if i == 0:  # the algorithm takes over the demonstrations' running episodes without counting a switch
         p.collector.hand_over()
-    data.add(rollout.obs, rollout.labels)  # D <- D + D_i: the labelled states with the expert's actions
+    data.add(rollout.obs, rollout.labels, rollout.transitions)  # D <- D + D_i: labelled states, expert's actions
     t1 = time.perf_counter()
     # pi_hat_{i+1} on all of D (a gate that labelled nothing yet leaves the learner as it is)
     fit = p.learner.fit(data, torch.Generator().manual_seed(p.seed * 100_003 + i)) if len(data) else {}
@@ -170,7 +171,9 @@ def rng(p: Parts, iteration: int) -> np.random.Generator:
 def checkpoint(p: Parts, data: Dataset, progress: Progress) -> None:
     """Save the dataset, the learner, and the state needed to resume after this iteration."""
     data.save(p.run_dir / "dataset.npz")
-    state = {"progress": asdict(progress), "dataset_size": len(data), "learner": p.learner.state_dict(),
+    state = {"progress": asdict(progress), "dataset_size": len(data),
+             "transitions_size": len(data.transitions) if data.transitions is not None else 0,
+             "learner": p.learner.state_dict(),
              "supervisor": p.supervisor.state_dict(), "collector": p.collector.state_dict(), "rows": p.tracker.rows}
     save_state(p.run_dir / "checkpoint.pt", state)
     atomic_write(p.run_dir / "learner.pt", lambda tmp: torch.save(p.learner.policy_state_dict(), tmp))
@@ -182,10 +185,12 @@ def load_checkpoint(p: Parts, data: Dataset) -> Progress | None:
         return None
     state = load_state(path)  # weights-only: a crafted file cannot run code
     saved = Dataset.load(p.run_dir / "dataset.npz")  # may be one iteration ahead if killed in between
-    if len(saved) < state["dataset_size"]:
-        raise ConfigError(f"{p.run_dir / 'dataset.npz'} holds {len(saved)} labels but the checkpoint needs "
-                          f"{state['dataset_size']}; this run cannot be resumed, choose a new hydra.run.dir")
-    data.add(saved.obs[: state["dataset_size"]], saved.acts[: state["dataset_size"]])
+    n, m = state["dataset_size"], state.get("transitions_size", 0)
+    saved_m = len(saved.transitions) if saved.transitions is not None else 0
+    if len(saved) < n or saved_m < m or (data.transitions is not None and saved.transitions is None):
+        raise ConfigError(f"{p.run_dir / 'dataset.npz'} holds {len(saved)} labels and {saved_m} transitions but "
+                          f"the checkpoint needs {n} and {m}; this run cannot be resumed, choose a new hydra.run.dir")
+    data.add(saved.obs[:n], saved.acts[:n], saved.transitions.truncated(m) if data.transitions is not None else None)
     p.learner.load_state_dict(state["learner"])
     p.supervisor.load_state_dict(state["supervisor"])
     p.collector.load_state_dict(state["collector"])

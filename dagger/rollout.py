@@ -29,6 +29,7 @@ class Rollout:
     queries: int               # states shown to the expert (labels and gate checks)
     episode_returns: list[float]  # returns of the episodes that ended during the rollout
     counts: dict[str, float] = field(default_factory=dict)  # control and failure counts of this rollout
+    transitions: dict[str, np.ndarray] | None = None  # every visited step, for supervisors that need them
 
 
 class Collector:
@@ -40,11 +41,12 @@ class Collector:
         self.obs, _ = self.venv.reset(seed=seed)
         self.ep_return = np.zeros(num_envs)
         self.control = np.full(num_envs, UNKNOWN)
+        self.supervised = np.zeros(num_envs, dtype=bool)  # the supervisor drove some step of this episode
 
     def collect(self, supervisor: Supervisor, expert: Act, learner: Act, steps: int,
                 rng: np.random.Generator) -> Rollout:
         """Take `steps` environment steps (the rollout budget) with the supervisor deciding who acts."""
-        obs_chunks, label_chunks, finished = [], [], []
+        obs_chunks, label_chunks, finished, learner_only, steps_seen = [], [], [], [], []
         counted = env_steps = queries = 0
         supervised = to_supervisor = to_learner = failures = 0
         while counted < steps:
@@ -59,20 +61,30 @@ class Collector:
             to_learner += int(((self.control == SUPERVISOR) & (now == LEARNER))[:take].sum())
             self.control = now
             queries += d.queries
-            self.obs, reward, terminated, truncated, _ = self.venv.step(d.actions)
+            self.supervised |= d.supervisor_acts
+            before = self.obs
+            self.obs, reward, terminated, truncated, info = self.venv.step(d.actions)
+            if supervisor.needs_transitions:
+                steps_seen.append(transitions(before, d, self.obs, terminated, truncated, info, take))
             failures += int((terminated & ~d.supervisor_acts)[:take].sum())
             self.ep_return += reward
             for i in np.flatnonzero(terminated | truncated):
                 finished.append(float(self.ep_return[i]))
+                if not self.supervised[i]:
+                    learner_only.append(float(self.ep_return[i]))
                 self.ep_return[i] = 0.0
+                self.supervised[i] = False
                 self.control[i] = UNKNOWN  # a new episode starts without a switch
                 supervisor.episode_ended(int(i))
             counted += take
             env_steps += self.num_envs
         counts = {"supervisor_control_fraction": supervised / steps, "switches_to_expert": to_supervisor,
-                  "switches_to_learner": to_learner, "learner_failures": failures}
+                  "switches_to_learner": to_learner, "learner_failures": failures,
+                  "learner_only_episodes": len(learner_only),
+                  "learner_only_return_mean": float(np.mean(learner_only)) if learner_only else float("nan")}
+        seen = {k: np.concatenate([s[k] for s in steps_seen]) for k in steps_seen[0]} if steps_seen else None
         return Rollout(np.concatenate(obs_chunks), np.concatenate(label_chunks).astype(np.float32), env_steps,
-                       queries, finished, counts)
+                       queries, finished, counts, seen)
 
     def hand_over(self) -> None:
         """Another supervisor continues the running episodes: its first step is not a switch."""
@@ -90,7 +102,8 @@ class Collector:
             envs.append({"sim": torch.from_numpy(state), "elapsed": _time_limit(env)._elapsed_steps,
                          "rng": sim.np_random.bit_generator.state})
         return {"envs": envs, "obs": torch.from_numpy(self.obs.copy()),
-                "ep_return": torch.from_numpy(self.ep_return.copy()), "control": torch.from_numpy(self.control.copy())}
+                "ep_return": torch.from_numpy(self.ep_return.copy()), "control": torch.from_numpy(self.control.copy()),
+                "supervised": torch.from_numpy(self.supervised.copy())}
 
     def load_state_dict(self, state: dict) -> None:
         for env, saved in zip(self.venv.envs, state["envs"], strict=True):
@@ -101,9 +114,24 @@ class Collector:
             sim.np_random.bit_generator.state = saved["rng"]
         self.obs, self.ep_return = state["obs"].numpy().copy(), state["ep_return"].numpy().copy()
         self.control = state["control"].numpy().copy()
+        if "supervised" in state:  # checkpoints from before learner-only episodes were counted lack it
+            self.supervised = state["supervised"].numpy().copy()
 
     def close(self) -> None:
         self.venv.close()
+
+
+def transitions(obs: np.ndarray, d, next_obs: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
+                info: dict, take: int) -> dict[str, np.ndarray]:
+    """The first `take` envs' steps as transitions; where an episode ended, s' is its final state (the env
+    has already reset to the next episode's first)."""
+    final = next_obs.copy()
+    ended = np.flatnonzero(terminated | truncated)
+    if len(ended):
+        final[ended] = np.stack([info["final_obs"][i] for i in ended])
+    return {"obs": obs[:take].astype(np.float32), "acts": np.asarray(d.actions[:take], dtype=np.float32),
+            "next_obs": final[:take].astype(np.float32), "terminated": terminated[:take].copy(),
+            "truncated": truncated[:take].copy(), "learner": ~d.supervisor_acts[:take]}
 
 
 def _time_limit(env):

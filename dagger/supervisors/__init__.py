@@ -33,7 +33,12 @@ class Decision:
 
 
 class Supervisor:
-    """Base class: a supervisor with no per-iteration setup, no per-env state and no metrics of its own."""
+    """Base class: a supervisor with no per-iteration setup, no per-env state and no metrics of its own.
+
+    `needs_transitions`: D also keeps every visited transition (s, executed a, s', terminated, truncated,
+    learner drove), which `begin` can read as `data.transitions` (ThriftyDAgger's risk critic learns from them)."""
+
+    needs_transitions = False
 
     def begin(self, iteration: int, learner, data) -> None:
         """Called before collecting iteration `iteration` (1-based; 0 for initial demonstrations)."""
