@@ -46,7 +46,7 @@ def build_parts(cfg: DictConfig, folder: RunFolder):
     learner = build_learner(cfg.policy, probe.observation_space, probe.action_space, device)
     supervisor = build_supervisor(cfg.algo, schedule=schedule, action_space=probe.action_space,
                                   observation_space=probe.observation_space, num_envs=int(cfg.env.num_envs),
-                                  learner=learner)
+                                  learner=learner, seed=int(cfg.seed))
     probe.close()
     budget = Budget(int(cfg.schedule.iterations), int(cfg.schedule.rollout_steps),
                     int(cfg.schedule.initial_expert_steps))

@@ -234,4 +234,4 @@ def test_a_plain_mlp_is_refused(tmp_path):
     result = run_cli(*QUICK, "algo=ensemble_dagger", "policy=mlp", "logger=none", run_dir=tmp_path / "run",
                      check=False)
     assert result.returncode != 0
-    assert NEEDS_ENSEMBLE in result.stderr
+    assert NEEDS_ENSEMBLE.format(algo="algo=ensemble_dagger") in result.stderr

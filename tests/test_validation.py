@@ -99,6 +99,17 @@ BAD_INPUTS: list[Bad] = [
     run("algo=bc", "algo.beta=1.5", says="algo.beta=1.5 is outside [0, 1]"),
     run("algo=bc", "algo.beta=abc"),
     run("algo=bc", "algo.beta=nan"),
+    run("algo=safe_dagger", "algo.tau=3", says="is outside [0, 2]"),
+    run("algo=safe_dagger", "algo.tau=abc"),
+    run("algo=safe_dagger", "+algo.tau_sup=0.1", says="unknown key for algo=safe_dagger"),
+    run("algo=lazy_dagger", "algo.tau_auto=0.5", says="must be <= algo.tau_sup=0.1"),
+    run("algo=lazy_dagger", "algo.tau_sup=-1"),
+    run("algo=lazy_dagger", "algo.noise_std=-0.1"),
+    run("algo=lazy_dagger", "algo.noise_std=inf"),
+    run("algo=thrifty_dagger", "algo.target_rate=0", says="must be a finite number > 0"),
+    run("algo=thrifty_dagger", "algo.target_rate=1.5", says="must be in (0, 1)"),
+    run("algo=thrifty_dagger", "algo.target_rate=nan"),
+    run("algo=thrifty_dagger", "algo.gamma=1", says="is outside [0, 0.999]"),
     run("algo=nope", hydra=True),
     # ---- run.py: the learner ----
     run("policy=ensemble", "policy.members=0", says="policy.members=0 must be an integer >= 1"),
@@ -255,6 +266,8 @@ BAD_INPUTS: list[Bad] = [
     report("status-binary", key="status.json", broken=True),
     report("overrides-not-yaml", key="overrides.yaml", broken=True),
     report("overrides-not-list", key="overrides.yaml", broken=True),
+    report("config-not-yaml", key="config.yaml", broken=True),
+    report("config-without-env-id", key="config.yaml", broken=True, says="no env.id"),
 ]
 
 
@@ -284,10 +297,10 @@ FINISHED_METRICS = ("iteration,return_mean,return_std,normalized_return,expert_l
 
 
 def write_job(job: Path, overrides_yaml: str = "- seed=0\n", status: str | bytes = '{"status": "finished"}',
-              metrics: str | bytes = FINISHED_METRICS) -> Path:
+              metrics: str | bytes = FINISHED_METRICS, config_yaml: str | bytes = "env:\n  id: Hopper-v5\n") -> Path:
     """A sweep job's files as run.py leaves them (or as given, corrupt)."""
     for name, content in ((".hydra/overrides.yaml", overrides_yaml), ("status.json", status),
-                          ("metrics.csv", metrics)):
+                          ("metrics.csv", metrics), (".hydra/config.yaml", config_yaml)):
         path = job / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
@@ -305,6 +318,8 @@ CORRUPTIONS = {  # setup -> what one job of a sweep gets wrong
     "status-binary": {"status": GARBAGE},
     "overrides-not-yaml": {"overrides_yaml": "- seed=1\n  - : [\n"},
     "overrides-not-list": {"overrides_yaml": "seed: 1\n"},
+    "config-not-yaml": {"config_yaml": "env: {id: [\n"},
+    "config-without-env-id": {"config_yaml": "seed: 0\n"},
 }
 
 
@@ -409,7 +424,8 @@ def check_run(args: list[str]) -> None:
     env = make_env(cfg.env)
     try:
         load_expert(cfg.expert, cfg.env.name, env)
-        build_supervisor(cfg.algo, schedule=schedule, action_space=env.action_space, num_envs=int(cfg.env.num_envs))
+        build_supervisor(cfg.algo, schedule=schedule, action_space=env.action_space, num_envs=int(cfg.env.num_envs),
+                         observation_space=env.observation_space, seed=int(cfg.seed))
     finally:
         env.close()
     raise Accepted
@@ -533,12 +549,13 @@ def test_report_lists_every_broken_job_and_summarises_the_good_one(tmp_path):
     broken = [line for line in result.stdout.splitlines() if line.startswith("broken: ")]
     assert len(broken) == len(CORRUPTIONS), result.stdout
     for name, corruption in CORRUPTIONS.items():
-        file = {"metrics": "metrics.csv", "status": "status.json", "overrides_yaml": ".hydra/overrides.yaml"}[
+        file = {"metrics": "metrics.csv", "status": "status.json", "overrides_yaml": ".hydra/overrides.yaml",
+                "config_yaml": ".hydra/config.yaml"}[
             next(iter(corruption))]
         assert any(line.startswith(f"broken: {root / name / file}: ") for line in broken), (name, broken)
     assert f"1 finished, 0 failed or incomplete, {len(CORRUPTIONS)} broken" in result.stdout
     summary = (root / "summary.csv").read_text().splitlines()
-    assert len(summary) == 2 and summary[1].startswith("schedule.iterations=2,1,"), summary
+    assert len(summary) == 2 and summary[1].startswith("Hopper-v5,schedule.iterations=2,1,"), summary
     assert (root / "curves.png").is_file()
     assert not [p for p in root.iterdir() if p.name.startswith(".")], "no temporary files left"
 

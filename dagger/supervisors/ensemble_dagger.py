@@ -26,15 +26,15 @@ import numpy as np
 from dagger.config import ConfigError, Number, check_value
 from dagger.supervisors import Act, Decision, Supervisor, action_gap, half_range
 
-NEEDS_ENSEMBLE = "algo=ensemble_dagger needs a learner with an uncertainty (its ensemble's spread): use policy=ensemble"
+NEEDS_ENSEMBLE = "{algo} needs a learner with an uncertainty (its ensemble's spread): use policy=ensemble"
 
 
-def require_ensemble(learner, obs: np.ndarray) -> None:
+def require_ensemble(learner, obs: np.ndarray, algo: str = "algo=ensemble_dagger") -> None:
     """The learner must report an uncertainty (`uncertainty(obs)` not None); a plain MLP (`policy=mlp`,
     `policy=gaussian`) has none. `obs`: a probe batch of observations (it may have no rows)."""
     uncertainty = getattr(learner, "uncertainty", None)
     if uncertainty is None or uncertainty(obs) is None:
-        raise ConfigError(NEEDS_ENSEMBLE)
+        raise ConfigError(NEEDS_ENSEMBLE.format(algo=algo))
 
 
 class EnsembleDAgger(Supervisor):

@@ -1,0 +1,91 @@
+"""LazyDAgger (Hoque, Balakrishna, Putterman, Luo, Brown, Seita, Thananjeyan, Novoseller & Goldberg 2021,
+"LazyDAgger: Reducing Context Switching in Interactive Imitation Learning"), with the shipped expert as
+the supervisor.
+
+SafeDAgger's safety classifier p(s) (`dagger.gates.SafetyClassifier`, refitted before every iteration on the
+labelled states with target 1[g_t > tau_sup], g_t the gap of the learner acting when s_t was labelled)
+decides when the learner hands control to the supervisor;
+the supervisor hands it back once the actual gap is small, so that control does not flip at every step.
+With g the RMS scaled action gap and c the per-env controller (0 learner, 1 supervisor):
+
+    c_t = 1        if c_{t-1} = 0 and p(s_t) > 1/2                        (predicted gap > tau_sup: take over)
+    c_t = 0        if c_{t-1} = 1 and g(pi_hat_i(s_t), pi*(s_t)) < tau_auto   (hand back)
+    c_t = c_{t-1}  otherwise;                 c = 0 at the start of every episode
+
+    executed  a_t = clip(pi*(s_t) + h * eps_t, low, high), eps_t ~ N(0, sigma^2 I)   if c_t = 1
+              a_t = pi_hat_i(s_t)                                                 if c_t = 0
+    labelled  (s_t, pi*(s_t)) enters D iff c_t = 1 (the clean label)
+
+with tau_auto <= tau_sup: between the two the current controller keeps control. The expert is queried
+where c_t = 1 and where c_{t-1} = 1 (the hand-back test needs its action); nowhere else.
+Choices where the paper leaves one open:
+
+* The noise is Gaussian, isotropic in scaled units (`noise_std` = sigma), as LazyDAgger's experiments use
+  to widen the supervisor's state distribution; labels stay clean.
+* The hand-back step is the learner's (it is not labelled); the take-over step is the supervisor's.
+* Iteration 1 with D empty: the supervisor drives throughout (no classifier yet), as in SafeDAgger.
+* Per-env control is checkpointed; the classifier is refitted identically on resume.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dagger.config import ConfigError, Number, check_value, show
+from dagger.supervisors import Act, Decision, action_gap
+from dagger.supervisors.safe_dagger import SafeDAgger
+
+
+class LazyDAgger(SafeDAgger):
+    """SafeDAgger's classifier with hysteresis: take over when it predicts a gap > tau_sup, hand back when the
+    actual gap < tau_auto; noise on the supervisor's executed actions."""
+
+    def __init__(self, action_space, observation_space, num_envs: int, seed: int, tau_sup: float = 0.1,
+                 tau_auto: float = 0.05, noise_std: float = 0.1, **_context):
+        check_value("algo.tau_sup", tau_sup, Number(0, 2))
+        check_value("algo.tau_auto", tau_auto, Number(low=0))
+        check_value("algo.noise_std", noise_std, Number(low=0))
+        if tau_auto > tau_sup:
+            raise ConfigError(f"algo.tau_auto={show(tau_auto)} must be <= algo.tau_sup={show(tau_sup)} "
+                              "(the supervisor hands back below tau_auto after taking over above tau_sup)")
+        super().__init__(action_space, observation_space, seed, tau=tau_sup)
+        self.tau_sup, self.tau_auto, self.noise_std = float(tau_sup), float(tau_auto), float(noise_std)
+        self.low, self.high = np.asarray(action_space.low), np.asarray(action_space.high)
+        self.control = np.zeros(int(num_envs), dtype=bool)  # True: the supervisor drives that env
+
+    def _reset_counts(self) -> None:
+        super()._reset_counts()
+        self.supervised = 0
+
+    def decide(self, obs: np.ndarray, learner: Act, expert: Act, rng: np.random.Generator) -> Decision:
+        before = self.control
+        novice = np.asarray(learner(obs))
+        labels = np.zeros_like(novice)
+        asked = before | (~before & self.unsafe(obs))   # the supervisor keeps, or is handed, control: ask it
+        if asked.any():
+            labels[asked] = expert(obs[asked])
+        gap = action_gap(novice, labels, self.half)
+        control = np.where(before, ~(gap < self.tau_auto), asked)
+        noise = rng.normal(0.0, self.noise_std, novice.shape) * self.half if self.noise_std > 0 else 0.0
+        noisy = np.clip(labels + noise, self.low, self.high)
+        actions = np.where(control[:, None], noisy, novice).astype(novice.dtype)
+        self.control = control
+        self.record(obs, novice, labels, control)
+        self.states += len(obs)
+        self.flagged += int((~before & control).sum())
+        self.supervised += int(control.sum())
+        return Decision(actions, control.copy(), control.copy(), labels, queries=int(asked.sum()))
+
+    def episode_ended(self, env: int) -> None:
+        self.control[env] = False
+
+    def metrics(self) -> dict[str, float]:
+        return {"tau_sup": self.tau_sup, "tau_auto": self.tau_auto, "noise_std": self.noise_std,
+                "online_burden": self.supervised / max(1, self.states), **self.fit_metrics}
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "control": torch.from_numpy(self.control.copy())}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.control = state["control"].numpy().copy()

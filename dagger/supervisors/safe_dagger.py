@@ -1,0 +1,103 @@
+"""SafeDAgger (Zhang & Cho 2017, "Query-Efficient Imitation Learning for End-to-End Simulated Driving"),
+with the shipped expert as the reference policy.
+
+A safety classifier p(s) (`dagger.gates.SafetyClassifier`) predicts whether the learner's action at s
+departs from the expert's by more than tau. Whenever the expert labels a state s_t, the gap between the
+learner acting then, pi_hat_k, and the label is recorded, in scaled action units (u = (a - mid) / h, d
+action dimensions):
+
+    g_t       = sqrt(1/d sum_j ((pi_hat_k(s_t) - pi*(s_t))_j / h_j)^2)
+    target_t  = 1[g_t > tau]
+
+and before every iteration the classifier is refitted from scratch on all the (s_t, target_t) recorded so
+far. It then gates every visited state:
+
+    unsafe(s) = p(s) > 1/2
+    a_t = pi*(s_t) if unsafe(s_t) else pi_hat_i(s_t);   the expert is queried, and (s_t, pi*(s_t)) enters D,
+                                                          only where unsafe(s_t)
+
+so queries = labels = states the classifier flags. Choices where the paper leaves one open:
+
+* The classifier is a separate MLP on the state (the paper's shares the policy's features). The paper
+  fits it on held-out data; here each target is held out by construction: g_t is measured with the
+  learner that had not yet been fitted on s_t (the learner's gaps on D itself, which it was fitted on,
+  would call almost every state safe). Classes are weighted equally in the loss.
+* Before anything is recorded (iteration 1; initial demonstrations are not recorded) there is no
+  classifier: the expert drives and labels every state, the same first iteration as DAgger's.
+* The gate has no memory: each step is decided on its own (LazyDAgger adds hysteresis).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import torch
+
+from dagger.config import Number, check_value
+from dagger.data import Columns
+from dagger.gates import SafetyClassifier, seeded
+from dagger.supervisors import Act, Decision, Supervisor, action_gap, half_range
+
+
+class SafeDAgger(Supervisor):
+    """The learner acts where the safety classifier says safe; the expert acts, and labels, where it says unsafe."""
+
+    def __init__(self, action_space, observation_space, seed: int, tau: float = 0.1, **_context):
+        check_value("algo.tau", tau, Number(0, 2))  # the RMS gap in scaled units is at most 2
+        self.tau, self.seed = float(tau), int(seed)
+        self.half = half_range(action_space)
+        self.obs_dim = observation_space.shape[0]
+        self.classifier: SafetyClassifier | None = None
+        self.records = self.new_records()
+        self.fit_metrics: dict[str, float] = {}
+        self._reset_counts()
+
+    def new_records(self) -> Columns:
+        """(s_t, g_t) of every state the expert labelled: the classifier's training data."""
+        return Columns({"obs": ((self.obs_dim,), np.float32), "gap": ((), np.float64)})
+
+    def record(self, obs: np.ndarray, novice: np.ndarray, labels: np.ndarray, labelled: np.ndarray) -> None:
+        if labelled.any():
+            self.records.add(obs=obs[labelled], gap=action_gap(novice[labelled], labels[labelled], self.half))
+
+    def _reset_counts(self) -> None:
+        self.states = self.flagged = 0
+
+    def fit_classifier(self, iteration: int, tau: float) -> None:
+        """p(s) for iteration `iteration`: the recorded states, unsafe where the learner then was more than tau off."""
+        self.classifier, self.fit_metrics = None, {}
+        if len(self.records) == 0:
+            return
+        self.classifier = SafetyClassifier(self.obs_dim, seeded(self.seed, iteration, 0))
+        self.fit_metrics = self.classifier.fit(self.records["obs"], self.records["gap"] > tau)
+
+    def unsafe(self, obs: np.ndarray) -> np.ndarray:
+        """Per state: the classifier predicts the learner is off (everywhere while there is no classifier)."""
+        if self.classifier is None:
+            return np.ones(len(obs), dtype=bool)
+        return self.classifier.unsafe_probability(obs) > 0.5
+
+    def begin(self, iteration: int, learner, data) -> None:
+        self.fit_classifier(iteration, self.tau)
+        self._reset_counts()
+
+    def decide(self, obs: np.ndarray, learner: Act, expert: Act, rng: np.random.Generator) -> Decision:
+        unsafe = self.unsafe(obs)
+        novice = np.asarray(learner(obs))
+        actions, labels = novice.copy(), np.zeros_like(novice)
+        if unsafe.any():
+            labels[unsafe] = expert(obs[unsafe])  # the expert is shown only the flagged states
+            actions[unsafe] = labels[unsafe]
+        self.record(obs, novice, labels, unsafe)
+        self.states += len(obs)
+        self.flagged += int(unsafe.sum())
+        return Decision(actions, unsafe, unsafe.copy(), labels, queries=int(unsafe.sum()))
+
+    def metrics(self) -> dict[str, float]:
+        return {"tau": self.tau, "online_burden": self.flagged / max(1, self.states), **self.fit_metrics}
+
+    def state_dict(self) -> dict:
+        return {"records": {name: torch.from_numpy(self.records[name].copy()) for name in ("obs", "gap")}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.records = self.new_records()
+        self.records.add(**{name: value.numpy() for name, value in state["records"].items()})
