@@ -184,3 +184,17 @@ def test_each_gate_resumes_to_the_same_numbers(gated_run, tmp_path):
     algo, args, run_dir = gated_run
     again = kill_after_first_iteration_and_resume(args, tmp_path / "resumed")
     pd.testing.assert_frame_equal(again, metrics_without_timings(run_dir))
+
+
+def test_thrifty_steers_its_calibration_level_by_the_realised_rate():
+    learner, data = ensemble_with_transitions()
+    sup = ThriftyDAgger(ACT, OBS, num_envs=4, seed=0, target_rate=0.05)
+    sup.begin(2, learner, data)
+    assert sup.on_learner_states and sup.calibration_rate == 0.05
+    sup.takeovers, sup.learner_steps = 40, 200  # realised 0.2: four times the target
+    sup.begin(3, learner, data)
+    assert sup.calibration_rate == pytest.approx(0.0125)
+    assert sup.thresholds["quantile"] >= 1 - 0.0125
+    sup.takeovers, sup.learner_steps = 0, 200   # no intervention at all: aim higher
+    sup.begin(4, learner, data)
+    assert sup.calibration_rate == pytest.approx(0.025)

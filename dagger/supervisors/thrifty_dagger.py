@@ -14,19 +14,26 @@ novel or risky, and the supervisor hands back once the learner agrees with it an
     a_t = pi*(s_t) if c_t = 1 else pi_hat(s_t);   (s_t, pi*(s_t)) enters D iff c_t = 1
 
 with g the RMS scaled action gap. Thresholds are re-estimated before every iteration from the target
-intervention rate alpha (`target_rate`), on held-out states H: the states the learner drove in earlier
-rollouts (never labelled, so never fitted on; D's states while there are none):
+intervention rate alpha (`target_rate`), on held-out states H: the states the learner drove in the last
+rollout (never labelled, so never fitted on, and the closest sample of where the gate will run); all
+earlier learner-driven states while the last rollout has too few, D's states while there are none:
 
     delta_h = Quantile_q(sigma(H)),   beta_h = Quantile_q(Q_R(H, pi_hat(H)))
-    q       = the lowest level in [1 - alpha, 1] at which at most a fraction alpha of H is novel or risky
+    q       = the lowest level in [1 - a_i, 1] at which at most a fraction a_i of H is novel or risky
     delta_r = mean over D of g(pi_hat(s), a*)                  (the learner's typical gap where it was taught)
+    a_1     = alpha,   a_{i+1} = clip(a_i * alpha / r_i, alpha / 10, min(10 alpha, 1/2))
 
-so that the gate fires on a fraction alpha of the learner's states. With one gate only, q = 1 - alpha
-exactly (the (1 - alpha) quantile); with both, q >= 1 - alpha splits alpha between them. The expert is
+so that the gate fires on a fraction a_i of held-out learner states. With one gate only, q = 1 - a_i
+exactly (the (1 - a_i) quantile); with both, q >= 1 - a_i splits it between them. r_i is the realised
+rate of iteration i (takeovers per learner-driven step; r_i = 0 doubles a_i), used only when iteration
+i was calibrated on learner-driven states (a_i is kept after a calibration on D's states): H comes from
+the previous learner, and the refitted one meets more novel states than its quantile promises, so the
+calibration level is corrected by the ratio of target to realised rate. The expert is
 queried only under supervisor control and for the hand-back test (c_{t-1} = 1). Choices where the paper
 leaves one open: the held-out states (above); failure is termination; the critic's discount `gamma`;
 iteration 1 with D empty is driven by the supervisor; the realised intervention rate is takeovers per
-learner-driven step (`intervention_rate`, beside `target_rate`).
+learner-driven step (`intervention_rate` this iteration, `intervention_rate_so_far` over the iterations
+calibrated on learner states, beside `target_rate`).
 """
 from __future__ import annotations
 
@@ -59,6 +66,20 @@ def calibrate(novelty: np.ndarray, risk: np.ndarray | None, rate: float) -> tupl
     return high, *flagged(high)[1:]
 
 
+def held_out_states(data, since: int) -> tuple[np.ndarray, bool]:
+    """H: the learner-driven states of the transitions after `since` (the last rollout); else all of them; else
+    D's states. The flag says whether H is learner-driven states."""
+    transitions = data.transitions
+    if transitions is not None:
+        learner = transitions["learner"]
+        recent = transitions["obs"][since:][learner[since:]]
+        if len(recent) >= MIN_HELD_OUT:
+            return recent, True
+        if learner.sum() >= MIN_HELD_OUT:
+            return transitions["obs"][learner], True
+    return data.obs, False
+
+
 class ThriftyDAgger(Supervisor):
     """The ensemble learner drives; the supervisor takes over at novel or risky states (thresholds from a target
     intervention rate) and hands back once the learner agrees with it and the risk is low."""
@@ -76,6 +97,10 @@ class ThriftyDAgger(Supervisor):
         self.mid = (np.asarray(action_space.high, np.float64) + np.asarray(action_space.low, np.float64)) / 2
         self.obs_dim = observation_space.shape[0]
         self.control = np.zeros(int(num_envs), dtype=bool)
+        self.seen = 0  # transitions in D at the last `begin`: the ones after it are the last rollout's
+        self.calibration_rate = self.target_rate  # a_i
+        self.on_learner_states = False  # the last calibration used learner-driven states (not D's)
+        self.total_takeovers = self.total_learner_steps = 0
         learner = _context.get("learner")
         if learner is not None:  # refuse a learner without an uncertainty before any work
             require_ensemble(learner, np.zeros((0, self.obs_dim), dtype=np.float32), "algo=thrifty_dagger")
@@ -95,6 +120,11 @@ class ThriftyDAgger(Supervisor):
 
     def begin(self, iteration: int, learner, data) -> None:
         """Refit the risk critic on every transition so far and re-estimate the thresholds from alpha."""
+        if self.learner_steps and self.on_learner_states:  # steer the calibration level towards the target
+            realised = self.takeovers / self.learner_steps
+            step = self.target_rate / realised if realised > 0 else 2.0
+            self.calibration_rate = float(np.clip(self.calibration_rate * step, self.target_rate / 10,
+                                                  min(10 * self.target_rate, 0.5)))
         self._reset_counts()
         self.learner = learner
         if len(data) == 0:
@@ -105,14 +135,14 @@ class ThriftyDAgger(Supervisor):
         if transitions is not None and len(transitions):
             self.critic = RiskCritic(self.obs_dim, self.mid, self.half, self.gamma, seeded(self.seed, iteration, 1))
             self.fit_metrics = self.critic.fit(transitions, learner.act)
-        learner_states = transitions["obs"][transitions["learner"]] if transitions is not None else data.obs[:0]
-        held_out = learner_states if len(learner_states) >= MIN_HELD_OUT else data.obs
+        held_out, self.on_learner_states = held_out_states(data, self.seen)
+        self.seen = len(transitions) if transitions is not None else 0
         novelty = learner.uncertainty(held_out)
         risk = self.risk(held_out, learner.act(held_out)) if self.critic is not None else None
-        q, delta_h, beta_h = calibrate(novelty, risk, self.target_rate)
+        q, delta_h, beta_h = calibrate(novelty, risk, self.calibration_rate)
         handback = float(action_gap(learner.act(data.obs), data.acts, self.half).mean())
         self.thresholds = {"novelty_threshold": delta_h, "risk_threshold": beta_h, "handback_gap": handback,
-                           "quantile": q, "held_out_states": len(held_out)}
+                           "quantile": q, "calibration_rate": self.calibration_rate, "held_out_states": len(held_out)}
 
     def decide(self, obs: np.ndarray, learner: Act, expert: Act, rng: np.random.Generator) -> Decision:
         before = self.control
@@ -140,6 +170,9 @@ class ThriftyDAgger(Supervisor):
             self.novelty_switches += int((takeover & novel).sum())
             self.risk_switches += int((takeover & risky).sum())
             self.learner_steps += int((~before).sum())
+            if self.on_learner_states:  # the run's realised rate: iterations calibrated on learner states
+                self.total_takeovers += int(takeover.sum())
+                self.total_learner_steps += int((~before).sum())
         self.states += len(obs)
         self.supervised += int(control.sum())
         self.control = control
@@ -152,11 +185,21 @@ class ThriftyDAgger(Supervisor):
     def metrics(self) -> dict[str, float]:
         return {"target_rate": self.target_rate,
                 "intervention_rate": self.takeovers / self.learner_steps if self.learner_steps else float("nan"),
+                "intervention_rate_so_far": (self.total_takeovers / self.total_learner_steps
+                                             if self.total_learner_steps else float("nan")),
                 "novelty_switches": self.novelty_switches, "risk_switches": self.risk_switches,
                 "online_burden": self.supervised / max(1, self.states), **self.thresholds, **self.fit_metrics}
 
     def state_dict(self) -> dict:
-        return {"control": torch.from_numpy(self.control.copy())}
+        return {"control": torch.from_numpy(self.control.copy()), "seen": self.seen,
+                "calibration_rate": self.calibration_rate, "on_learner_states": self.on_learner_states,
+                "takeovers": self.takeovers, "learner_steps": self.learner_steps,
+                "total_takeovers": self.total_takeovers, "total_learner_steps": self.total_learner_steps}
 
     def load_state_dict(self, state: dict) -> None:
         self.control = state["control"].numpy().copy()
+        self.seen = int(state["seen"])
+        self.calibration_rate = float(state["calibration_rate"])
+        self.on_learner_states = bool(state["on_learner_states"])
+        self.takeovers, self.learner_steps = int(state["takeovers"]), int(state["learner_steps"])
+        self.total_takeovers, self.total_learner_steps = int(state["total_takeovers"]), int(state["total_learner_steps"])
