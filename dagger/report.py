@@ -194,7 +194,7 @@ def summarize_sweep(runs: pd.DataFrame) -> pd.DataFrame:
 
 REACH_PCTS = (90, 95)
 SPENT = {"final_labels": "expert_labels", "final_queries": "expert_queries", "interventions": "interventions",
-         "wall_time_s": "wall_time_s"}
+         "wall_time_s": "wall_time_s", "intervention_rate": "intervention_rate_so_far", "target_rate": "target_rate"}
 SUMMARY_COLUMNS = ("task", "configuration", "seeds", "final_norm_return", "final_ci_low", "final_ci_high",
                    "worst_seed_final", "best_norm_return", "best_ci_low", "best_ci_high",
                    *(f"{kind}_{pct}pct" for pct in REACH_PCTS for kind in ("labels_to", "seeds_reaching")), *SPENT)
@@ -275,12 +275,14 @@ def markdown_tables(summary: pd.DataFrame, aggregate: pd.DataFrame) -> str:
         value, seeds = row[f"labels_to_{pct}pct"], row[f"seeds_reaching_{pct}pct"]
         return f"{value:,.0f} ({seeds}/{row.seeds})" if value == value else f"- (0/{row.seeds})"
 
-    lines = ["| task | configuration | final normalised return [95% CI] | worst seed | labels to 90% (seeds) "
-             "| labels to 95% (seeds) | labels used | wall time (s) |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| task | configuration | final normalised return [95% CI] | worst seed | best | labels to 90% (seeds) "
+             "| labels to 95% (seeds) | labels used | expert queries | interventions | wall time (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in summary.iterrows():
         lines.append(f"| {r.task} | {r.configuration} | {r.final_norm_return:.3f} [{r.final_ci_low:.3f}, "
-                     f"{r.final_ci_high:.3f}] | {r.worst_seed_final:.3f} | {labels(r, 90)} | {labels(r, 95)} "
-                     f"| {r.final_labels:,.0f} | {r.wall_time_s:.0f} |")
+                     f"{r.final_ci_high:.3f}] | {r.worst_seed_final:.3f} | {r.best_norm_return:.3f} | {labels(r, 90)} "
+                     f"| {labels(r, 95)} | {r.final_labels:,.0f} | {r.final_queries:,.0f} | {r.interventions:,.1f} "
+                     f"| {r.wall_time_s:.0f} |")
     if len(aggregate):
         lines += ["", "| configuration | tasks x seeds | IQM [95% CI] | mean [95% CI] | median [95% CI] |",
                   "|---|---|---|---|---|"]
