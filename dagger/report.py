@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -211,7 +212,7 @@ def aggregate_across_tasks(runs: pd.DataFrame, reps: int = 20_000) -> pd.DataFra
     if not scores:
         return pd.DataFrame(columns=AGGREGATE_COLUMNS)
     aggregate = lambda x: np.array([rm.aggregate_iqm(x), rm.aggregate_mean(x), rm.aggregate_median(x)])  # noqa: E731
-    with warnings.catch_warnings():  # arch warns about the RandomState rliable hands it (rliable 1.2, arch 7)
+    with warnings.catch_warnings(), numpy_seeded(0):  # arch warns about the RandomState rliable hands it
         warnings.simplefilter("ignore", FutureWarning)
         point, interval = rly.get_interval_estimates(scores, aggregate, reps=reps,
                                                      random_state=np.random.RandomState(0))
@@ -227,6 +228,18 @@ def aggregate_across_tasks(runs: pd.DataFrame, reps: int = 20_000) -> pd.DataFra
 
 AGGREGATE_COLUMNS = ("configuration", "tasks", "seeds", "iqm", "iqm_ci_low", "iqm_ci_high", "mean", "mean_ci_low",
                      "mean_ci_high", "median", "median_ci_low", "median_ci_high")
+
+
+@contextmanager
+def numpy_seeded(seed: int):
+    """numpy's global generator seeded for the block, then put back: rliable 1.2 resamples with
+    `np.random.choice` (whatever random_state it is given), so this makes its intervals repeatable."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
 
 
 def final_score_matrices(runs: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -256,7 +269,8 @@ def plot_performance_profile(runs: pd.DataFrame, path: Path) -> Path | None:
     if not scores:
         return None
     thresholds = np.linspace(0.0, 1.2, 49)
-    profiles, bands = rly.create_performance_profile(scores, thresholds, reps=2000)
+    with numpy_seeded(0):
+        profiles, bands = rly.create_performance_profile(scores, thresholds, reps=2000)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     plot_utils.plot_performance_profiles(profiles, thresholds, performance_profile_cis=bands, ax=ax,
                                          colors=dict(zip(scores, plt.rcParams["axes.prop_cycle"].by_key()["color"])),

@@ -71,3 +71,10 @@ def test_a_configuration_missing_a_task_is_left_out_of_the_aggregate(benchmark):
     report(benchmark)
     aggregate = pd.read_csv(benchmark / "aggregate.csv")
     assert aggregate.configuration.tolist() == ["algo=dagger"]
+
+
+def test_the_aggregate_intervals_are_the_same_on_a_rerun(benchmark):
+    report(benchmark)
+    first = (benchmark / "aggregate.csv").read_text()
+    report(benchmark)
+    assert (benchmark / "aggregate.csv").read_text() == first
