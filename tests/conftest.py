@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PENDULUM_EXPERT = ROOT / "experts" / "sac" / "InvertedPendulum-v5.zip"
 
 # Small, fast settings for the cheap env; tests add what they exercise.
-QUICK = ["env=pendulum", "expert=sac", "eval.episodes=4", "policy.gradient_steps=300",
+QUICK = ["env=pendulum", "expert=sac", "eval.episodes=4", "eval.every=1", "policy.gradient_steps=300",
          "schedule.rollout_steps=200", "policy.hidden=[64,64]"]
 
 
