@@ -276,8 +276,9 @@ def plot_performance_profile(runs: pd.DataFrame, path: Path) -> Path | None:
                                          colors=dict(zip(scores, plt.rcParams["axes.prop_cycle"].by_key()["color"])),
                                          xlabel=r"final normalised return $\tau$",
                                          labelsize="medium", ticklabelsize="small")
+    profile_lines = list(ax.get_lines())  # one per configuration, in order (the bands are patches)
     ax.axvline(1.0, color="black", linestyle="--", linewidth=1)
-    ax.legend(list(scores), loc="lower left", fontsize="small")
+    ax.legend(profile_lines, list(scores), loc="lower left", fontsize="small")
     fig.tight_layout()
     save_figure(fig, path)
     return path
