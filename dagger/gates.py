@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dagger.policy import mlp
+from dagger.policy import cosine_lr, mlp
 
 HIDDEN = [128, 128]
 STEPS = 500          # minibatches per fit
@@ -48,7 +48,7 @@ class Standardized(nn.Module):
         losses = []
         for step in range(STEPS):
             for group in optimizer.param_groups:
-                group["lr"] = LR * 0.5 * (1.0 + np.cos(np.pi * step / STEPS))
+                group["lr"] = cosine_lr(LR, step, STEPS)
             idx = torch.randint(len(x), (BATCH,), generator=generator)
             value = loss(self(x[idx]), target[idx])
             optimizer.zero_grad(set_to_none=True)

@@ -22,6 +22,11 @@ LOSSES = ("mse", "gaussian")
 LR_SCHEDULES = ("constant", "cosine")
 
 
+def cosine_lr(lr: float, step: int, steps: int) -> float:
+    """The learning rate of minibatch `step` of `steps`, annealed from lr to 0 along half a cosine."""
+    return lr * 0.5 * (1.0 + math.cos(math.pi * step / steps))
+
+
 def mlp(sizes: list[int], activation: str) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -106,9 +111,7 @@ class Learner:
 
     def lr_at(self, step: int, steps: int) -> float:
         """The learning rate of minibatch `step` of `steps`: constant, or cosine-annealed from lr to 0 in each fit."""
-        if self.lr_schedule == "cosine":
-            return self.lr * 0.5 * (1.0 + math.cos(math.pi * step / steps))
-        return self.lr
+        return cosine_lr(self.lr, step, steps) if self.lr_schedule == "cosine" else self.lr
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         return self.policy.act(obs)
