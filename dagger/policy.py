@@ -191,6 +191,11 @@ class EnsembleLearner:
         """sigma(s) per state, (n,): the std across members, averaged over the action dimensions."""
         return self.scaled_member_actions(obs).std(0).mean(-1)
 
+    def act_and_uncertainty(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`act(obs)` and `uncertainty(obs)` from one pass of the members (the gates need both at every step)."""
+        scaled = self.scaled_member_actions(obs)
+        return scaled.mean(0) * self.act_half + self.act_mid, scaled.std(0).mean(-1)
+
     def fit(self, data: Dataset, generator: torch.Generator) -> dict[str, float]:
         """Each member fits its own resample of D (or D itself) with its own generator seeded from `generator`."""
         losses = []

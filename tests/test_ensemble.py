@@ -121,6 +121,9 @@ class FakeEnsemble:
     def uncertainty(self, obs):
         return self.spreads[obs[:, 0].astype(int)]
 
+    def act_and_uncertainty(self, obs):
+        return self.act(obs), self.uncertainty(obs)
+
 
 def gate(**algo) -> EnsembleDAgger:
     # Bounds [-2, 2] x [0, 4]: mid (0, 2), half-range (2, 2), so 1 env unit is 0.5 scaled units.
@@ -235,3 +238,14 @@ def test_a_plain_mlp_is_refused(tmp_path):
                      check=False)
     assert result.returncode != 0
     assert NEEDS_ENSEMBLE.format(algo="algo=ensemble_dagger") in result.stderr
+
+
+def test_act_and_uncertainty_is_act_and_uncertainty_from_one_pass():
+    learner = EnsembleLearner(3, True, 1, np.array([-1.0]), np.array([1.0]), **{**SMALL, "gradient_steps": 30})
+    data = Dataset(1, 1)
+    data.add(np.linspace(-1, 1, 64, dtype=np.float32)[:, None], np.linspace(-0.5, 0.5, 64, dtype=np.float32)[:, None])
+    learner.fit(data, torch.Generator().manual_seed(0))
+    obs = np.linspace(-3, 3, 50, dtype=np.float32)[:, None]
+    acts, spread = learner.act_and_uncertainty(obs)
+    np.testing.assert_array_equal(acts, learner.act(obs))
+    np.testing.assert_array_equal(spread, learner.uncertainty(obs))

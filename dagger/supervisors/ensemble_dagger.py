@@ -63,8 +63,8 @@ class EnsembleDAgger(Supervisor):
 
     def decide(self, obs: np.ndarray, learner: Act, expert: Act, rng: np.random.Generator) -> Decision:
         labels = expert(obs)  # the expert is queried at every state: the discrepancy needs it, and it labels all
-        novice = learner(obs)
-        spread = np.asarray(self.learner.uncertainty(obs), dtype=np.float64)
+        novice, spread = self.learner.act_and_uncertainty(obs)  # the learner's act and spread, members run once
+        spread = np.asarray(spread, dtype=np.float64)
         discrepancy = action_gap(novice, labels, self.half)
         doubted, discrepant = spread > self.max_spread, discrepancy > self.max_discrepancy
         expert_acts = doubted | discrepant

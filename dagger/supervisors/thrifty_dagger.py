@@ -146,26 +146,27 @@ class ThriftyDAgger(Supervisor):
 
     def decide(self, obs: np.ndarray, learner: Act, expert: Act, rng: np.random.Generator) -> Decision:
         before = self.control
-        novice = np.asarray(learner(obs))
-        labels = np.zeros_like(novice)
-        if self.learner is None or np.isnan(self.thresholds["novelty_threshold"]):  # no learner yet: supervisor drives
-            control = np.ones(len(obs), dtype=bool)
-            novel = risky = np.zeros(len(obs), dtype=bool)
-            risk = np.zeros(len(obs))
-        else:
+        gating = self.learner is not None and not np.isnan(self.thresholds["novelty_threshold"])
+        if gating:
+            novice, spread = self.learner.act_and_uncertainty(obs)  # the learner's act and spread, members run once
             risk = self.risk(obs, novice)
-            novel = self.learner.uncertainty(obs) > self.thresholds["novelty_threshold"]
+            novel = spread > self.thresholds["novelty_threshold"]
             risky = risk > self.thresholds["risk_threshold"]
-            control = before | novel | risky  # asked where it drives (hand-back test) or is asked to take over
-        asked = control.copy()
+            asked = before | novel | risky  # it drives (the hand-back test needs the expert) or is asked to take over
+        else:  # no learner fitted yet (iteration 1): the supervisor drives
+            novice = np.asarray(learner(obs))
+            asked = np.ones(len(obs), dtype=bool)
+        labels = np.zeros_like(novice)
         if asked.any():
             labels[asked] = expert(obs[asked])
-        if self.learner is not None and not np.isnan(self.thresholds["novelty_threshold"]):
+        if gating:
             agrees = action_gap(novice, labels, self.half) < self.thresholds["handback_gap"]
             safe = risk < self.thresholds["risk_threshold"]
             control = np.where(before, ~(agrees & safe), novel | risky)
+        else:
+            control = asked.copy()
         takeover = ~before & control
-        if not np.isnan(self.thresholds["novelty_threshold"]):  # the gate ran (not iteration 1's supervisor-only)
+        if gating:
             self.takeovers += int(takeover.sum())
             self.novelty_switches += int((takeover & novel).sum())
             self.risk_switches += int((takeover & risky).sum())
