@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -15,6 +18,10 @@ import pandas as pd  # noqa: E402
 
 from dagger.config import first_line  # noqa: E402
 from dagger.files import atomic_write, atomic_write_text  # noqa: E402
+from dagger.tracking import LOGGER_MODES, init_wandb  # noqa: E402
+
+if TYPE_CHECKING:
+    import wandb
 
 
 def plot_curve(metrics: pd.DataFrame, path: Path, title: str) -> Path:
@@ -389,9 +396,10 @@ def plot_heatmap(runs: pd.DataFrame, path: Path) -> Path | None:
     return path
 
 
-def report(root: Path) -> pd.DataFrame:
+def report(root: Path, wandb_mode: str | None = None) -> pd.DataFrame:
     """Write summary.csv, summary.md, curves.png and (for 2-D grids) heatmap.png into `root`, and across
-    tasks aggregate.csv and profile.png; print the tables."""
+    tasks aggregate.csv and profile.png; print the tables. With `wandb_mode`, also log them into one W&B
+    run (job_type report, in the sweep's group) under `root/wandb`."""
     runs = find_runs(root)
     if runs.empty:
         raise SystemExit(f"error: no runs under {root} (expected job folders with .hydra/overrides.yaml)")
@@ -399,11 +407,13 @@ def report(root: Path) -> pd.DataFrame:
     try:
         atomic_write_text(root / "summary.csv", summary.to_csv(index=False))
         atomic_write_text(root / "summary.md", markdown_tables(summary, aggregate))
-        outputs = [root / "summary.csv", root / "summary.md", plot_sweep_curves(runs, root / "curves.png"),
-                   plot_heatmap(runs, root / "heatmap.png")]
+        images = {"curves": plot_sweep_curves(runs, root / "curves.png"),
+                  "heatmap": plot_heatmap(runs, root / "heatmap.png"), "profile": None}
+        outputs = [root / "summary.csv", root / "summary.md", images["curves"], images["heatmap"]]
         if len(aggregate):
             atomic_write_text(root / "aggregate.csv", aggregate.to_csv(index=False))
-            outputs += [root / "aggregate.csv", plot_performance_profile(runs, root / "profile.png")]
+            images["profile"] = plot_performance_profile(runs, root / "profile.png")
+            outputs += [root / "aggregate.csv", images["profile"]]
     except OSError as err:
         raise SystemExit(f"error: cannot write into {root}: {err.strerror or err}") from None
     with pd.option_context("display.width", 250, "display.max_columns", 30, "display.float_format", "{:.3f}".format):
@@ -418,23 +428,93 @@ def report(root: Path) -> pd.DataFrame:
         print(run.status)  # names the file, inside the job's folder
     print(f"{len(runs) - len(unfinished) - len(broken)} finished, {len(unfinished)} failed or incomplete, "
           f"{len(broken)} broken; wrote " + ", ".join(str(p) for p in outputs if p is not None))
+    if wandb_mode is not None:
+        try:
+            run = log_to_wandb(root, runs, summary, aggregate, images, wandb_mode)
+        except Exception as err:  # noqa: BLE001 - W&B must never cost the report's files
+            print(f"W&B failed ({describe(err)}): the report files are still written", file=sys.stderr)
+        else:
+            if run.offline:
+                where = run.settings.sync_dir
+                print(f"W&B run: {where} (offline; upload it with: wandb sync {where})")
+            elif not run.disabled:
+                print(f"W&B run: {run.url}")
     return summary
+
+
+# ---- the report in W&B: python -m dagger.report <multirun dir> --wandb -------------------------
+
+def sweep_logger(root: Path, runs: pd.DataFrame) -> dict:
+    """The sweep's W&B project, entity and group, from the first finished job's resolved config.yaml that
+    names a project and a group; else the folder's name as group, in project dagger-lab."""
+    import yaml
+
+    for run_dir in runs.run_dir[runs.status == "finished"]:
+        try:
+            config = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
+        except (yaml.YAMLError, UnicodeDecodeError, OSError):
+            continue
+        logger = config.get("logger") if isinstance(config, dict) else None
+        if isinstance(logger, dict) and logger.get("project") and logger.get("group"):
+            return {"project": str(logger["project"]), "entity": logger.get("entity"), "group": str(logger["group"])}
+    return {"project": "dagger-lab", "entity": None, "group": root.resolve().name}
+
+
+def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per job: task, configuration, seed, folder, last normalised return and expert labels, status."""
+    def last(metrics: pd.DataFrame, column: str) -> float:
+        return float(metrics[column].iloc[-1]) if column in metrics and len(metrics) else float("nan")
+
+    return pd.DataFrame({"task": runs.task, "configuration": runs.configuration, "seed": runs.seed,
+                         "run_dir": runs.run_dir,
+                         "final_norm_return": [last(m, "normalized_return") for m in runs.metrics],
+                         "expert_labels": [last(m, "expert_labels") for m in runs.metrics], "status": runs.status})
+
+
+def log_to_wandb(root: Path, runs: pd.DataFrame, summary: pd.DataFrame, aggregate: pd.DataFrame,
+                 images: dict[str, Path | None], mode: str) -> wandb.Run:
+    """One W&B run (job_type report, in the sweep's group) under `root/wandb`: the summary, runs and
+    aggregate tables, the pictures, and each configuration's final return (and IQM) in its summary."""
+    import wandb
+
+    logger = sweep_logger(root, runs)
+    run = init_wandb(root, project=logger["project"], entity=logger["entity"], group=logger["group"],
+                     job_type="report", name=f"report-{logger['group']}", tags=["report"], mode=mode,
+                     config={"sweep_dir": str(root.resolve())})
+    try:
+        tables = {"summary": summary, "runs": runs_table(runs), **({"aggregate": aggregate} if len(aggregate) else {})}
+        run.log({**{key: wandb.Table(dataframe=table) for key, table in tables.items()},
+                 **{key: wandb.Image(str(path)) for key, path in images.items() if path is not None}})
+        run.summary.update({**{f"final_norm_return/{r.task}/{r.configuration}": r.final_norm_return
+                               for r in summary.itertuples()},
+                            **{f"iqm/{a.configuration}": a.iqm for a in aggregate.itertuples()}})
+    except BaseException:
+        run.finish(exit_code=1)
+        raise
+    run.finish()
+    return run
 
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, with its complaints as the one `error: ...` line every entry point uses."""
 
     def error(self, message: str):
-        self.exit(2, f"error: {message} (usage: {self.prog} <multirun dir>)\n")
+        self.exit(2, f"error: {message} (usage: {self.prog} <multirun dir> [--wandb] "
+                     f"[--wandb-mode {'|'.join(LOGGER_MODES)}])\n")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = ArgumentParser(prog="python -m dagger.report", description=report.__doc__)
     parser.add_argument("multirun_dir", type=Path, help="a sweep's folder, e.g. multirun/budget_grid/walker-sac")
+    parser.add_argument("--wandb", action="store_true",
+                        help="also log the report into one W&B run in the sweep's group, under <multirun dir>/wandb")
+    parser.add_argument("--wandb-mode", choices=LOGGER_MODES,
+                        help="the W&B run's mode (implies --wandb; default: $WANDB_MODE, else offline)")
     args = parser.parse_args(argv)
     if not args.multirun_dir.is_dir():
         raise SystemExit(f"error: {args.multirun_dir} is not a directory")
-    report(args.multirun_dir)
+    wandb_mode = args.wandb_mode or ((os.environ.get("WANDB_MODE") or "offline") if args.wandb else None)
+    report(args.multirun_dir, wandb_mode)
 
 
 if __name__ == "__main__":

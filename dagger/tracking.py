@@ -72,7 +72,15 @@ class Tracker:
         if self.wandb is not None:
             self._guard("log", lambda: self.wandb.log(row, step=row["iteration"]))
 
+    def log_video(self, key: str, path: Path | None, iteration: int) -> None:
+        """An mp4 of the run as `wandb.Video` at `iteration` (nothing when there is no video or no W&B)."""
+        if self.wandb is not None and path is not None:
+            import wandb
+
+            self._guard("log", lambda: self.wandb.log({key: wandb.Video(str(path), format="mp4")}, step=iteration))
+
     def finish(self, summary: dict, curve: Path | None, failed: bool = False) -> None:
+        """The run's summary, its per-iteration table and its curve, then close the W&B run."""
         if self.wandb is None:
             return
 
@@ -80,8 +88,12 @@ class Tracker:
             import wandb
 
             self.wandb.summary.update(summary)
+            step = self.rows[-1]["iteration"] if self.rows else 0
+            media = {"metrics_table": metrics_table(self.rows)} if self.rows else {}
             if curve is not None and curve.is_file():
-                self.wandb.log({"curve": wandb.Image(str(curve))}, step=self.rows[-1]["iteration"] if self.rows else 0)
+                media["curve"] = wandb.Image(str(curve))
+            if media:
+                self.wandb.log(media, step=step)
             self.wandb.finish(exit_code=1 if failed else 0)
 
         self._guard("finish", close)
@@ -90,18 +102,41 @@ class Tracker:
 
 def start_wandb(run_dir: Path, logger_cfg: DictConfig, config: DictConfig, provenance: dict | None = None):
     """A W&B run in `run_dir/wandb`, offline unless `logger.mode=online`, with the resolved config."""
-    import wandb
-
-    os.environ.setdefault("WANDB_SILENT", "true")
     config = OmegaConf.to_container(config, resolve=True)
     config["overrides"] = command_line_overrides()  # the swept values, to group by in the W&B UI
     config["provenance"] = provenance or {}
-    return wandb.init(
-        project=logger_cfg.project, entity=logger_cfg.get("entity"), group=logger_cfg.get("group"),
-        job_type=logger_cfg.get("job_type"), name=logger_cfg.get("name"),
-        tags=list(logger_cfg.get("tags") or []), mode=logger_cfg.mode, dir=str(run_dir),
-        config=config, reinit="finish_previous", settings=wandb.Settings(init_timeout=60),
-    )
+    run = init_wandb(run_dir, project=logger_cfg.project, entity=logger_cfg.get("entity"),
+                     group=logger_cfg.get("group"), job_type=logger_cfg.get("job_type"), name=logger_cfg.get("name"),
+                     tags=list(logger_cfg.get("tags") or []), mode=logger_cfg.mode, config=config)
+    define_axes(run)
+    return run
+
+
+def init_wandb(folder: Path, **init):
+    """`wandb.init` with this project's settings: files under `folder/wandb`, quiet, a bounded start."""
+    import wandb
+
+    os.environ.setdefault("WANDB_SILENT", "true")
+    return wandb.init(dir=str(folder), reinit="finish_previous", settings=wandb.Settings(init_timeout=60), **init)
+
+
+X_AXES = ("expert_labels", "iteration")
+
+
+def define_axes(run) -> None:
+    """Every per-iteration metric is plotted against the expert labels spent by default (how the field reads
+    DAgger), and can be plotted against the iteration (also W&B's step); `summarize` gives the summary."""
+    for axis in X_AXES:
+        run.define_metric(axis, hidden=False)
+    run.define_metric("*", step_metric="expert_labels", step_sync=True)
+
+
+def metrics_table(rows: list[dict]):
+    """metrics.csv as a `wandb.Table` (one row per iteration, the same columns)."""
+    import wandb
+
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    return wandb.Table(columns=columns, data=[[row.get(c) for c in columns] for row in rows])
 
 
 def command_line_overrides() -> dict[str, str]:
@@ -115,7 +150,9 @@ def command_line_overrides() -> dict[str, str]:
 
 
 def summarize(rows: list[dict]) -> dict:
-    """The run's headline numbers: final and best return, the expert's, labels used, wall time."""
+    """The run's headline numbers (W&B summary keys): final_* at the last iteration, best_* at the evaluated
+    iteration with the highest return, expert_return* of the expert on the same evaluation episodes,
+    *_normalized_return = (return - random) / (expert - random), the expert labels and the wall time spent."""
     evaluated = [r for r in rows if r["return_mean"] == r["return_mean"]]  # rows between evaluations hold nan
     final, best = rows[-1], max(evaluated or rows, key=lambda r: r["return_mean"])
     return {"final_return": final["return_mean"], "final_return_std": final["return_std"],
