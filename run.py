@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dagger.config import ConfigError, check_overrides, pick_device, register_resolvers, validate
 from dagger.runs import RunFolder
+from dagger.video import check_mujoco_gl
 
 register_resolvers()
 log = logging.getLogger("run")
@@ -28,12 +29,14 @@ def build_parts(cfg: DictConfig, folder: RunFolder):
     from dagger.envs import make_env
     from dagger.experts import load_expert
     from dagger.loop import Budget, Parts
+    from dagger.minari_datasets import load_demonstrations
     from dagger.policy import build_learner
     from dagger.rollout import Collector, Evaluator
     from dagger.schedules import build_schedule
     from dagger.supervisors import build_supervisor
     from dagger.supervisors.beta_mixture import BetaMixture
     from dagger.tracking import Tracker
+    from dagger.video import VideoRecorder
 
     device = pick_device(cfg.device)
     schedule = build_schedule(cfg.schedule)
@@ -47,11 +50,15 @@ def build_parts(cfg: DictConfig, folder: RunFolder):
     supervisor = build_supervisor(cfg.algo, schedule=schedule, action_space=probe.action_space,
                                   observation_space=probe.observation_space, num_envs=int(cfg.env.num_envs),
                                   learner=learner, seed=int(cfg.seed))
-    probe.close()
     budget = Budget(int(cfg.schedule.iterations), int(cfg.schedule.rollout_steps),
                     int(cfg.schedule.initial_expert_steps))
+    demonstrations = (load_demonstrations(cfg.schedule.initial_demos, probe.observation_space, probe.action_space,
+                                          cfg.env.id) if cfg.schedule.get("initial_demos") else None)
+    probe.close()
     collector = Collector(cfg.env, int(cfg.env.num_envs), seed=cfg.seed)
     evaluator = Evaluator(cfg.env, int(cfg.eval.episodes), seed=cfg.seed + 1_000_000, every=int(cfg.eval.every))
+    video = VideoRecorder(cfg.env, folder.path, seed=evaluator.seed, every=int(cfg.eval.video_every),
+                          fps=int(cfg.eval.video_fps), size=tuple(cfg.eval.video_size), enabled=videos_on(cfg))
     # All checks passed: from here on the run folder is written.
     folder.start(cfg, expert.files, hydra_files(cfg))
     log.info("expert: %s %s (sha256 %s)%s", expert.files["algo"], expert.files["model"],
@@ -63,7 +70,17 @@ def build_parts(cfg: DictConfig, folder: RunFolder):
         folder.update_status(wandb_error=tracker.wandb_error)
     return Parts(expert=expert, learner=learner, supervisor=supervisor, demonstrator=BetaMixture(schedule, beta=1.0),
                  budget=budget, collector=collector,
-                 evaluator=evaluator, tracker=tracker, run_dir=folder.path, seed=int(cfg.seed))
+                 evaluator=evaluator, video=video, tracker=tracker, run_dir=folder.path, seed=int(cfg.seed),
+                 demonstrations=demonstrations)
+
+
+def videos_on(cfg: DictConfig) -> bool:
+    """eval.video, where null means: on for a single run, off for the jobs of a sweep (-m)."""
+    from hydra.types import RunMode
+
+    if cfg.eval.video is not None:
+        return bool(cfg.eval.video)
+    return HydraConfig.get().mode != RunMode.MULTIRUN
 
 
 def hydra_files(cfg: DictConfig) -> dict[str, str]:
@@ -124,8 +141,10 @@ def main(cfg: DictConfig) -> dict:
             parts.tracker.finish({} if failed else summarize(rows), None if failed else curve, failed=failed)
             parts.collector.close()
             parts.evaluator.close()
-        folder.write_status("finished", iterations=int(cfg.schedule.iterations),
-                            **({"wandb_error": parts.tracker.wandb_error} if parts.tracker.wandb_error else {}))
+            parts.video.close()
+        problems = {key: value for key, value in (("wandb_error", parts.tracker.wandb_error),
+                                                  ("video_error", parts.video.error)) if value}
+        folder.write_status("finished", iterations=int(cfg.schedule.iterations), **problems)
     log.info("%s", final_table(rows, title))
     log.info("outputs: %s", folder.path)
     folder.release()
@@ -135,6 +154,7 @@ def main(cfg: DictConfig) -> dict:
 if __name__ == "__main__":
     try:
         check_overrides(sys.argv[1:])  # overrides Hydra cannot parse, named in one line
+        check_mujoco_gl()  # before anything imports mujoco
     except ConfigError as err:
         sys.exit(f"error: {err}")
     main()

@@ -279,7 +279,8 @@ RUN_SPEC = {  # top-level keys first: group values interpolate them
     "seed": SEED,
     "device": OneOf(DEVICES),
     "threads": COUNT,
-    "eval": {"episodes": COUNT, "every": COUNT},
+    "eval": {"episodes": COUNT, "every": COUNT, "video": Nullable(Boolean(), "on for single runs, off in sweeps"),
+             "video_every": COUNT, "video_fps": COUNT, "video_size": ListOf(Integer(16, 4096), "two integers in [16, 4096]")},
     "resume": Boolean(),
     "sweep_name": NotRequired(Text()),  # added by +sweeps=<name>
     "env": ENV,
@@ -307,6 +308,7 @@ RUN_SPEC = {  # top-level keys first: group values interpolate them
         "beta_ramp": COUNT,
         "rollout_steps": COUNT,
         "initial_expert_steps": Integer(0),
+        "initial_demos": NotRequired(Nullable(Text(), "no demonstrations")),
     },
     # An algorithm's own keys (algo=bc: beta) are its supervisor class's keyword arguments, checked when it
     # is built (dagger.supervisors.build_supervisor), before any work.
@@ -394,6 +396,11 @@ def validate(cfg) -> None:
     """Every key of the run config (conf/config.yaml and its groups); anything wrong stops the run
     before any work."""
     check_tree(cfg, RUN_SPEC)
+    if len(cfg.eval.video_size) != 2:
+        raise ConfigError(f"eval.video_size={show(cfg.eval.video_size)} must be [width, height]")
+    if cfg.schedule.get("initial_demos") and cfg.schedule.initial_expert_steps:
+        raise ConfigError(f"schedule.initial_demos={show(cfg.schedule.initial_demos)} and schedule.initial_expert_steps="
+                          f"{cfg.schedule.initial_expert_steps} both make iteration 0's demonstrations; set one of them")
 
 
 def validate_train(cfg) -> None:

@@ -1,5 +1,6 @@
-"""The aggregated dataset D of (state, expert action) pairs, kept as contiguous arrays, and (for the gates
-that learn from them) every visited transition of the rollouts."""
+"""The aggregated dataset D of (state, expert action) pairs, kept as contiguous arrays, and every visited
+transition of the rollouts: the episodes as they were collected (the gates learn from them, and
+`dagger.export` writes them as a Minari dataset)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,21 +39,26 @@ class Columns:
 
 
 class Transitions(Columns):
-    """Every visited step: s, the executed action, s' (the final state where the episode ended), whether it
-    terminated or was truncated there, and whether the learner drove."""
+    """Every visited step: s, the executed action, the reward, s' (the final state where the episode ended),
+    whether it terminated or was truncated there, whether the learner drove, the expert's label (nan where the
+    state was not labelled), the env it happened in (-1: loaded demonstrations) and the iteration."""
 
-    FIELDS = ("obs", "acts", "next_obs", "terminated", "truncated", "learner")
+    FIELDS = ("obs", "acts", "reward", "next_obs", "terminated", "truncated", "learner", "label", "labelled",
+              "env", "iteration")
 
     def __init__(self, obs_dim: int, act_dim: int, capacity: int = 1024):
         super().__init__({"obs": ((obs_dim,), np.float32), "acts": ((act_dim,), np.float32),
-                          "next_obs": ((obs_dim,), np.float32), "terminated": ((), bool), "truncated": ((), bool),
-                          "learner": ((), bool)}, capacity)
+                          "reward": ((), np.float64), "next_obs": ((obs_dim,), np.float32),
+                          "terminated": ((), bool), "truncated": ((), bool), "learner": ((), bool),
+                          "label": ((act_dim,), np.float32), "labelled": ((), bool),
+                          "env": ((), np.int32), "iteration": ((), np.int32)}, capacity)
 
 
 class Dataset:
-    """D: (obs, expert action) pairs; with `transitions`, also every visited transition (`Transitions`)."""
+    """D: (obs, expert action) pairs, and every visited transition (`Transitions`; `transitions=False` for a
+    file written before they were kept)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, capacity: int = 1024, transitions: bool = False):
+    def __init__(self, obs_dim: int, act_dim: int, capacity: int = 1024, transitions: bool = True):
         self.pairs = Columns({"obs": ((obs_dim,), np.float32), "acts": ((act_dim,), np.float32)}, capacity)
         self.transitions = Transitions(obs_dim, act_dim) if transitions else None
 
@@ -67,12 +73,15 @@ class Dataset:
     def acts(self) -> np.ndarray:
         return self.pairs["acts"]
 
-    def add(self, obs: np.ndarray, acts: np.ndarray, transitions: dict[str, np.ndarray] | None = None) -> None:
-        """D <- D + {(obs_k, acts_k)} (and the rollout's transitions, when D keeps them)."""
+    def add(self, obs: np.ndarray, acts: np.ndarray, transitions: dict[str, np.ndarray] | None = None,
+            iteration: int | None = None) -> None:
+        """D <- D + {(obs_k, acts_k)} (and the rollout's transitions, collected in `iteration`)."""
         if len(obs) != len(acts):
             raise ValueError(f"{len(obs)} observations but {len(acts)} actions")
         self.pairs.add(obs=obs, acts=acts)
         if self.transitions is not None and transitions is not None:
+            if iteration is not None:
+                transitions = {**transitions, "iteration": np.full(len(transitions["obs"]), iteration, np.int32)}
             self.transitions.add(**transitions)
 
     def save(self, path: Path) -> None:
@@ -84,7 +93,7 @@ class Dataset:
     @classmethod
     def load(cls, path: Path) -> "Dataset":
         with np.load(path) as f:
-            keep = "transition_obs" in f.files
+            keep = all(f"transition_{name}" in f.files for name in Transitions.FIELDS)
             data = cls(f["obs"].shape[1], f["acts"].shape[1], capacity=max(1, len(f["obs"])), transitions=keep)
             data.add(f["obs"], f["acts"], {name: f[f"transition_{name}"] for name in Transitions.FIELDS} if keep else None)
         return data

@@ -1,6 +1,6 @@
 """The DAgger loop (Ross, Gordon & Bagnell 2011, Algorithm 3.1), shared by the whole family.
 
-    D <- initial expert demonstrations (optional); fit pi_hat_1 on D
+    D <- initial expert demonstrations (optional: collected now, or a Minari dataset); fit pi_hat_1 on D
     for i = 1..N:
         the supervisor prepares iteration i (DAgger: beta_i; DART: its noise; gates: thresholds)
         roll out: per env and step the supervisor decides who acts and which states the expert labels
@@ -11,7 +11,7 @@
 
 Row i of metrics.csv is the learner trained after i rounds of collection (row 0: BC on the
 initial demonstrations). The row is merged from the dicts the parts return. Each finished iteration is
-checkpointed, so a killed run resumes.
+checkpointed, so a killed run resumes; videos of the learner are rendered after the checkpoint.
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from dagger.rollout import Collector, Evaluator, Rollout
 from dagger.runs import load_state, save_state
 from dagger.supervisors import Supervisor
 from dagger.tracking import Tracker
+from dagger.video import VideoRecorder
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,11 @@ class Parts:
     budget: Budget
     collector: Collector
     evaluator: Evaluator
+    video: VideoRecorder       # the learner's (and once the expert's) rollout videos
     tracker: Tracker
     run_dir: Path
     seed: int
+    demonstrations: Rollout | None = None  # D_0 loaded from a Minari dataset (schedule.initial_demos)
 
 
 @dataclass
@@ -86,12 +89,14 @@ class Progress:
 def run_dagger(parts: Parts) -> list[dict]:
     """Run (or resume) the loop; returns the metrics rows."""
     p = parts
-    data = Dataset(p.collector.venv.single_observation_space.shape[0], p.collector.venv.single_action_space.shape[0],
-                   transitions=p.supervisor.needs_transitions)
+    data = Dataset(p.collector.venv.single_observation_space.shape[0], p.collector.venv.single_action_space.shape[0])
     progress = load_checkpoint(p, data)
     if progress is None:
         progress = Progress(measure_references(p))
-        if p.budget.initial_expert_steps > 0:  # D <- expert demonstrations; BC on them is iteration 0
+        p.tracker.log_video("video/expert", p.video.record(p.expert.act, "expert"), 0)
+        if p.demonstrations is not None:  # D <- demonstrations from a Minari dataset; BC on them is iteration 0
+            progress = iterate(p, p.demonstrator, data, progress, 0, 0, given=p.demonstrations)
+        elif p.budget.initial_expert_steps > 0:  # D <- expert demonstrations; BC on them is iteration 0
             progress = iterate(p, p.demonstrator, data, progress, 0, p.budget.initial_expert_steps)
     else:
         log.info(f"resuming after iteration {progress.iteration} ({len(data)} labels)")
@@ -100,14 +105,17 @@ def run_dagger(parts: Parts) -> list[dict]:
     return p.tracker.rows
 
 
-def iterate(p: Parts, supervisor: Supervisor, data: Dataset, progress: Progress, i: int, steps: int) -> Progress:
-    """One iteration: collect under the supervisor, aggregate, fit, evaluate, record, checkpoint."""
+def iterate(p: Parts, supervisor: Supervisor, data: Dataset, progress: Progress, i: int, steps: int,
+            given: Rollout | None = None) -> Progress:
+    """One iteration: collect under the supervisor (or take the `given` demonstrations), aggregate, fit,
+    evaluate, record, checkpoint."""
     t0 = time.perf_counter()
     supervisor.begin(i, p.learner, data)
-    rollout = p.collector.collect(supervisor, p.expert.act, p.learner.act, steps, rng(p, i))
+    rollout = (given if given is not None
+               else p.collector.collect(supervisor, p.expert.act, p.learner.act, steps, rng(p, i)))
     if i == 0:  # the algorithm takes over the demonstrations' running episodes without counting a switch
         p.collector.hand_over()
-    data.add(rollout.obs, rollout.labels, rollout.transitions)  # D <- D + D_i: labelled states, expert's actions
+    data.add(rollout.obs, rollout.labels, rollout.transitions, i)  # D <- D + D_i: labelled states, expert's actions
     t1 = time.perf_counter()
     # pi_hat_{i+1} on all of D (a gate that labelled nothing yet leaves the learner as it is)
     fit = p.learner.fit(data, torch.Generator().manual_seed(p.seed * 100_003 + i)) if len(data) else {}
@@ -130,6 +138,8 @@ def iterate(p: Parts, supervisor: Supervisor, data: Dataset, progress: Progress,
              f"loss {row.get('train_loss', float('nan')):7.4f} {result} "
              f"rollout {t1 - t0:4.1f}s fit {t2 - t1:4.1f}s eval {t3 - t2:4.1f}s")
     checkpoint(p, data, progress)
+    if p.video.due(i, p.budget.iterations):  # after the checkpoint: rendering is not part of the run's state
+        p.tracker.log_video("video/learner", p.video.record(p.learner.act, f"learner-iter{i:03d}"), i)
     return progress
 
 
@@ -187,10 +197,13 @@ def load_checkpoint(p: Parts, data: Dataset) -> Progress | None:
     saved = Dataset.load(p.run_dir / "dataset.npz")  # may be one iteration ahead if killed in between
     n, m = state["dataset_size"], state.get("transitions_size", 0)
     saved_m = len(saved.transitions) if saved.transitions is not None else 0
-    if len(saved) < n or saved_m < m or (data.transitions is not None and saved.transitions is None):
+    if saved.transitions is None:
+        raise ConfigError(f"{p.run_dir / 'dataset.npz'} was written by an older version that did not record the "
+                          "visited transitions; this run cannot be resumed, choose a new hydra.run.dir")
+    if len(saved) < n or saved_m < m:
         raise ConfigError(f"{p.run_dir / 'dataset.npz'} holds {len(saved)} labels and {saved_m} transitions but "
                           f"the checkpoint needs {n} and {m}; this run cannot be resumed, choose a new hydra.run.dir")
-    data.add(saved.obs[:n], saved.acts[:n], saved.transitions.truncated(m) if data.transitions is not None else None)
+    data.add(saved.obs[:n], saved.acts[:n], saved.transitions.truncated(m))
     p.learner.load_state_dict(state["learner"])
     p.supervisor.load_state_dict(state["supervisor"])
     p.collector.load_state_dict(state["collector"])

@@ -29,7 +29,7 @@ class Rollout:
     queries: int               # states shown to the expert (labels and gate checks)
     episode_returns: list[float]  # returns of the episodes that ended during the rollout
     counts: dict[str, float] = field(default_factory=dict)  # control and failure counts of this rollout
-    transitions: dict[str, np.ndarray] | None = None  # every visited step, for supervisors that need them
+    transitions: dict[str, np.ndarray] | None = None  # every visited step (`dagger.data.Transitions` fields)
 
 
 class Collector:
@@ -64,8 +64,7 @@ class Collector:
             self.supervised |= d.supervisor_acts
             before = self.obs
             self.obs, reward, terminated, truncated, info = self.venv.step(d.actions)
-            if supervisor.needs_transitions:
-                steps_seen.append(transitions(before, d, self.obs, terminated, truncated, info, take))
+            steps_seen.append(transitions(before, d, self.obs, reward, terminated, truncated, info, take))
             failures += int((terminated & ~d.supervisor_acts)[:take].sum())
             self.ep_return += reward
             for i in np.flatnonzero(terminated | truncated):
@@ -78,11 +77,8 @@ class Collector:
                 supervisor.episode_ended(int(i))
             counted += take
             env_steps += self.num_envs
-        counts = {"supervisor_control_fraction": supervised / steps, "switches_to_expert": to_supervisor,
-                  "switches_to_learner": to_learner, "learner_failures": failures,
-                  "learner_only_episodes": len(learner_only),
-                  "learner_only_return_mean": float(np.mean(learner_only)) if learner_only else float("nan")}
-        seen = {k: np.concatenate([s[k] for s in steps_seen]) for k in steps_seen[0]} if steps_seen else None
+        counts = control_counts(steps, supervised, to_supervisor, to_learner, failures, learner_only)
+        seen = {k: np.concatenate([s[k] for s in steps_seen]) for k in steps_seen[0]}
         return Rollout(np.concatenate(obs_chunks), np.concatenate(label_chunks).astype(np.float32), env_steps,
                        queries, finished, counts, seen)
 
@@ -121,17 +117,31 @@ class Collector:
         self.venv.close()
 
 
-def transitions(obs: np.ndarray, d, next_obs: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
-                info: dict, take: int) -> dict[str, np.ndarray]:
+def control_counts(steps: int, supervised: int, to_supervisor: int = 0, to_learner: int = 0, failures: int = 0,
+                   learner_only: list[float] = ()) -> dict[str, float]:
+    """A rollout's control and failure counts: the share of steps the supervisor drove, switches of control,
+    terminations while the learner drove, and the episodes the learner drove alone."""
+    return {"supervisor_control_fraction": supervised / steps, "switches_to_expert": to_supervisor,
+            "switches_to_learner": to_learner, "learner_failures": failures,
+            "learner_only_episodes": len(learner_only),
+            "learner_only_return_mean": float(np.mean(learner_only)) if learner_only else float("nan")}
+
+
+def transitions(obs: np.ndarray, d, next_obs: np.ndarray, reward: np.ndarray, terminated: np.ndarray,
+                truncated: np.ndarray, info: dict, take: int) -> dict[str, np.ndarray]:
     """The first `take` envs' steps as transitions; where an episode ended, s' is its final state (the env
     has already reset to the next episode's first)."""
     final = next_obs.copy()
     ended = np.flatnonzero(terminated | truncated)
     if len(ended):
         final[ended] = np.stack([info["final_obs"][i] for i in ended])
+    labelled = d.labelled[:take]
     return {"obs": obs[:take].astype(np.float32), "acts": np.asarray(d.actions[:take], dtype=np.float32),
-            "next_obs": final[:take].astype(np.float32), "terminated": terminated[:take].copy(),
-            "truncated": truncated[:take].copy(), "learner": ~d.supervisor_acts[:take]}
+            "reward": np.asarray(reward[:take], dtype=np.float64), "next_obs": final[:take].astype(np.float32),
+            "terminated": terminated[:take].copy(), "truncated": truncated[:take].copy(),
+            "learner": ~d.supervisor_acts[:take],
+            "label": np.where(labelled[:, None], np.asarray(d.labels[:take], dtype=np.float32), np.float32(np.nan)),
+            "labelled": labelled.copy(), "env": np.arange(take, dtype=np.int32)}
 
 
 def _time_limit(env):

@@ -18,8 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from dagger.config import ConfigError, first_line
 from dagger.files import atomic_write, atomic_write_text
 
-# Keys that may change when a run is resumed: more iterations, other logging or hardware.
-RESUMABLE_CHANGES = ("schedule.iterations", "logger.", "resume", "threads", "device")
+# Keys that may change when a run is resumed: more iterations, other logging, videos or hardware.
+RESUMABLE_CHANGES = ("schedule.iterations", "logger.", "resume", "threads", "device", "eval.video")
 
 
 class RunFolder:

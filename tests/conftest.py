@@ -17,16 +17,16 @@ PENDULUM_EXPERT = ROOT / "experts" / "sac" / "InvertedPendulum-v5.zip"
 
 # Small, fast settings for the cheap env; tests add what they exercise.
 QUICK = ["env=pendulum", "expert=sac", "eval.episodes=4", "eval.every=1", "policy.gradient_steps=300",
-         "schedule.rollout_steps=200", "policy.hidden=[64,64]"]
+         "schedule.rollout_steps=200", "policy.hidden=[64,64]", "eval.video=false"]
 
 
 def run_cli(*args: str, run_dir: Path | None = None, script: str = "run.py", timeout: int = 600,
-            check: bool = True) -> subprocess.CompletedProcess:
-    """`python run.py args...` in a subprocess, offline, outputs in `run_dir`."""
-    cmd = [sys.executable, str(ROOT / script), *args]
+            check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`python run.py args...` (or `script` a `-m module`) in a subprocess, offline, outputs in `run_dir`."""
+    cmd = [sys.executable, *(script.split() if script.startswith("-m ") else [str(ROOT / script)]), *args]
     if run_dir is not None:
         cmd.append(f"hydra.run.dir={run_dir}")
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1", **(env or {})}
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
@@ -88,3 +88,11 @@ def tiny_experts(tmp_path_factory) -> dict[str, Path]:
     venv.save(run / "InvertedPendulum-v5" / "vecnormalize.pkl")
     paths["ppo"] = folder / "ppo"  # the zoo's algorithm folder: the loader finds the run inside
     return paths
+
+
+@pytest.fixture(autouse=True, scope="session")
+def minari_datasets(tmp_path_factory) -> Path:
+    """Minari's local datasets live in a temporary folder for the whole session (never ~/.minari)."""
+    path = tmp_path_factory.mktemp("minari-datasets")
+    os.environ["MINARI_DATASETS_PATH"] = str(path)
+    return path

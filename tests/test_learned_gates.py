@@ -107,9 +107,12 @@ def ensemble_with_transitions(n_learner: int = 400):
     data.add(obs, np.tanh(obs[:, :1]))
     learner.fit(data, torch.Generator().manual_seed(0))
     visited = rng.normal(scale=2.0, size=(n_learner + 100, 2)).astype(np.float32)
-    data.transitions.add(obs=visited, acts=np.zeros((len(visited), 1), np.float32), next_obs=visited,
-                         terminated=visited[:, 0] > 2.5, truncated=np.zeros(len(visited), bool),
-                         learner=np.arange(len(visited)) >= 100)  # the first 100 steps: the supervisor drove
+    n = len(visited)
+    data.transitions.add(obs=visited, acts=np.zeros((n, 1), np.float32), reward=np.ones(n), next_obs=visited,
+                         terminated=visited[:, 0] > 2.5, truncated=np.zeros(n, bool),
+                         learner=np.arange(n) >= 100,  # the first 100 steps: the supervisor drove
+                         label=np.full((n, 1), np.nan, np.float32), labelled=np.zeros(n, bool),
+                         env=np.zeros(n, np.int32), iteration=np.ones(n, np.int32))
     return learner, data
 
 

@@ -13,17 +13,21 @@ REQUIRED = ["iteration", "return_mean", "return_std", "dataset_size", "expert_la
             "expert_return_mean", "expert_return_std", "train_loss", "wall_time_s"]
 
 
-def wandb_history(run_dir) -> list[dict]:
+def wandb_records(run_dir) -> list[dict]:
     (offline,) = (run_dir / "wandb").glob("offline-run-*")
     out = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(offline)],
                          capture_output=True, text=True, check=True).stdout
-    records = [json.loads(line) for line in out.splitlines() if line.strip()]
-    return [r["history"]["item"] for r in records if r.get("type") == "history" and "iteration" in r["history"]["item"]]
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def wandb_history(run_dir) -> list[dict]:
+    return [r["history"]["item"] for r in wandb_records(run_dir)
+            if r.get("type") == "history" and "iteration" in r["history"]["item"]]
 
 
 def test_two_iterations_write_every_output(tmp_path):
     run_dir = tmp_path / "run"
-    result = run_cli(*QUICK, "schedule.iterations=2", run_dir=run_dir)
+    result = run_cli(*QUICK, "schedule.iterations=2", "eval.video=true", "eval.video_fps=5", run_dir=run_dir)
     metrics = pd.read_csv(run_dir / "metrics.csv")
     assert set(REQUIRED) <= set(metrics.columns)
     assert metrics.iteration.tolist() == [1, 2]
@@ -37,11 +41,29 @@ def test_two_iterations_write_every_output(tmp_path):
         assert data["obs"].shape == (400, 4) and data["acts"].shape == (400, 1)
     assert "return" in result.stdout and str(run_dir) in result.stdout  # final table and where outputs are
 
+    assert sorted(p.name for p in (run_dir / "videos").glob("*.mp4")) == ["expert.mp4", "learner-iter002.mp4"]
+
     history = wandb_history(run_dir)
     assert [h["iteration"] for h in history] == [1, 2]
     for h, (_, row) in zip(history, metrics.iterrows()):
         for column in ("return_mean", "return_std", "expert_labels", "train_loss", "beta"):
             assert h[column] == pytest.approx(row[column]), column
+    records = wandb_records(run_dir)
+    axes = [r["metric"] for r in records if r["type"] == "metric"]
+    assert {"name": "expert_labels", "options": {"defined": True}} in axes  # an x-axis of its own
+    assert {"glob_name": "*", "step_metric": "expert_labels",  # every metric plots against the labels
+            "options": {"defined": True, "step_sync": True}} in axes
+    assert {"name": "iteration", "options": {"defined": True}} in axes
+    final = history[-1]
+    assert final["metrics_table._type"] == "table-file" and final["metrics_table.nrows"] == 2
+    assert final["curve._type"] == "image-file" and final["video/learner._type"] == "video-file"
+    (expert_video,) = [r["history"]["item"] for r in records
+                       if r["type"] == "history" and "video/expert._type" in r["history"]["item"]]
+    assert expert_video["_step"] == 0 and expert_video["video/expert._type"] == "video-file"
+    summary = {k: v for r in records if r["type"] == "summary" for k, v in r["summary"]["update"].items()}
+    assert summary["final_return"] == pytest.approx(metrics.return_mean.iloc[-1])
+    assert summary["expert_labels"] == 400 and summary["final_normalized_return"] == pytest.approx(
+        metrics.normalized_return.iloc[-1])
 
 
 def test_dagger_reaches_ninety_percent_of_the_expert(tmp_path):

@@ -168,6 +168,16 @@ BAD_INPUTS: list[Bad] = [
     run("eval.every=0", says=INT_ONE),
     run("eval.every=1.5"),
     run("+eval.foo=1", says="unknown key"),
+    run("eval.video=maybe", says="must be null (on for single runs, off in sweeps) or true or false"),
+    run("eval.video_every=0", says=INT_ONE),
+    run("eval.video_fps=0", says=INT_ONE),
+    run("eval.video_size=[320]", says="must be [width, height]"),
+    run("eval.video_size=[8,8]", says="two integers in [16, 4096]"),
+    run("eval.video_size=320", says="two integers in [16, 4096]"),
+    run("schedule.initial_demos=5", says="must be null (no demonstrations) or a non-empty string"),
+    run("schedule.initial_demos=nope/walker/none-v0", says="no local Minari dataset of that id"),
+    run("schedule.initial_expert_steps=300", "schedule.initial_demos=nope/walker/none-v0", key="schedule.initial_demos",
+        says="both make iteration 0's demonstrations"),
     run("resume=maybe"),
     run("resume=0"),
     run("+foo=1", says="foo: unknown key (not in conf/; check the spelling)"),
@@ -414,6 +424,7 @@ def check_run(args: list[str]) -> None:
     from dagger.config import pick_device, validate
     from dagger.envs import make_env
     from dagger.experts import load_expert
+    from dagger.minari_datasets import load_demonstrations
     from dagger.schedules import build_schedule
     from dagger.supervisors import build_supervisor
 
@@ -426,6 +437,8 @@ def check_run(args: list[str]) -> None:
         load_expert(cfg.expert, cfg.env.name, env)
         build_supervisor(cfg.algo, schedule=schedule, action_space=env.action_space, num_envs=int(cfg.env.num_envs),
                          observation_space=env.observation_space, seed=int(cfg.seed))
+        if cfg.schedule.initial_demos:
+            load_demonstrations(cfg.schedule.initial_demos, env.observation_space, env.action_space, cfg.env.id)
     finally:
         env.close()
     raise Accepted

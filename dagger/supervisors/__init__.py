@@ -35,10 +35,8 @@ class Decision:
 class Supervisor:
     """Base class: a supervisor with no per-iteration setup, no per-env state and no metrics of its own.
 
-    `needs_transitions`: D also keeps every visited transition (s, executed a, s', terminated, truncated,
-    learner drove), which `begin` can read as `data.transitions` (ThriftyDAgger's risk critic learns from them)."""
-
-    needs_transitions = False
+    `begin` can read every visited transition so far as `data.transitions` (`dagger.data.Transitions`:
+    s, executed a, r, s', terminated, truncated, learner drove, ...); ThriftyDAgger's risk critic learns from them."""
 
     def begin(self, iteration: int, learner, data) -> None:
         """Called before collecting iteration `iteration` (1-based; 0 for initial demonstrations)."""

@@ -84,8 +84,6 @@ class ThriftyDAgger(Supervisor):
     """The ensemble learner drives; the supervisor takes over at novel or risky states (thresholds from a target
     intervention rate) and hands back once the learner agrees with it and the risk is low."""
 
-    needs_transitions = True
-
     def __init__(self, action_space, observation_space, num_envs: int, seed: int, target_rate: float = 0.01,
                  gamma: float = 0.98, **_context):
         check_value("algo.target_rate", target_rate, Number(above=0))

@@ -1,0 +1,124 @@
+"""Rollout videos: the learner on the first evaluation episode (the same seed) every `eval.video_every`
+iterations and at the last, and the expert once per run, as mp4 files in the run's `videos/` folder,
+encoded by imageio's ffmpeg plugin (imageio-ffmpeg ships its own ffmpeg binary).
+
+Rendering is headless: MUJOCO_GL defaults to `egl` (Mesa renders on the CPU where there is no GPU), and a
+MUJOCO_GL already set in the environment (osmesa, glfw) is used instead. Videos play in real time at about
+`eval.video_fps`: every ceil(task fps / video_fps)-th step is rendered. A machine where rendering fails gets
+one warning line and the run goes on without videos.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from dagger.config import ConfigError, first_line
+from dagger.files import atomic_write
+from dagger.supervisors import Act
+
+log = logging.getLogger(__name__)
+
+
+class VideoRecorder:
+    """Renders one deterministic episode of a policy to `<run dir>/videos/<name>.mp4`."""
+
+    def __init__(self, env_cfg: DictConfig, run_dir: Path, seed: int, every: int, fps: int,
+                 size: tuple[int, int], enabled: bool = True):
+        self.env_cfg, self.folder, self.seed, self.every = env_cfg, Path(run_dir) / "videos", seed, every
+        self.fps, self.size, self.enabled = fps, (int(size[0]), int(size[1])), enabled
+        self.error: str | None = None
+        self.env = None
+
+    def due(self, iteration: int, last: int) -> bool:
+        return self.enabled and (iteration % self.every == 0 or iteration == last)
+
+    def record(self, act: Act, name: str) -> Path | None:
+        """The episode's video, or None when videos are off or rendering failed (said once, in one line)."""
+        if not self.enabled:
+            return None
+        t0 = time.perf_counter()
+        log.info(f"video: rendering {name} ...")
+        try:
+            with warnings.catch_warnings():  # a failing backend (GLFW without a display) warns before it raises
+                warnings.simplefilter("ignore")
+                frames, steps, playback = self.render_episode(act)
+            path = self.folder / f"{name}.mp4"
+            self.folder.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, lambda tmp: write_mp4(tmp, frames, playback))
+        except Exception as err:  # noqa: BLE001 - no renderer, no codec: the run goes on without videos
+            self.error = f"{type(err).__name__}: {first_line(err)[:300]}"
+            self.enabled = False
+            self.close()
+            log.warning(f"video: rendering failed with MUJOCO_GL={os.environ.get('MUJOCO_GL')} ({self.error}); "
+                        "the run continues without videos (eval.video=false turns them off)")
+            return None
+        seconds = time.perf_counter() - t0
+        log.info(f"video: {name}: {steps} steps, {len(frames)} frames in {seconds:.1f}s -> {path}")
+        return path
+
+    def render_episode(self, act: Act) -> tuple[list[np.ndarray], int, float]:
+        """Frames of one episode from the evaluation seed, the steps taken, and the real-time playback rate."""
+        if self.env is None:
+            os.environ.setdefault("MUJOCO_GL", "egl")
+            from dagger.envs import make_env
+
+            width, height = self.size
+            self.env = make_env(self.env_cfg, render_mode="rgb_array", width=width, height=height)
+            follow_the_body(self.env)
+        task_fps = float(self.env.metadata.get("render_fps") or round(1 / self.env.unwrapped.dt))
+        skip = max(1, math.ceil(task_fps / self.fps))
+        obs, _ = self.env.reset(seed=self.seed)
+        frames, steps, done = [self.env.render()], 0, False
+        while not done:
+            obs, _, terminated, truncated, _ = self.env.step(act(obs[None])[0])
+            steps += 1
+            done = terminated or truncated
+            if steps % skip == 0 or done:
+                frames.append(self.env.render())
+        return frames, steps, task_fps / skip
+
+    def close(self) -> None:
+        if self.env is not None:
+            env, self.env = self.env, None
+            try:
+                env.close()
+            except Exception:  # noqa: BLE001 - a renderer that failed may fail again on closing
+                pass
+
+
+def follow_the_body(env) -> None:
+    """Render through the model's tracking camera ("track": Walker2d, Hopper, HalfCheetah, Ant, Humanoid), so
+    the body stays in the picture as it moves; tasks without one keep gymnasium's default view."""
+    import mujoco
+
+    sim = env.unwrapped
+    track = mujoco.mj_name2id(sim.model, mujoco.mjtObj.mjOBJ_CAMERA, "track")
+    if track >= 0:
+        sim.mujoco_renderer.camera_id = track
+
+
+# What `import mujoco` accepts (it raises on anything else, before any rendering); gymnasium renders with
+# egl, osmesa or glfw.
+MUJOCO_GL_VALUES = ("egl", "osmesa", "glfw", "glx", "", "enable", "enabled", "on", "true", "1",
+                    "disable", "disabled", "off", "false", "0")
+
+
+def check_mujoco_gl() -> None:
+    """A MUJOCO_GL that MuJoCo refuses would stop every run at `import mujoco`: one line instead."""
+    value = os.environ.get("MUJOCO_GL")
+    if value is not None and value.lower().strip() not in MUJOCO_GL_VALUES:
+        raise ConfigError(f"MUJOCO_GL={value!r} (environment variable) is not a MuJoCo rendering backend; use egl "
+                          "(headless, the default when unset), osmesa or glfw")
+
+
+def write_mp4(path: Path, frames: list[np.ndarray], fps: float) -> None:
+    import imageio.v2 as imageio
+
+    imageio.mimwrite(path, frames, fps=fps, codec="libx264", quality=7)

@@ -1,0 +1,110 @@
+"""Minari: a run's D exported as a local Minari dataset, read back by Minari, and used as iteration 0."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dagger.minari_datasets import episode_indices
+from tests.conftest import QUICK, run_cli
+
+DATASET = "dagger-lab/pendulum/roundtrip-v0"
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("minari") / "run"
+    run_cli(*QUICK, "schedule.iterations=2", "logger=none", run_dir=run_dir)
+    result = run_cli(str(run_dir), "--id", DATASET, script="-m dagger.export")
+    return run_dir, result
+
+
+def test_the_export_is_a_minari_dataset_of_the_runs_episodes_with_the_expert_labels(exported):
+    import minari
+
+    run_dir, result = exported
+    assert DATASET in result.stdout
+    listed = subprocess.run([str(Path(sys.executable).with_name("minari")), "list", "local"], capture_output=True,
+                            text=True, check=True, env={**os.environ, "COLUMNS": "200"})
+    assert DATASET in listed.stdout, listed.stdout
+    dataset = minari.load_dataset(DATASET)
+    with np.load(run_dir / "dataset.npz") as d:
+        labels, visited = d["acts"], d["transition_obs"]
+    assert dataset.total_steps == len(visited) == 400  # DAgger labels every visited state
+    assert dataset.env_spec.id == "InvertedPendulum-v5"
+    meta = dataset.storage.metadata
+    assert meta["algorithm_name"] == "dagger-lab/dagger" and meta["dagger_lab"]["expert"]["algo"] == "SAC"
+    last = pd.read_csv(run_dir / "metrics.csv").iloc[-1]
+    assert meta["ref_max_score"] == pytest.approx(last.expert_return_mean)
+    where = {row.tobytes(): k for k, row in enumerate(visited)}  # D's k-th visited state is labelled labels[k]
+    seen = []
+    for episode in dataset.iterate_episodes():
+        obs, acts = episode.observations, episode.actions
+        assert len(obs) == len(acts) + 1 and (episode.terminations[-1] or episode.truncations[-1])
+        assert episode.infos["labelled"].all() and len(episode.infos["iteration"]) == len(acts)
+        index = [where[row.astype(np.float32).tobytes()] for row in obs[:-1]]
+        np.testing.assert_array_equal(acts, labels[index])  # the expert's labels as the actions
+        assert all(b > a for a, b in zip(index, index[1:]))  # in the order they were collected
+        seen += index
+    assert sorted(seen) == list(range(400))  # every visited step, once
+
+
+def test_a_run_starts_from_the_exported_dataset_as_iteration_zero(exported, tmp_path):
+    import minari
+
+    run_dir = tmp_path / "seeded"
+    run_cli(*QUICK, "schedule.iterations=1", "logger=none", f"schedule.initial_demos={DATASET}", run_dir=run_dir)
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert metrics.iteration.tolist() == [0, 1]
+    assert metrics.expert_labels.tolist() == [400, 600] and metrics.env_steps.tolist() == [0, 200]
+    assert metrics.expert_queries.tolist() == [0, 200]  # the demonstrations cost this run no queries
+    dataset = minari.load_dataset(DATASET)
+    with np.load(run_dir / "dataset.npz") as d:
+        demo_obs = np.concatenate([e.observations[:-1] for e in dataset.iterate_episodes()])
+        demo_acts = np.concatenate([e.actions for e in dataset.iterate_episodes()])
+        np.testing.assert_array_equal(d["obs"][:400], demo_obs)
+        np.testing.assert_array_equal(d["acts"][:400], demo_acts)
+        assert (d["transition_env"][:400] == -1).all() and (d["transition_iteration"][:400] == 0).all()
+
+
+def test_a_dataset_of_another_task_is_refused_in_one_line(exported, tmp_path):
+    result = run_cli("env=hopper", "logger=none", f"schedule.initial_demos={DATASET}", run_dir=tmp_path / "run",
+                     check=False)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert last.startswith(f"error: schedule.initial_demos='{DATASET}': its observation space"), last
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("args, says", [
+    (["{run}", "--id", DATASET], "already exists"),
+    (["{run}", "--id", "no spaces allowed"], "is not a Minari dataset id"),
+    (["{tmp}"], "config.yaml: not a run's config"),
+    (["{tmp}/nowhere"], "is not a directory"),
+])
+def test_export_refuses_bad_input_in_one_line_and_leaves_the_dataset_alone(exported, tmp_path, args, says):
+    import minari
+
+    run_dir, _ = exported
+    args = [a.format(run=run_dir, tmp=tmp_path) for a in args]
+    result = run_cli(*args, script="-m dagger.export", check=False)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert last.startswith("error: ") and says in last, last
+    assert minari.load_dataset(DATASET).total_steps == 400
+
+
+def step(env, obs, next_obs, ended=False):
+    return env, obs, next_obs, ended
+
+
+def test_episodes_split_at_resets_and_at_steps_taken_unrecorded():
+    # env 0: s0 -> s1 -> s2 (terminates), then s9 -> s10; env 1: s5 -> s6, then a gap (s7 was never recorded) s8 -> s9
+    rows = [step(0, 0, 1), step(1, 5, 6), step(0, 1, 2, True), step(1, 8, 9), step(0, 9, 10)]
+    env, obs, nxt, ended = (np.array(col) for col in zip(*rows))
+    t = {"env": env, "obs": obs[:, None].astype(np.float32), "next_obs": nxt[:, None].astype(np.float32),
+         "terminated": ended.astype(bool), "truncated": np.zeros(len(rows), bool)}
+    assert [ix.tolist() for ix in episode_indices(t)] == [[0, 2], [1], [3], [4]]

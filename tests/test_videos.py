@@ -1,0 +1,59 @@
+"""Rollout videos: the mp4 holds the frames it should, and a machine that cannot render still finishes the run."""
+import json
+
+import gymnasium as gym
+import imageio.v2 as imageio
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
+
+from dagger.video import VideoRecorder
+from tests.conftest import QUICK, run_cli
+
+PENDULUM = OmegaConf.create({"name": "pendulum", "id": "InvertedPendulum-v5", "num_envs": 1,
+                             "max_episode_steps": None, "kwargs": {}})
+
+
+def push(obs: np.ndarray) -> np.ndarray:
+    return np.full((len(obs), 1), 0.5, dtype=np.float32)  # a constant push: the pole falls after some steps
+
+
+def test_the_mp4_holds_every_kth_frame_of_the_episode_at_the_asked_size(tmp_path):
+    env = gym.make("InvertedPendulum-v5")
+    obs, _ = env.reset(seed=7)
+    steps, done = 0, False
+    while not done:
+        obs, _, terminated, truncated, _ = env.step(push(obs[None])[0])
+        steps, done = steps + 1, terminated or truncated
+    # the task runs at 25 fps; at video_fps=10 every 3rd step is rendered, plus the first and the last frame
+    recorder = VideoRecorder(PENDULUM, tmp_path, seed=7, every=1, fps=10, size=(160, 128))
+    path = recorder.record(push, "falls")
+    recorder.close()
+    assert 3 < steps < 200 and path == tmp_path / "videos" / "falls.mp4"
+    reader = imageio.get_reader(path)
+    frames = [frame for frame in reader]
+    assert len(frames) == 1 + steps // 3 + (steps % 3 != 0)
+    assert frames[0].shape == (128, 160, 3) and frames[0].std() > 0  # a picture, not a blank frame
+    assert abs(reader.get_meta_data()["fps"] - 25 / 3) < 0.01  # plays in real time
+    every_third = VideoRecorder(PENDULUM, tmp_path, seed=7, every=3, fps=10, size=(160, 128))
+    assert [i for i in range(11) if every_third.due(i, 10)] == [0, 3, 6, 9, 10]
+
+
+def test_a_failing_renderer_gives_one_line_and_a_finished_run(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli(*QUICK, "schedule.iterations=2", "logger=none", "eval.video=true", "eval.video_every=1",
+                     run_dir=run_dir, env={"MUJOCO_GL": "glfw", "DISPLAY": ""})  # GLFW needs a display
+    warnings = [line for line in result.stdout.splitlines() if "video: rendering failed" in line]
+    assert len(warnings) == 1 and "MUJOCO_GL=glfw" in warnings[0], result.stdout
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "finished" and "video_error" in status
+    assert pd.read_csv(run_dir / "metrics.csv").iteration.tolist() == [1, 2]
+    assert not list(run_dir.glob("videos/*.mp4"))
+
+
+def test_a_mujoco_gl_that_mujoco_refuses_is_one_line_before_any_work(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli(*QUICK, "logger=none", run_dir=run_dir, env={"MUJOCO_GL": "no-such-backend"}, check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: MUJOCO_GL='no-such-backend'"), result.stderr
+    assert not run_dir.exists()
