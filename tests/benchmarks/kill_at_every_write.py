@@ -20,7 +20,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
 ARGS = ["env=pendulum", "expert=sac", "eval.episodes=4", "policy.gradient_steps=300", "schedule.rollout_steps=200",
-        "policy.hidden=[64,64]", "schedule.iterations=3", "logger=none"]
+        "policy.hidden=[64,64]", "schedule.iterations=3", "logger=none", "eval.video=false"]
 TIMINGS = ["fit_time_s", "rollout_time_s", "eval_time_s", "wall_time_s"]
 
 
