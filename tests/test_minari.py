@@ -108,3 +108,30 @@ def test_episodes_split_at_resets_and_at_steps_taken_unrecorded():
     t = {"env": env, "obs": obs[:, None].astype(np.float32), "next_obs": nxt[:, None].astype(np.float32),
          "terminated": ended.astype(bool), "truncated": np.zeros(len(rows), bool)}
     assert [ix.tolist() for ix in episode_indices(t)] == [[0, 2], [1], [3], [4]]
+
+
+def test_a_dataset_whose_env_spec_names_code_never_runs_it(exported, tmp_path, monkeypatch):
+    """Minari keeps the env spec as JSON with an entry point; loading demonstrations never imports it."""
+    import json
+    import shutil
+
+    import gymnasium as gym
+
+    from dagger.minari_datasets import dataset_path, load_demonstrations
+
+    (tmp_path / "planted.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').write('imported')\nclass Env: ...\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    copy = tmp_path / "datasets"
+    shutil.copytree(dataset_path(DATASET), copy / DATASET)
+    meta_file = copy / DATASET / "data" / "metadata.json"
+    meta = json.loads(meta_file.read_text())
+    spec = json.loads(meta["env_spec"])
+    spec["entry_point"] = "planted:Env"
+    spec["additional_wrappers"] = [{"name": "Planted", "entry_point": "planted:Env", "kwargs": {}}]
+    meta["env_spec"], meta["requirements"] = json.dumps(spec), ["planted"]
+    meta_file.write_text(json.dumps(meta))
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(copy))
+    env = gym.make("InvertedPendulum-v5")
+    demos = load_demonstrations(DATASET, env.observation_space, env.action_space, "InvertedPendulum-v5")
+    assert len(demos.obs) == 400
+    assert not (tmp_path / "ran").exists()
