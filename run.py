@@ -56,9 +56,10 @@ def build_parts(cfg: DictConfig, folder: RunFolder):
                                           cfg.env.id) if cfg.schedule.get("initial_demos") else None)
     probe.close()
     collector = Collector(cfg.env, int(cfg.env.num_envs), seed=cfg.seed)
-    evaluator = Evaluator(cfg.env, int(cfg.eval.episodes), seed=cfg.seed + 1_000_000, every=int(cfg.eval.every))
-    video = VideoRecorder(cfg.env, folder.path, seed=evaluator.seed, every=int(cfg.eval.video_every),
+    eval_seed = cfg.seed + 1_000_000  # evaluation episodes never share seeds with the rollouts
+    video = VideoRecorder(cfg.env, folder.path, seed=eval_seed, every=int(cfg.eval.video_every),
                           fps=int(cfg.eval.video_fps), size=tuple(cfg.eval.video_size), enabled=videos_on(cfg))
+    evaluator = Evaluator(cfg.env, int(cfg.eval.episodes), seed=eval_seed, every=int(cfg.eval.every), video=video)
     # All checks passed: from here on the run folder is written.
     folder.start(cfg, expert.files, hydra_files(cfg))
     log.info("expert: %s %s (sha256 %s)%s", expert.files["algo"], expert.files["model"],
@@ -70,7 +71,7 @@ def build_parts(cfg: DictConfig, folder: RunFolder):
         folder.update_status(wandb_error=tracker.wandb_error)
     return Parts(expert=expert, learner=learner, supervisor=supervisor, demonstrator=BetaMixture(schedule, beta=1.0),
                  budget=budget, collector=collector,
-                 evaluator=evaluator, video=video, tracker=tracker, run_dir=folder.path, seed=int(cfg.seed),
+                 evaluator=evaluator, tracker=tracker, run_dir=folder.path, seed=int(cfg.seed),
                  demonstrations=demonstrations)
 
 
@@ -141,9 +142,8 @@ def main(cfg: DictConfig) -> dict:
             parts.tracker.finish({} if failed else summarize(rows), None if failed else curve, failed=failed)
             parts.collector.close()
             parts.evaluator.close()
-            parts.video.close()
         problems = {key: value for key, value in (("wandb_error", parts.tracker.wandb_error),
-                                                  ("video_error", parts.video.error)) if value}
+                                                  ("video_error", parts.evaluator.video.error)) if value}
         folder.write_status("finished", iterations=int(cfg.schedule.iterations), **problems)
     log.info("%s", final_table(rows, title))
     log.info("outputs: %s", folder.path)

@@ -11,7 +11,7 @@
 
 Row i of metrics.csv is the learner trained after i rounds of collection (row 0: BC on the
 initial demonstrations). The row is merged from the dicts the parts return. Each finished iteration is
-checkpointed, so a killed run resumes; videos of the learner are rendered after the checkpoint.
+checkpointed, so a killed run resumes; the evaluator's media (videos) come after the checkpoint.
 """
 from __future__ import annotations
 
@@ -32,7 +32,6 @@ from dagger.rollout import Collector, Evaluator, Rollout
 from dagger.runs import load_state, save_state
 from dagger.supervisors import Supervisor
 from dagger.tracking import Tracker
-from dagger.video import VideoRecorder
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,6 @@ class Parts:
     budget: Budget
     collector: Collector
     evaluator: Evaluator
-    video: VideoRecorder       # the learner's (and once the expert's) rollout videos
     tracker: Tracker
     run_dir: Path
     seed: int
@@ -93,7 +91,7 @@ def run_dagger(parts: Parts) -> list[dict]:
     progress = load_checkpoint(p, data)
     if progress is None:
         progress = Progress(measure_references(p))
-        p.tracker.log_video("video/expert", p.video.record(p.expert.act, "expert"), 0)
+        p.tracker.log_media(p.evaluator.media(p.expert.act, "expert"), 0)
         if p.demonstrations is not None:  # D <- demonstrations from a Minari dataset; BC on them is iteration 0
             progress = iterate(p, p.demonstrator, data, progress, 0, 0, given=p.demonstrations)
         elif p.budget.initial_expert_steps > 0:  # D <- expert demonstrations; BC on them is iteration 0
@@ -138,8 +136,8 @@ def iterate(p: Parts, supervisor: Supervisor, data: Dataset, progress: Progress,
              f"loss {row.get('train_loss', float('nan')):7.4f} {result} "
              f"rollout {t1 - t0:4.1f}s fit {t2 - t1:4.1f}s eval {t3 - t2:4.1f}s")
     checkpoint(p, data, progress)
-    if p.video.due(i, p.budget.iterations):  # after the checkpoint: rendering is not part of the run's state
-        p.tracker.log_video("video/learner", p.video.record(p.learner.act, f"learner-iter{i:03d}"), i)
+    # media (videos) after the checkpoint: they are outputs, not part of the run's state
+    p.tracker.log_media(p.evaluator.media(p.learner.act, "learner", i, p.budget.iterations), i)
     return progress
 
 

@@ -9,6 +9,7 @@ across iterations, so a small per-iteration budget still reaches states late in 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import mujoco
 import numpy as np
@@ -17,6 +18,7 @@ from omegaconf import DictConfig
 
 from dagger.envs import make_vec_env
 from dagger.supervisors import Act, Supervisor
+from dagger.video import VideoRecorder
 
 UNKNOWN, LEARNER, SUPERVISOR = -1, 0, 1  # who controlled each env at the previous step
 
@@ -153,11 +155,13 @@ def _time_limit(env):
 class Evaluator:
     """Runs a policy alone for `episodes` whole episodes in parallel, on the same seeds every time.
 
-    The learner is evaluated at iterations that are multiples of `every`, and at the last one."""
+    The learner is evaluated at iterations that are multiples of `every`, and at the last one. With a
+    `video` recorder, `media` renders the first of those episodes (see `dagger.video`)."""
 
-    def __init__(self, env_cfg: DictConfig, episodes: int, seed: int, every: int = 1):
+    def __init__(self, env_cfg: DictConfig, episodes: int, seed: int, every: int = 1,
+                 video: VideoRecorder | None = None):
         self.venv = make_vec_env(env_cfg, episodes)
-        self.episodes, self.seed, self.every = episodes, seed, every
+        self.episodes, self.seed, self.every, self.video = episodes, seed, every, video
 
     def due(self, iteration: int, last: int) -> bool:
         return iteration % self.every == 0 or iteration == last
@@ -172,5 +176,15 @@ class Evaluator:
             running &= ~(terminated | truncated)
         return total
 
+    def media(self, act: Act, name: str, iteration: int | None = None, last: int | None = None) -> dict[str, Path]:
+        """The video of `act` on the first evaluation episode, keyed `video/<name>`, when one is due at
+        `iteration` (every `video_every` iterations and the last; once when `iteration` is None), else {}."""
+        if self.video is None or (iteration is not None and not self.video.due(iteration, last)):
+            return {}
+        path = self.video.record(act, name if iteration is None else f"{name}-iter{iteration:03d}")
+        return {f"video/{name}": path} if path is not None else {}
+
     def close(self) -> None:
         self.venv.close()
+        if self.video is not None:
+            self.video.close()

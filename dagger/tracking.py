@@ -72,12 +72,15 @@ class Tracker:
         if self.wandb is not None:
             self._guard("log", lambda: self.wandb.log(row, step=row["iteration"]))
 
-    def log_video(self, key: str, path: Path | None, iteration: int) -> None:
-        """An mp4 of the run as `wandb.Video` at `iteration` (nothing when there is no video or no W&B)."""
-        if self.wandb is not None and path is not None:
-            import wandb
+    def log_media(self, media: dict[str, Path], iteration: int) -> None:
+        """Files of the run at `iteration`: mp4s as `wandb.Video`, others as `wandb.Image` (nothing without W&B)."""
+        if self.wandb is None or not media:
+            return
+        import wandb
 
-            self._guard("log", lambda: self.wandb.log({key: wandb.Video(str(path), format="mp4")}, step=iteration))
+        logged = {key: wandb.Video(str(path), format="mp4") if path.suffix == ".mp4" else wandb.Image(str(path))
+                  for key, path in media.items()}
+        self._guard("log", lambda: self.wandb.log(logged, step=iteration))
 
     def finish(self, summary: dict, curve: Path | None, failed: bool = False) -> None:
         """The run's summary, its per-iteration table and its curve, then close the W&B run."""
