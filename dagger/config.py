@@ -8,6 +8,7 @@ which the entry points print as `error: <line>` before building anything.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import math
@@ -29,6 +30,18 @@ def first_line(err: BaseException) -> str:
     """An exception as one line: the first line of its message, or its type when it has none."""
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with its complaints as the one `error: ...` line every entry point uses; `hint` is the
+    usage shown after the program's name."""
+
+    def __init__(self, *args, hint: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.hint = hint
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (usage: {self.prog} {self.hint})\n")
 
 
 def register_resolvers() -> None:

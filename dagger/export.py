@@ -9,7 +9,6 @@ in `dagger.minari_datasets`.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from dagger.config import ConfigError, first_line
+from dagger.config import ArgumentParser, ConfigError, first_line
 from dagger.data import Dataset
 from dagger.minari_datasets import NAMESPACE, write_minari
 from dagger.runs import read_json, read_status
@@ -82,13 +81,9 @@ def export(run_dir: Path, dataset_id: str | None = None) -> tuple[str, Path, Dat
     return dataset_id, path, data
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str):
-        self.exit(2, f"error: {message} (usage: {self.prog} <run dir> [--id <minari dataset id>])\n")
-
-
 def main(argv: list[str] | None = None) -> None:
-    parser = ArgumentParser(prog="python -m dagger.export", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m dagger.export", description=__doc__.split("\n\n")[0],
+                            hint="<run dir> [--id <minari dataset id>]")
     parser.add_argument("run_dir", type=Path, help="a run's folder (outputs/... or multirun/.../<job>)")
     parser.add_argument("--id", dest="dataset_id", default=None,
                         help="the Minari dataset id (default dagger-lab/<env>/<algo>-<expert>-s<seed>-v0)")

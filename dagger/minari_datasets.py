@@ -125,9 +125,13 @@ def load_demonstrations(dataset_id: str, observation_space: gym.spaces.Box, acti
         obs, acts = np.asarray(episode.observations), np.asarray(episode.actions)
         n = len(acts)
         infos = episode.infos or {}
-        labelled = np.asarray(infos["labelled"], bool) if len(infos.get("labelled", ())) == n else np.ones(n, bool)
-        executed = np.asarray(infos["executed_action"]) if len(infos.get("executed_action", ())) == n else acts
-        learner = np.asarray(infos["learner"], bool) if len(infos.get("learner", ())) == n else np.zeros(n, bool)
+
+        def info(name: str, default: np.ndarray) -> np.ndarray:
+            """Our own per-step info where the dataset has it (an export of this project), else `default`."""
+            return np.asarray(infos[name], default.dtype) if len(infos.get(name, ())) == n else default
+
+        labelled, learner = info("labelled", np.ones(n, bool)), info("learner", np.zeros(n, bool))
+        executed = info("executed_action", acts)
         for name, value in (("obs", obs[:-1]), ("acts", executed), ("reward", episode.rewards),
                             ("next_obs", obs[1:]), ("terminated", episode.terminations),
                             ("truncated", episode.truncations), ("learner", learner),

@@ -1,7 +1,6 @@
 """Plots and tables of DAgger runs."""
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import warnings
@@ -16,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from dagger.config import first_line  # noqa: E402
+from dagger.config import ArgumentParser, first_line  # noqa: E402
 from dagger.files import atomic_write, atomic_write_text  # noqa: E402
 from dagger.tracking import LOGGER_MODES, init_wandb  # noqa: E402
 
@@ -495,16 +494,9 @@ def log_to_wandb(root: Path, runs: pd.DataFrame, summary: pd.DataFrame, aggregat
     return run
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse, with its complaints as the one `error: ...` line every entry point uses."""
-
-    def error(self, message: str):
-        self.exit(2, f"error: {message} (usage: {self.prog} <multirun dir> [--wandb] "
-                     f"[--wandb-mode {'|'.join(LOGGER_MODES)}])\n")
-
-
 def main(argv: list[str] | None = None) -> None:
-    parser = ArgumentParser(prog="python -m dagger.report", description=report.__doc__)
+    parser = ArgumentParser(prog="python -m dagger.report", description=report.__doc__,
+                            hint=f"<multirun dir> [--wandb] [--wandb-mode {'|'.join(LOGGER_MODES)}]")
     parser.add_argument("multirun_dir", type=Path, help="a sweep's folder, e.g. multirun/budget_grid/walker-sac")
     parser.add_argument("--wandb", action="store_true",
                         help="also log the report into one W&B run in the sweep's group, under <multirun dir>/wandb")
