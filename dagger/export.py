@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
@@ -46,6 +47,9 @@ def read_run(run_dir: Path):
     if data.transitions is None or len(data.transitions) == 0:
         raise ConfigError(f"{run_dir / 'dataset.npz'}: holds no recorded episodes (written by an older version); "
                           "rerun the experiment to export it")
+    if env_id not in gym.registry:  # gym.make("module:Env") would import the module the file names
+        raise ConfigError(f"{run_dir / 'config.yaml'}: env.id={env_id[:100]!r} is not a registered gymnasium task; "
+                          "the export makes only registered tasks and never imports a module a file names")
     expert = read_json(run_dir / "provenance.json").get("expert", {})
     return cfg, env_id, algo, refs, expert, data
 

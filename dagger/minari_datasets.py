@@ -13,11 +13,14 @@ Export (`python -m dagger.export <run dir>`) writes every visited step, episode 
                  (the run's random and expert returns), and the run's algorithm and expert (file, sha256)
 
 Import (`schedule.initial_demos=<dataset id>`): the dataset's labelled steps are D_0, and BC on them is
-iteration 0. Only local datasets are read (never downloaded), through h5py and JSON: nothing in the files is
-executed, and the dataset's env spec is never instantiated.
+iteration 0. Only local hdf5 datasets are read (never downloaded), by this module itself through h5py and JSON
+(not Minari's reader, which builds the env spec when the spaces are missing): nothing in the files is executed,
+the dataset's env spec is never instantiated, and every array's shape, every value's finiteness and every
+label's place within the action bounds is checked before any work.
 """
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -95,46 +98,102 @@ def write_minari(dataset_id: str, data: Dataset, env: gym.Env, algorithm: str, d
     return path
 
 
+def read_space(metadata: dict, kind: str, key: str) -> gym.spaces.Box:
+    """The dataset's declared `kind` space, read from its JSON; a dataset that declares none is refused (Minari
+    would build its env spec, which can import code)."""
+    from minari.serialization import deserialize_space
+
+    text = metadata.get(f"{kind}_space")
+    if not isinstance(text, str):
+        raise ConfigError(f"{key}: its metadata.json declares no {kind}_space; this project never builds a "
+                          "dataset's env spec (it can name code), so the spaces must be stored")
+    try:
+        space = deserialize_space(text)
+    except Exception as err:  # noqa: BLE001 - malformed JSON or an unknown space: one line
+        raise ConfigError(f"{key}: its {kind}_space cannot be read ({first_line(err)[:120]})") from None
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+        raise ConfigError(f"{key}: its {kind} space {space} is not a flat Box")
+    return space
+
+
+def read_episodes(folder: Path, key: str, obs_dim: int, act_dim: int):
+    """The episodes of a Minari hdf5 dataset, read with h5py alone: dicts of numpy arrays, each checked for
+    its shape (observations T + 1, the rest T), or one ConfigError naming the episode."""
+    import h5py
+
+    try:
+        file = h5py.File(folder / "main_data.hdf5", "r")
+    except Exception as err:  # noqa: BLE001 - missing, truncated or not HDF5
+        raise ConfigError(f"{key}: {folder / 'main_data.hdf5'} is not a readable HDF5 file "
+                          f"({first_line(err)[:120]})") from None
+    with file:
+        names = sorted((n for n in file if n.startswith("episode_")), key=lambda n: (len(n), n))
+        for name in names:
+            where = f"{key}: {name}"
+            try:
+                group = file[name]
+                episode = {field: np.asarray(group[field][()]) for field in
+                           ("observations", "actions", "rewards", "terminations", "truncations")}
+                infos = group.get("infos")
+                episode["infos"] = ({k: np.asarray(v[()]) for k, v in infos.items() if isinstance(v, h5py.Dataset)}
+                                    if isinstance(infos, h5py.Group) else {})
+            except Exception as err:  # noqa: BLE001 - a missing field, a group where an array belongs, bad data
+                raise ConfigError(f"{where} cannot be read ({first_line(err)[:120]})") from None
+            n = len(episode["actions"]) if episode["actions"].ndim else -1
+            shapes = {"observations": (n + 1, obs_dim), "actions": (n, act_dim), "rewards": (n,),
+                      "terminations": (n,), "truncations": (n,)}
+            for field, shape in shapes.items():
+                if episode[field].shape != shape or not np.issubdtype(episode[field].dtype, np.number) and \
+                        episode[field].dtype != bool:
+                    raise ConfigError(f"{where}: {field} has shape {episode[field].shape} and dtype "
+                                      f"{episode[field].dtype}, expected {shape} numbers")
+            yield episode
+
+
 def load_demonstrations(dataset_id: str, observation_space: gym.spaces.Box, action_space: gym.spaces.Box,
                         env_id: str):
     """The local Minari dataset `dataset_id` as the rollout of iteration 0 (a `dagger.rollout.Rollout`).
 
     Every problem (no such local dataset, spaces that do not match the env, non-finite values) is one
     ConfigError naming `schedule.initial_demos`."""
-    import minari
-
     from dagger.rollout import Rollout, control_counts
 
     key = f"schedule.initial_demos={dataset_id!r}"
     if not dataset_path(dataset_id).is_dir():
         raise ConfigError(f"{key}: no local Minari dataset of that id in {dataset_path('')} (MINARI_DATASETS_PATH); "
                           "`minari list local` shows the local ones")
+    folder = dataset_path(dataset_id) / "data"
     try:
-        dataset = minari.load_dataset(dataset_id)  # local only: download=False
-    except Exception as err:  # noqa: BLE001 - missing, corrupt or foreign: one line
-        raise ConfigError(f"{key}: not a readable local Minari dataset ({first_line(err)[:200]}); "
-                          "`minari list local` shows the local ones") from None
-    for kind, theirs, ours in (("observation", dataset.observation_space, observation_space),
-                               ("action", dataset.action_space, action_space)):
-        same = isinstance(theirs, gym.spaces.Box) and theirs.shape == ours.shape and (
+        metadata = json.loads((folder / "metadata.json").read_text())
+    except Exception as err:  # noqa: BLE001 - missing, not JSON, too deep: one line
+        raise ConfigError(f"{key}: {folder / 'metadata.json'} is not readable JSON ({first_line(err)[:120]})") from None
+    if not isinstance(metadata, dict) or metadata.get("data_format", "hdf5") != "hdf5":
+        raise ConfigError(f"{key}: only Minari datasets in the hdf5 format are read "
+                          f"(data_format {metadata.get('data_format') if isinstance(metadata, dict) else '?'!r})")
+    for kind, ours in (("observation", observation_space), ("action", action_space)):
+        theirs = read_space(metadata, kind, key)
+        same = theirs.shape == ours.shape and (
             kind == "observation" or (np.allclose(theirs.low, ours.low) and np.allclose(theirs.high, ours.high)))
         if not same:
             raise ConfigError(f"{key}: its {kind} space {theirs} does not match {env_id}'s {ours}")
     steps: dict[str, list] = {name: [] for name in Transitions.FIELDS}
-    for episode in dataset.iterate_episodes():
-        obs, acts = np.asarray(episode.observations), np.asarray(episode.actions)
+    for episode in read_episodes(folder, key, observation_space.shape[0], action_space.shape[0]):
+        obs, acts = episode["observations"], episode["actions"]
         n = len(acts)
-        infos = episode.infos or {}
+        infos = episode["infos"]
 
         def info(name: str, default: np.ndarray) -> np.ndarray:
             """Our own per-step info where the dataset has it (an export of this project), else `default`."""
-            return np.asarray(infos[name], default.dtype) if len(infos.get(name, ())) == n else default
+            value = np.asarray(infos.get(name, ()))
+            if value.shape != default.shape or not (np.issubdtype(value.dtype, np.number) or value.dtype == bool):
+                return default
+            return value.astype(default.dtype)
 
         labelled, learner = info("labelled", np.ones(n, bool)), info("learner", np.zeros(n, bool))
         executed = info("executed_action", acts)
-        for name, value in (("obs", obs[:-1]), ("acts", executed), ("reward", episode.rewards),
-                            ("next_obs", obs[1:]), ("terminated", episode.terminations),
-                            ("truncated", episode.truncations), ("learner", learner),
+        for name, value in (("obs", obs[:-1]), ("acts", executed), ("reward", episode["rewards"]),
+                            ("next_obs", obs[1:]), ("terminated", episode["terminations"]),
+                            ("truncated", episode["truncations"]), ("learner", learner),
                             ("label", np.where(labelled[:, None], acts, np.nan)), ("labelled", labelled),
                             ("env", np.full(n, -1)), ("iteration", np.zeros(n))):
             steps[name].append(np.asarray(value))
@@ -146,8 +205,15 @@ def load_demonstrations(dataset_id: str, observation_space: gym.spaces.Box, acti
     labelled = t["labelled"]
     if not labelled.any():
         raise ConfigError(f"{key}: the dataset holds no labelled steps")
-    if not (np.isfinite(t["obs"]).all() and np.isfinite(t["next_obs"]).all() and np.isfinite(t["label"][labelled]).all()):
-        raise ConfigError(f"{key}: the dataset holds non-finite observations or actions")
+    if not (np.isfinite(t["obs"]).all() and np.isfinite(t["next_obs"]).all() and np.isfinite(t["label"][labelled]).all()
+            and np.isfinite(t["reward"]).all()):
+        raise ConfigError(f"{key}: the dataset holds non-finite observations, actions or rewards")
+    low, high = action_space.low, action_space.high
+    slack = 1e-3 * (high - low)  # float32 round-off of a clipped action
+    outside = labelled & np.any((t["label"] < low - slack) | (t["label"] > high + slack), axis=1)
+    if outside.any():
+        raise ConfigError(f"{key}: {int(outside.sum())} labelled actions lie outside {env_id}'s action bounds "
+                          f"[{low.min():g}, {high.max():g}] (first at step {int(np.flatnonzero(outside)[0])})")
     ends = np.flatnonzero(t["terminated"] | t["truncated"])
     returns = [float(r.sum()) for r in np.split(t["reward"], ends + 1)[:len(ends)]]
     return Rollout(t["obs"][labelled], t["label"][labelled], env_steps=0, queries=0, episode_returns=returns,

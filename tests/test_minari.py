@@ -135,3 +135,119 @@ def test_a_dataset_whose_env_spec_names_code_never_runs_it(exported, tmp_path, m
     demos = load_demonstrations(DATASET, env.observation_space, env.action_space, "InvertedPendulum-v5")
     assert len(demos.obs) == 400
     assert not (tmp_path / "ran").exists()
+
+
+def copy_dataset(tmp_path, monkeypatch) -> Path:
+    """A private copy of the exported dataset (MINARI_DATASETS_PATH points at it); returns its data folder."""
+    import shutil
+
+    from dagger.minari_datasets import dataset_path
+
+    copy = tmp_path / "datasets"
+    shutil.copytree(dataset_path(DATASET), copy / DATASET)
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(copy))
+    return copy / DATASET / "data"
+
+
+def plant(tmp_path, monkeypatch) -> tuple[str, Path]:
+    """A module `planted` on sys.path whose import leaves a marker file; returns its entry point and the marker."""
+    (tmp_path / "planted.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').write('imported')\nclass Env: ...\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "planted:Env", tmp_path / "ran"
+
+
+def load():
+    import gymnasium as gym
+
+    from dagger.minari_datasets import load_demonstrations
+
+    env = gym.make("InvertedPendulum-v5")
+    return load_demonstrations(DATASET, env.observation_space, env.action_space, "InvertedPendulum-v5")
+
+
+@pytest.mark.parametrize("space", ["observation_space", "action_space"])
+def test_a_dataset_without_its_spaces_is_refused_without_building_its_env_spec(exported, tmp_path, monkeypatch,
+                                                                               space):
+    """Minari's reader builds the env spec when a space is missing from the metadata, which imports its entry point."""
+    import json
+
+    from dagger.config import ConfigError
+
+    data = copy_dataset(tmp_path, monkeypatch)
+    entry_point, marker = plant(tmp_path, monkeypatch)
+    meta = json.loads((data / "metadata.json").read_text())
+    spec = json.loads(meta["env_spec"])
+    spec["entry_point"] = entry_point
+    meta["env_spec"] = json.dumps(spec)
+    del meta[space]
+    (data / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match=f"declares no {space}"):
+        load()
+    assert not marker.exists()
+
+
+def rewrite_episode(data: Path, field: str, change) -> None:
+    import h5py
+
+    with h5py.File(data / "main_data.hdf5", "a") as f:
+        value = f["episode_0"][field][()]
+        del f["episode_0"][field]
+        f["episode_0"][field] = change(value)
+
+
+HOSTILE_DATASETS = {
+    "wider observations": (lambda d: rewrite_episode(d, "observations", lambda v: np.concatenate([v, v], 1)),
+                           "episode_0: observations has shape"),
+    "a short action array": (lambda d: rewrite_episode(d, "actions", lambda v: v[:-3]), "episode_0: observations"),
+    "actions far outside the bounds": (lambda d: rewrite_episode(d, "actions", lambda v: v * 100 + 50),
+                                       "labelled actions lie outside"),
+    "nan rewards": (lambda d: rewrite_episode(d, "rewards", lambda v: v * np.nan), "non-finite"),
+    "inf observations": (lambda d: rewrite_episode(d, "observations", lambda v: np.full_like(v, np.inf)), "non-finite"),
+    "strings for rewards": (lambda d: rewrite_episode(d, "rewards", lambda v: np.array([b"x"] * len(v))),
+                            "rewards has shape"),
+    "no rewards": (lambda d: rewrite_episode(d, "rewards", lambda v: np.zeros(0)), "rewards has shape"),
+    "garbage hdf5": (lambda d: (d / "main_data.hdf5").write_bytes(b"\x89HDF\r\n" + b"\0" * 100),
+                     "is not a readable HDF5 file"),
+    "a half-written export": (lambda d: (d / "main_data.hdf5").write_bytes((d / "main_data.hdf5").read_bytes()[:2000]),
+                              "is not a readable HDF5 file"),
+    "no data file": (lambda d: (d / "main_data.hdf5").unlink(), "is not a readable HDF5 file"),
+    "metadata not json": (lambda d: (d / "metadata.json").write_text("{"), "metadata.json is not readable JSON"),
+    "deeply nested metadata": (lambda d: (d / "metadata.json").write_text("[" * 100_000 + "]" * 100_000),
+                               "metadata.json is not readable JSON"),
+    "arrow format": (lambda d: (d / "metadata.json").write_text('{"data_format": "arrow"}'), "only Minari datasets"),
+    "a space that is not JSON": (lambda d: (d / "metadata.json").write_text(
+        (d / "metadata.json").read_text().replace('"action_space": "{', '"action_space": "[{')),
+        "its action_space cannot be read"),
+    "a discrete action space": (lambda d: (d / "metadata.json").write_text(__import__("json").dumps(
+        {**__import__("json").loads((d / "metadata.json").read_text()),
+         "action_space": '{"type": "Discrete", "dtype": "int64", "start": 0, "n": 3}'})), "is not a flat Box"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_DATASETS))
+def test_a_malformed_dataset_is_one_line_naming_it(exported, tmp_path, monkeypatch, case):
+    from dagger.config import ConfigError
+
+    spoil, says = HOSTILE_DATASETS[case]
+    spoil(copy_dataset(tmp_path, monkeypatch))
+    with pytest.raises(ConfigError) as refused:
+        load()
+    message = str(refused.value)
+    assert message.startswith(f"schedule.initial_demos='{DATASET}'") and says in message and "\n" not in message
+
+
+def test_the_export_never_imports_a_module_its_config_names(exported, tmp_path, monkeypatch):
+    import shutil
+
+    from dagger.config import ConfigError
+    from dagger.export import export
+
+    run_dir, _ = exported
+    entry_point, marker = plant(tmp_path, monkeypatch)
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    (copy / "config.yaml").write_text((copy / "config.yaml").read_text().replace("id: InvertedPendulum-v5",
+                                                                                  f"id: {entry_point}"))
+    with pytest.raises(ConfigError, match="is not a registered gymnasium task"):
+        export(copy, "dagger-lab/pendulum/planted-v0")
+    assert not marker.exists()
