@@ -158,6 +158,7 @@ def train(cfg: DictConfig) -> None:
     torch.set_num_threads(cfg.torch_threads)
     work = Path(cfg.work_dir)
     check_ship_dir(Path(cfg.ship_dir))
+    check_work_dir_trusted(cfg, work)
     venv = make_train_env(cfg, stats=work / "vecnormalize.pkl")
     checkpoint = work / "checkpoint.zip"
     if checkpoint.is_file():
@@ -180,6 +181,18 @@ def train(cfg: DictConfig) -> None:
         model.learn(total_timesteps=remaining, callback=callback, reset_num_timesteps=False)
         callback.checkpoint()
     publish(cfg)
+
+
+RESUME_FILES = ("checkpoint.zip", "replay_buffer.pkl", "vecnormalize.pkl")  # SB3's pickles: loading runs code
+
+
+def check_work_dir_trusted(cfg: DictConfig, work: Path) -> None:
+    """Resuming training unpickles the work folder's SB3 files, which can run code: only with expert.trust=true."""
+    found = [name for name in RESUME_FILES if (work / name).exists()]
+    if found and cfg.expert.get("trust") is not True:
+        raise ConfigError(f"work_dir={work} holds {', '.join(found)} from an earlier sitting; resuming unpickles "
+                          "them (SB3's format can run code), so it needs expert.trust=true: set it only if this "
+                          "machine wrote them, or choose a new work_dir")
 
 
 def hyperparams_error(algo: str, err: Exception) -> str:
@@ -314,7 +327,7 @@ def training_record(cfg: DictConfig) -> dict:
 
     overrides = []
     if HydraConfig.initialized():
-        skip = ("env=", "expert=", "publish_only=", "publish_episodes=", "work_dir=", "ship_dir=",
+        skip = ("env=", "expert=", "expert.trust=", "publish_only=", "publish_episodes=", "work_dir=", "ship_dir=",
                 "expert.train.timesteps=")
         overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(skip)]
     return {"seed": int(cfg.seed), "normalize": bool(cfg.expert.train.normalize), "overrides": overrides,

@@ -1,8 +1,11 @@
 """experts/train.py: trains, checkpoints, resumes and ships, for off-policy and normalised on-policy experts."""
+import pickle
+
+import pytest
 import yaml
 
 from dagger.files import sha256
-from tests.conftest import run_cli
+from tests.conftest import Payload, run_cli
 
 
 def train(tmp_path, *overrides, check: bool = True):
@@ -25,7 +28,7 @@ def test_ppo_with_normalisation_ships_zoo_layout_and_manifest(tmp_path):
     assert "expert.train.timesteps=128" in entry["command"] and "ship_dir" not in entry["command"]
     assert "ppo/InvertedPendulum-v5" in (ship / "README.md").read_text()
 
-    result = train(tmp_path, *args, "expert.train.timesteps=192")
+    result = train(tmp_path, *args, "expert.train.timesteps=192", "expert.trust=true")
     assert "resuming" in result.stdout and "at 128 steps" in result.stdout
     entry = yaml.safe_load((ship / "manifest.yaml").read_text())["ppo/InvertedPendulum-v5"]
     assert entry["trained_timesteps"] == 192
@@ -39,7 +42,7 @@ def test_sac_resumes_with_its_replay_buffer(tmp_path):
     args = ["expert=sac", "expert.train.hyperparams.learning_starts=50", "eval_every=100", "checkpoint_every=100"]
     train(tmp_path, *args, "expert.train.timesteps=100")
     assert (tmp_path / "work" / "replay_buffer.pkl").is_file()
-    result = train(tmp_path, *args, "expert.train.timesteps=200")
+    result = train(tmp_path, *args, "expert.train.timesteps=200", "expert.trust=true")  # this test wrote them
     assert "at 100 steps" in result.stdout
 
     from stable_baselines3 import SAC
@@ -77,3 +80,16 @@ def test_keeping_no_candidates_is_refused_before_training(tmp_path):
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == "error: keep_candidates=0 must be an integer >= 1"
     assert not (tmp_path / "work" / "checkpoint.zip").exists()
+
+
+@pytest.mark.parametrize("name", ["checkpoint.zip", "replay_buffer.pkl", "vecnormalize.pkl"])
+def test_a_work_folder_file_is_never_unpickled_without_trust(tmp_path, name):
+    marker = tmp_path / "ran"
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / name).write_bytes(pickle.dumps(Payload(marker)))
+    result = train(tmp_path, "expert.train.timesteps=100", check=False)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert last.startswith(f"error: work_dir={tmp_path / 'work'} holds {name}") and "expert.trust=true" in last
+    assert not marker.exists()
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == [name]  # nothing else was written
