@@ -1,6 +1,7 @@
 """Shared helpers: running the entry points as a user would, and tiny experts trained on the spot."""
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -31,6 +32,41 @@ def run_cli(*args: str, run_dir: Path | None = None, script: str = "run.py", tim
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def compose(*overrides: str, name: str = "config"):
+    """The config `python run.py overrides...` would run with (composed in-process, as Hydra does)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from dagger.config import ROOT_CONF, register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(ROOT_CONF), version_base="1.3"):
+        return hydra_compose(name, overrides=list(overrides))
+
+
+def run_in_process(run_dir: Path, *overrides: str) -> dict:
+    """`python run.py overrides... hydra.run.dir=run_dir`, as one library call (dagger.app.run)."""
+    from dagger.app import run
+
+    return run(compose(*overrides), run_dir, videos=False)
+
+
+class Payload:
+    """Unpickling this runs `touch <marker>`: what a crafted file would do."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under `folder` (hidden ones and .hydra/ included) -> its sha256."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 TIMINGS = ["fit_time_s", "rollout_time_s", "eval_time_s", "wall_time_s"]

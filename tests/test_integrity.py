@@ -1,6 +1,5 @@
 """A run folder is never silently mixed or lost: one writer, refused resumes change nothing, the run's own
 checkpoint runs no code, a kill at any write still resumes, and a W&B failure costs nothing local."""
-import hashlib
 import json
 import os
 import shutil
@@ -14,15 +13,9 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.conftest import PENDULUM_EXPERT, QUICK, ROOT, TIMINGS, run_cli
+from tests.conftest import PENDULUM_EXPERT, QUICK, ROOT, TIMINGS, Payload, run_cli, snapshot
 
 ARGS = [*QUICK, "schedule.iterations=3", "logger=none"]
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    """Every file under `folder` (hidden ones and .hydra/ included) -> its sha256."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def metrics(run_dir: Path) -> pd.DataFrame:
@@ -42,16 +35,6 @@ def assert_refused(result: subprocess.CompletedProcess, *fragments: str) -> None
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and all(f in last for f in fragments), result.stderr
     assert "Traceback" not in result.stderr
-
-
-class Payload:
-    """Unpickling this runs `touch <marker>`: what a crafted file would do."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
 
 
 def test_crafted_run_checkpoint_never_executes(tmp_path, straight):

@@ -25,21 +25,12 @@ import dagger.experts
 from dagger.config import PROJECT_ROOT, ConfigError
 from dagger.experts import algorithm_class, load_expert
 from dagger.files import sha256
+from tests.conftest import Payload
 
 ENV_ID = "InvertedPendulum-v5"
 EXPERTS = PROJECT_ROOT / "experts"
 MANIFEST = yaml.safe_load((EXPERTS / "manifest.yaml").read_text())
 SYSTEM = f"{os.system.__module__}.system"  # how a pickle names os.system ("posix.system" here)
-
-
-class Payload:
-    """Unpickling this runs `touch marker`."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
 
 
 def cfg(algo: str, path: Path, trust: bool | None = None) -> OmegaConf:
