@@ -1,4 +1,4 @@
-"""Building gymnasium MuJoCo environments from the `env` config group."""
+"""Building gymnasium MuJoCo environments from the `env` config group, and the checks that they can run here."""
 from __future__ import annotations
 
 import re
@@ -31,10 +31,34 @@ def make_env(env_cfg: DictConfig, **overrides) -> gym.Env:
         raise ConfigError(kwargs_error(env_id, err)) from None
     try:
         check_spaces(env)
+        check_task(env)
     except ConfigError:
         env.close()
         raise
     return env
+
+
+MAX_EPISODE_STEPS = 100_000  # evaluation runs whole episodes: without a time limit it could run forever
+
+
+def check_task(env: gym.Env) -> None:
+    """A MuJoCo task (a resumed run continues its episodes from MuJoCo's state snapshot) with a time limit of at
+    most MAX_EPISODE_STEPS steps (evaluation runs whole episodes)."""
+    from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
+
+    env_id = env.spec.id if env.spec is not None else "?"
+    if not isinstance(env.unwrapped, MujocoEnv):
+        raise ConfigError(f"env.id={env_id!r} is not a MuJoCo task; a run checkpoints its episodes with MuJoCo's "
+                          "state snapshot, so only MuJoCo tasks (Walker2d, Hopper, HalfCheetah, Ant, Humanoid, "
+                          "InvertedPendulum, ...) can run here")
+    frame_skip = getattr(env.unwrapped, "frame_skip", 1)
+    if not isinstance(frame_skip, int) or frame_skip < 1:
+        raise ConfigError(f"env.kwargs.frame_skip={frame_skip!r} must be an integer >= 1 (simulator steps per action)")
+    limit = env.spec.max_episode_steps if env.spec is not None else None
+    if limit is None or not 0 < limit <= MAX_EPISODE_STEPS:
+        has = "no time limit" if limit is None else f"a time limit of {limit} steps"
+        raise ConfigError(f"env.max_episode_steps: {env_id} has {has}; evaluation runs whole episodes, so set "
+                          f"env.max_episode_steps between 1 and {MAX_EPISODE_STEPS}")
 
 
 def kwargs_error(env_id: str, err: Exception) -> str:
