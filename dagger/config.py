@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import io
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -444,6 +445,23 @@ def check_overrides(argv: list[str]) -> None:
             reason = first_line(err)
             raise ConfigError(f"{key}: cannot parse the override {override!r}: {reason} "
                               f"(quote values with special characters: {key}='...')") from None
+
+
+def check_output_dir(argv: list[str]) -> None:
+    """`hydra.run.dir` / `hydra.sweep.dir` given on the command line must be able to become a folder: Hydra
+    creates it before any check of ours runs, and fails with a traceback where a file stands in the way."""
+    for arg in argv:
+        key, _, value = arg.lstrip("+").partition("=")
+        if key not in ("hydra.run.dir", "hydra.sweep.dir") or not value or "${" in value:
+            continue
+        path = Path(value).expanduser()
+        for folder in (path, *path.parents):
+            if folder.exists():
+                if not folder.is_dir():
+                    raise ConfigError(f"{key}={value}: {folder} is a file, not a folder; choose another {key}")
+                if not os.access(folder, os.W_OK | os.X_OK) and folder != path:
+                    raise ConfigError(f"{key}={value}: {folder} is not writable; choose another {key}")
+                break
 
 
 def pick_device(device: str) -> str:

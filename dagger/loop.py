@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dagger.config import ConfigError
+from dagger.config import ConfigError, first_line
 from dagger.data import Dataset
 from dagger.experts import Expert
 from dagger.files import atomic_write
 from dagger.policy import Learner
 from dagger.rollout import Collector, Evaluator, Rollout
-from dagger.runs import load_state, save_state
+from dagger.runs import save_state
 from dagger.supervisors import Supervisor
 from dagger.tracking import Tracker
 
@@ -58,6 +58,7 @@ class Parts:
     run_dir: Path
     seed: int
     demonstrations: Rollout | None = None  # D_0 loaded from a Minari dataset (schedule.initial_demos)
+    resumed: Resumed | None = None         # the state of a run being resumed, restored before the folder is touched
 
 
 @dataclass
@@ -84,11 +85,24 @@ class Progress:
     wall_time_s: float = 0.0
 
 
+@dataclass
+class Resumed:
+    """What a resumed run continues from: D, its progress and its rows (the learner, supervisor and collector
+    already hold their saved state)."""
+
+    data: Dataset
+    progress: Progress
+    rows: list[dict]
+
+
 def run_dagger(parts: Parts) -> list[dict]:
     """Run (or resume) the loop; returns the metrics rows."""
     p = parts
-    data = Dataset(p.collector.venv.single_observation_space.shape[0], p.collector.venv.single_action_space.shape[0])
-    progress = load_checkpoint(p, data)
+    if p.resumed is None:
+        data, progress = Dataset(*dims(p.collector)), None
+    else:
+        data, progress = p.resumed.data, p.resumed.progress
+        p.tracker.restore(p.resumed.rows)
     if progress is None:
         progress = Progress(measure_references(p))
         p.tracker.log_media(p.evaluator.media(p.expert.act, "expert"), 0)
@@ -182,29 +196,55 @@ def checkpoint(p: Parts, data: Dataset, progress: Progress) -> None:
     state = {"progress": asdict(progress), "dataset_size": len(data),
              "transitions_size": len(data.transitions) if data.transitions is not None else 0,
              "learner": p.learner.state_dict(),
-             "supervisor": p.supervisor.state_dict(), "collector": p.collector.state_dict(), "rows": p.tracker.rows}
+             "supervisor": p.supervisor.state_dict(), "collector": p.collector.state_dict(), "rows": p.tracker.rows,
+             "expert": p.expert.files}  # the expert's files and sha256, also when provenance.json is lost
     save_state(p.run_dir / "checkpoint.pt", state)
     atomic_write(p.run_dir / "learner.pt", lambda tmp: torch.save(p.learner.policy_state_dict(), tmp))
 
 
-def load_checkpoint(p: Parts, data: Dataset) -> Progress | None:
-    path = p.run_dir / "checkpoint.pt"
-    if not path.is_file():
-        return None
-    state = load_state(path)  # weights-only: a crafted file cannot run code
-    saved = Dataset.load(p.run_dir / "dataset.npz")  # may be one iteration ahead if killed in between
+def dims(collector: Collector) -> tuple[int, int]:
+    venv = collector.venv
+    return venv.single_observation_space.shape[0], venv.single_action_space.shape[0]
+
+
+def restore(run_dir: Path, state: dict, learner: Learner, supervisor: Supervisor, collector: Collector) -> Resumed:
+    """Put the saved state of the run in `run_dir` (its checkpoint `state`, its dataset.npz) back into the parts.
+
+    Called before the folder is touched: a missing, short, inconsistent or non-finite file is one ConfigError and
+    the folder stays as it was."""
+    where = run_dir / "dataset.npz"
+    try:
+        saved = Dataset.load(where)  # may be one iteration ahead if killed in between
+    except Exception as err:  # noqa: BLE001 - missing, truncated, foreign or pickled: one line
+        raise ConfigError(f"{where}: cannot be read ({type(err).__name__}: {first_line(err)[:160]}); this run "
+                          "cannot be resumed, choose a new hydra.run.dir") from None
     n, m = state["dataset_size"], state.get("transitions_size", 0)
     saved_m = len(saved.transitions) if saved.transitions is not None else 0
     if saved.transitions is None:
-        raise ConfigError(f"{p.run_dir / 'dataset.npz'} was written by an older version that did not record the "
+        raise ConfigError(f"{where} was written by an older version that did not record the "
                           "visited transitions; this run cannot be resumed, choose a new hydra.run.dir")
-    if len(saved) < n or saved_m < m:
-        raise ConfigError(f"{p.run_dir / 'dataset.npz'} holds {len(saved)} labels and {saved_m} transitions but "
+    if saved.obs.shape[1:] != (dims(collector)[0],) or saved.acts.shape[1:] != (dims(collector)[1],):
+        raise ConfigError(f"{where} holds observations of width {saved.obs.shape[1:]} and actions of width "
+                          f"{saved.acts.shape[1:]}, not this task's {dims(collector)}; choose a new hydra.run.dir")
+    if not isinstance(n, int) or not isinstance(m, int) or len(saved) < n or saved_m < m:
+        raise ConfigError(f"{where} holds {len(saved)} labels and {saved_m} transitions but "
                           f"the checkpoint needs {n} and {m}; this run cannot be resumed, choose a new hydra.run.dir")
+    data = Dataset(*dims(collector), capacity=max(1, n))
     data.add(saved.obs[:n], saved.acts[:n], saved.transitions.truncated(m))
-    p.learner.load_state_dict(state["learner"])
-    p.supervisor.load_state_dict(state["supervisor"])
-    p.collector.load_state_dict(state["collector"])
-    p.tracker.restore(state["rows"])
-    progress = state["progress"]
-    return Progress(References(**progress.pop("refs")), **progress)
+    if not (np.isfinite(data.obs).all() and np.isfinite(data.acts).all()):
+        raise ConfigError(f"{where} holds non-finite states or labels; choose a new hydra.run.dir")
+    ckpt = run_dir / "checkpoint.pt"
+    try:
+        learner.load_state_dict(state["learner"])
+        supervisor.load_state_dict(state["supervisor"])
+        collector.load_state_dict(state["collector"])
+        progress = dict(state["progress"])
+        progress = Progress(References(**progress.pop("refs")), **progress)
+        rows = [dict(row) for row in state["rows"]]
+    except Exception as err:  # noqa: BLE001 - a tampered or foreign checkpoint: one line
+        raise ConfigError(f"{ckpt}: its saved state does not fit this run ({type(err).__name__}: "
+                          f"{first_line(err)[:160]}); choose a new hydra.run.dir") from None
+    bad = [name for name, t in learner.policy_state_dict().items() if not torch.isfinite(t).all()]
+    if bad:
+        raise ConfigError(f"{ckpt}: the learner's weights hold nan or inf ({bad[0]}); choose a new hydra.run.dir")
+    return Resumed(data, progress, rows)

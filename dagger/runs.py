@@ -59,12 +59,19 @@ class RunFolder:
                 pass
         self.release()
 
+    def record_refusal(self, hydra_files: dict[str, str], message: str) -> None:
+        """A refused job of a sweep, in its (new, empty) folder: what it was and why it did not run."""
+        (self.path / ".hydra").mkdir(parents=True, exist_ok=True)
+        for name, text in hydra_files.items():
+            atomic_write_text(self.path / ".hydra" / name, text)
+        self.write_status("refused", error=message)
+
     # ---- status and provenance ----------------------------------------------------------------
     def read_status(self) -> dict:
         return read_status(self.path)
 
     def write_status(self, status: str, **extra) -> None:
-        """running, finished or failed: what resuming and the sweep report read."""
+        """running, finished, failed, interrupted or refused (a sweep's job): what resuming and the report read."""
         write_json(self.path / "status.json", {"status": status, "pid": os.getpid(),
                                                "host": socket.gethostname(), **extra})
 
@@ -96,12 +103,16 @@ class RunFolder:
             raise ConfigError(f"schedule.iterations={cfg.schedule.iterations} is fewer than the {done_iterations} "
                               f"iterations {self.path} already finished; a run is only ever extended")
 
-    def check_expert(self, files: dict) -> None:
-        """The expert files of a resumed run must be the very files it started with."""
-        recorded = read_json(self.path / "provenance.json").get("expert")
-        if recorded is None:
-            return
-        for kind in ("model", "stats"):
+    def check_expert(self, files: dict, saved: dict | None) -> None:
+        """The expert files of a resumed run must be the very files it started with, as provenance.json and the
+        checkpoint (`saved`) record them; a run that records them in neither place is not resumed."""
+        records = [r for r in (read_json(self.path / "provenance.json").get("expert"), saved) if r is not None]
+        if not records:
+            raise ConfigError(f"{self.path}: neither provenance.json nor checkpoint.pt records which expert labelled "
+                              "this run, so labels from two experts could be mixed; choose a new hydra.run.dir")
+        for recorded, kind in ((r, k) for r in records for k in ("model", "stats")):
+            if not isinstance(recorded, dict):
+                raise ConfigError(f"{self.path}: the recorded expert is not a mapping; choose a new hydra.run.dir")
             if recorded.get(f"{kind}_sha256") != files.get(f"{kind}_sha256"):
                 raise ConfigError(
                     f"expert.path: the expert {kind} file changed since this run started: it used "

@@ -1,0 +1,231 @@
+"""The library entry point: `run(cfg, run_dir)` owns one run folder's life cycle around the loop.
+
+    lock the folder -> check everything (the config, the expert, and the saved state of a run being resumed)
+    -> start (config.yaml, .hydra/, provenance.json, status "running") -> the loop -> status "finished"
+
+Every way it can stop is one `RunStopped` with a one-line message and the status the folder is left in:
+
+    refused      bad input or a folder in use, found before the folder is touched: a new folder is removed
+    interrupted  SIGTERM or SIGINT during the work
+    failed       anything else during the work (a full disk, a memory limit, a bug)
+
+After "interrupted" or "failed" the folder holds its last finished iteration, and rerunning the same command
+resumes it to the numbers of an uninterrupted run. `run.py` is the command line around this call; tests call
+it in-process.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from dagger.config import ConfigError, first_line, pick_device, validate
+from dagger.runs import RunFolder, load_state
+
+log = logging.getLogger("run")
+
+
+class RunStopped(Exception):
+    """The run did not finish: `status` is what its folder says ("refused", "interrupted" or "failed")."""
+
+    def __init__(self, status: str, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT arrived (a BaseException, like KeyboardInterrupt, so no `except Exception` eats it)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGINT raise `Interrupted` in the main thread for the duration of the block."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, _frame):
+        raise Interrupted(signum)
+
+    before = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in before.items():
+            signal.signal(sig, old)
+
+
+def run(cfg: DictConfig, run_dir: Path, hydra_files: dict[str, str] | None = None, videos: bool = True) -> dict:
+    """Run (or resume, or find finished) the experiment `cfg` in `run_dir`; returns the run's summary.
+
+    `hydra_files` are written into `.hydra/` once the checks pass; `videos` is the default for `eval.video=null`.
+    Raises `RunStopped`."""
+    from dagger.tracking import final_table, summarize
+
+    folder = RunFolder(Path(run_dir))
+    with signals_interrupt():
+        try:
+            rows, state = prepare(cfg, folder)
+            parts = build_parts(cfg, folder, state, hydra_files, videos) if rows is None else None
+        except (Exception, Interrupted) as err:  # noqa: BLE001 - nothing was written yet: one line, no folder
+            folder.close_refused()
+            raise RunStopped("refused", refusal(err)) from None
+        title = f"{cfg.algo.name} on {cfg.env.id} / {cfg.expert.algo} expert (seed {cfg.seed})"
+        if parts is None:
+            log.info("already finished: %s", folder.path)
+        else:
+            rows = work(cfg, folder, parts, title)
+    log.info("%s", final_table(rows, title))
+    log.info("outputs: %s", folder.path)
+    folder.release()
+    return summarize(rows)
+
+
+def refusal(err: BaseException) -> str:
+    if isinstance(err, Interrupted):
+        return f"interrupted by {err} before the run started; nothing was written"
+    if isinstance(err, MemoryError):
+        return "out of memory while building the run; nothing was written"
+    return first_line(err) if isinstance(err, ConfigError) else f"{type(err).__name__}: {first_line(err)}"
+
+
+def work(cfg: DictConfig, folder: RunFolder, parts, title: str) -> list[dict]:
+    """The loop in a started folder: status "finished", or "interrupted"/"failed" with a `RunStopped`."""
+    import pandas as pd
+
+    from dagger.loop import run_dagger
+    from dagger.report import plot_curve
+    from dagger.tracking import summarize
+
+    failed, rows, curve = True, None, None
+    try:
+        rows = run_dagger(parts)
+        curve = plot_curve(pd.DataFrame(rows), folder.path / "curve.png", title)
+        failed = False
+    except BaseException as err:  # noqa: BLE001 - every stop leaves a true status.json and one line
+        status = "interrupted" if isinstance(err, (Interrupted, KeyboardInterrupt)) else "failed"
+        done = checkpointed_iterations(folder.path)
+        what = ("interrupted by " + (str(err) or "SIGINT") if status == "interrupted"
+                else "out of memory" if isinstance(err, MemoryError) else f"{type(err).__name__}: {first_line(err)}")
+        extra = {"wandb_error": parts.tracker.wandb_error} if parts.tracker.wandb_error else {}
+        if status == "failed":
+            extra["traceback"] = traceback.format_exc()
+        with contextlib.suppress(OSError):  # a full disk may refuse the status too; the checkpoint is intact
+            folder.write_status(status, error=what, iterations_done=done, **extra)
+        folder.release()
+        raise RunStopped(status, f"{what}; {folder.path} holds {done} finished iteration(s) and status {status}; "
+                                 "rerun the same command to resume") from None
+    finally:
+        with signals_ignored():
+            with contextlib.suppress(Exception):
+                parts.tracker.finish({} if failed else summarize(rows), curve, failed=failed)
+            parts.collector.close()
+            parts.evaluator.close()
+    problems = {key: value for key, value in (("wandb_error", parts.tracker.wandb_error),
+                                              ("video_error", parts.evaluator.video.error)) if value}
+    folder.write_status("finished", iterations=int(cfg.schedule.iterations), **problems)
+    return rows
+
+
+def checkpointed_iterations(run_dir: Path) -> int:
+    """The iterations a rerun resumes after (0 when the run has no readable checkpoint yet)."""
+    try:
+        return int(load_state(run_dir / "checkpoint.pt")["progress"]["iteration"])
+    except (ConfigError, OSError, TypeError, ValueError):
+        return 0
+
+
+@contextlib.contextmanager
+def signals_ignored() -> Iterator[None]:
+    """A second SIGTERM or SIGINT while the run closes its files is ignored (the first one is being handled)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in before.items():
+            signal.signal(sig, old)
+
+
+def prepare(cfg: DictConfig, folder: RunFolder) -> tuple[list[dict] | None, dict | None]:
+    """Check the config and any run already in the folder: (its rows if it already finished, its saved state)."""
+    folder.lock()
+    validate(cfg)
+    if not folder.holds_a_run():
+        return None, None
+    state = load_state(folder.path / "checkpoint.pt")
+    done = int(state["progress"]["iteration"])
+    folder.check_resume(cfg, done)
+    status = folder.read_status()
+    if status.get("status") == "finished" and done == cfg.schedule.iterations:
+        return list(state["rows"]), state
+    return None, state
+
+
+def build_parts(cfg: DictConfig, folder: RunFolder, state: dict | None, hydra_files: dict[str, str] | None,
+                videos: bool):
+    """Config -> parts, the saved state restored into them. Every check that can fail happens here, before the
+    run folder is touched."""
+    import numpy as np
+    import torch
+
+    from dagger.envs import make_env
+    from dagger.experts import load_expert
+    from dagger.loop import Budget, Parts, restore
+    from dagger.minari_datasets import load_demonstrations
+    from dagger.policy import build_learner
+    from dagger.rollout import Collector, Evaluator
+    from dagger.schedules import build_schedule
+    from dagger.supervisors import build_supervisor
+    from dagger.supervisors.beta_mixture import BetaMixture
+    from dagger.tracking import Tracker
+    from dagger.video import VideoRecorder
+
+    device = pick_device(cfg.device)
+    schedule = build_schedule(cfg.schedule)
+    torch.set_num_threads(int(cfg.threads))
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    probe = make_env(cfg.env)
+    expert = load_expert(cfg.expert, cfg.env.name, probe, device=device)
+    if state is not None:
+        folder.check_expert(expert.files, saved=state.get("expert"))
+    learner = build_learner(cfg.policy, probe.observation_space, probe.action_space, device)
+    supervisor = build_supervisor(cfg.algo, schedule=schedule, action_space=probe.action_space,
+                                  observation_space=probe.observation_space, num_envs=int(cfg.env.num_envs),
+                                  learner=learner, seed=int(cfg.seed))
+    budget = Budget(int(cfg.schedule.iterations), int(cfg.schedule.rollout_steps),
+                    int(cfg.schedule.initial_expert_steps))
+    demonstrations = (load_demonstrations(cfg.schedule.initial_demos, probe.observation_space, probe.action_space,
+                                          cfg.env.id) if cfg.schedule.get("initial_demos") else None)
+    probe.close()
+    collector = Collector(cfg.env, int(cfg.env.num_envs), seed=cfg.seed)
+    resumed = restore(folder.path, state, learner, supervisor, collector) if state is not None else None
+    eval_seed = cfg.seed + 1_000_000  # evaluation episodes never share seeds with the rollouts
+    video = VideoRecorder(cfg.env, folder.path, seed=eval_seed, every=int(cfg.eval.video_every),
+                          fps=int(cfg.eval.video_fps), size=tuple(cfg.eval.video_size),
+                          enabled=videos if cfg.eval.video is None else bool(cfg.eval.video))
+    evaluator = Evaluator(cfg.env, int(cfg.eval.episodes), seed=eval_seed, every=int(cfg.eval.every), video=video)
+    # All checks passed: from here on the run folder is written.
+    folder.start(cfg, expert.files, hydra_files or {"config.yaml": OmegaConf.to_yaml(cfg)})
+    log.info("expert: %s %s (sha256 %s)%s", expert.files["algo"], expert.files["model"],
+             expert.files["model_sha256"][:16],
+             f", statistics {expert.files['stats']} (sha256 {expert.files['stats_sha256'][:16]})"
+             if expert.files.get("stats") else "")
+    tracker = Tracker(folder.path, cfg.logger, cfg, provenance={"expert": expert.files})
+    if tracker.wandb_error:
+        folder.update_status(wandb_error=tracker.wandb_error)
+    return Parts(expert=expert, learner=learner, supervisor=supervisor, demonstrator=BetaMixture(schedule, beta=1.0),
+                 budget=budget, collector=collector, evaluator=evaluator, tracker=tracker, run_dir=folder.path,
+                 seed=int(cfg.seed), demonstrations=demonstrations, resumed=resumed)
