@@ -6,7 +6,7 @@
 Every way it can stop is one `RunStopped` with a one-line message and the status the folder is left in:
 
     refused      bad input or a folder in use, found before the folder is touched: a new folder is removed
-    interrupted  SIGTERM or SIGINT during the work
+    interrupted  SIGTERM, SIGINT, SIGHUP or SIGXCPU (a CPU-time limit) during the work
     failed       anything else during the work (a full disk, a memory limit, a bug)
 
 After "interrupted" or "failed" the folder holds its last finished iteration, and rerunning the same command
@@ -46,22 +46,36 @@ class Interrupted(BaseException):
         super().__init__(signal.Signals(signum).name)
 
 
+STOPPING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGXCPU)  # kill, Ctrl-C, a closed terminal, CPU limit
+
+
 @contextlib.contextmanager
-def signals_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGINT raise `Interrupted` in the main thread for the duration of the block."""
+def signal_handlers(handlers: dict[int, object]) -> Iterator[None]:
+    """Install `handlers` (signal -> handler) for the duration of the block, in the main thread only."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def handler(signum, _frame):
-        raise Interrupted(signum)
-
-    before = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    before = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     try:
         yield
     finally:
         for sig, old in before.items():
             signal.signal(sig, old)
+
+
+def raise_interrupted(signum: int, _frame) -> None:
+    raise Interrupted(signum)
+
+
+def signals_interrupt():
+    """The STOPPING signals raise `Interrupted`; SIGXFSZ is ignored so that a write past a file-size limit fails with
+    an OSError (EFBIG) instead of killing the process."""
+    return signal_handlers({**dict.fromkeys(STOPPING, raise_interrupted), signal.SIGXFSZ: signal.SIG_IGN})
+
+
+def signals_ignored():
+    """A second stopping signal while the run closes its files is ignored (the first one is being handled)."""
+    return signal_handlers(dict.fromkeys(STOPPING, signal.SIG_IGN))
 
 
 def run(cfg: DictConfig, run_dir: Path, hydra_files: dict[str, str] | None = None, videos: bool = True) -> dict:
@@ -142,20 +156,6 @@ def checkpointed_iterations(run_dir: Path) -> int:
         return int(load_state(run_dir / "checkpoint.pt")["progress"]["iteration"])
     except (ConfigError, OSError, TypeError, ValueError):
         return 0
-
-
-@contextlib.contextmanager
-def signals_ignored() -> Iterator[None]:
-    """A second SIGTERM or SIGINT while the run closes its files is ignored (the first one is being handled)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    before = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, old in before.items():
-            signal.signal(sig, old)
 
 
 def prepare(cfg: DictConfig, folder: RunFolder) -> tuple[list[dict] | None, dict | None]:

@@ -92,8 +92,29 @@ class Dataset:
 
     @classmethod
     def load(cls, path: Path) -> "Dataset":
+        """D as `save` wrote it. Arrays are read without pickle, and their declared sizes are checked against the
+        machine's memory before any is read (a crafted file cannot make it allocate or inflate without bound)."""
+        check_declared_size(path)
         with np.load(path) as f:
             keep = all(f"transition_{name}" in f.files for name in Transitions.FIELDS)
             data = cls(f["obs"].shape[1], f["acts"].shape[1], capacity=max(1, len(f["obs"])), transitions=keep)
             data.add(f["obs"], f["acts"], {name: f[f"transition_{name}"] for name in Transitions.FIELDS} if keep else None)
         return data
+
+
+def check_declared_size(path: Path) -> None:
+    """Refuse an .npz whose arrays declare more bytes than half this machine's memory (a zip bomb, a forged header)."""
+    import os
+    import zipfile
+
+    limit = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    total = 0
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as member:
+                major, _ = np.lib.format.read_magic(member)
+                read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read_header(member)
+            total += int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if total > limit:
+                raise ValueError(f"its arrays declare {total / 2**30:.0f} GiB, more than half this machine's memory")

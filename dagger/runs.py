@@ -80,7 +80,7 @@ class RunFolder:
 
     # ---- resuming -----------------------------------------------------------------------------
     def holds_a_run(self) -> bool:
-        return (self.path / "checkpoint.pt").is_file()
+        return os.path.lexists(self.path / "checkpoint.pt")  # a folder or a broken link there is refused, not overwritten
 
     def check_resume(self, cfg: DictConfig, done_iterations: int) -> None:
         """Resuming must continue the same experiment; name the first key that differs."""
@@ -155,6 +155,12 @@ def load_state(path: Path) -> dict:
     if missing or not isinstance(state["progress"], dict) or "iteration" not in state["progress"]:
         raise ConfigError(f"{path}: not a checkpoint of this project (missing {', '.join(missing) or 'progress.iteration'});"
                           " choose a new hydra.run.dir")
+    counts = {"progress.iteration": state["progress"]["iteration"], "dataset_size": state["dataset_size"],
+              "transitions_size": state.get("transitions_size", 0)}
+    bad = [key for key, value in counts.items() if type(value) is not int or value < 0]
+    if bad or not isinstance(state["rows"], list) or len(state["rows"]) > counts["progress.iteration"] + 1:
+        what = f"{bad[0]}={counts[bad[0]]!r} is not a count" if bad else "its rows do not match its iterations"
+        raise ConfigError(f"{path}: not a consistent checkpoint ({what}); choose a new hydra.run.dir")
     return state
 
 
@@ -189,8 +195,8 @@ def read_json(path: Path) -> dict:
         return {}
     try:
         value = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: not valid JSON ({err})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, OSError) as err:
+        raise ConfigError(f"{path}: not valid JSON ({type(err).__name__}: {first_line(err)[:120]})") from None
     return value if isinstance(value, dict) else {}
 
 
