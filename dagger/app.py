@@ -207,6 +207,7 @@ def build_parts(cfg: DictConfig, folder: RunFolder, state: dict | None, hydra_fi
                                   learner=learner, seed=int(cfg.seed))
     budget = Budget(int(cfg.schedule.iterations), int(cfg.schedule.rollout_steps),
                     int(cfg.schedule.initial_expert_steps))
+    budget.check_memory(probe.observation_space.shape[0], probe.action_space.shape[0], int(cfg.env.num_envs))
     demonstrations = (load_demonstrations(cfg.schedule.initial_demos, probe.observation_space, probe.action_space,
                                           cfg.env.id) if cfg.schedule.get("initial_demos") else None)
     probe.close()

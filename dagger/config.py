@@ -268,12 +268,13 @@ ALGORITHMS = ("sac", "td3", "tqc", "ppo")            # dagger.experts.ALGORITHMS
 
 SEED = Integer(0, 2**32 - 1)  # numpy's seeding range
 COUNT = Integer(1)
+SIMULATORS = Integer(1, 1024)  # env copies in one process (rollout envs, evaluation episodes)
 WANDB_NAME = Nullable(Text())
 
 ENV = {
     "name": Text(),
     "id": RegisteredEnv(),
-    "num_envs": COUNT,
+    "num_envs": SIMULATORS,
     "max_episode_steps": Nullable(COUNT, "the task's own limit"),
     "kwargs": Mapping(what="a mapping of gymnasium.make keyword arguments"),
 }
@@ -293,7 +294,7 @@ RUN_SPEC = {  # top-level keys first: group values interpolate them
     "seed": SEED,
     "device": OneOf(DEVICES),
     "threads": COUNT,
-    "eval": {"episodes": COUNT, "every": COUNT, "video": Nullable(Boolean(), "on for single runs, off in sweeps"),
+    "eval": {"episodes": SIMULATORS, "every": COUNT, "video": Nullable(Boolean(), "on for single runs, off in sweeps"),
              "video_every": COUNT, "video_fps": COUNT, "video_size": ListOf(Integer(16, 4096), "two integers in [16, 4096]")},
     "resume": Boolean(),
     "sweep_name": NotRequired(Text()),  # added by +sweeps=<name>
@@ -311,7 +312,7 @@ RUN_SPEC = {  # top-level keys first: group values interpolate them
         "epochs": Number(low=0),
         "lr_schedule": OneOf(LR_SCHEDULES),
         "warm_start": Boolean(),
-        "members": NotRequired(COUNT),       # policy=ensemble: K members
+        "members": NotRequired(Integer(1, 256)),  # policy=ensemble: K members
         "bootstrap": NotRequired(Boolean()),  # policy=ensemble: each member fits a bootstrap resample of D
     },
     "schedule": {
@@ -455,7 +456,12 @@ def check_output_dir(argv: list[str]) -> None:
         if key not in ("hydra.run.dir", "hydra.sweep.dir") or not value or "${" in value:
             continue
         path = Path(value).expanduser()
+        too_long = [part for part in path.parts if len(part.encode()) > 255]
+        if too_long:
+            raise ConfigError(f"{key}: the name {too_long[0][:40]}... is longer than 255 bytes; choose another {key}")
         for folder in (path, *path.parents):
+            if folder.is_symlink() and not folder.exists():
+                raise ConfigError(f"{key}={value}: {folder} is a broken or looping link; choose another {key}")
             if folder.exists():
                 if not folder.is_dir():
                     raise ConfigError(f"{key}={value}: {folder} is a file, not a folder; choose another {key}")

@@ -42,6 +42,19 @@ class Budget:
     rollout_steps: int
     initial_expert_steps: int = 0
 
+    def check_memory(self, obs_dim: int, act_dim: int, num_envs: int) -> None:
+        """D keeps every visited step (`dagger.data`: about 12 floats per state and action dimension, plus flags):
+        refuse a budget whose D would need more than half this machine's memory, before any work."""
+        import os
+
+        steps = self.initial_expert_steps + self.iterations * (self.rollout_steps + num_envs)
+        need = steps * (4 * (3 * obs_dim + 3 * act_dim) + 24)
+        have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        if need > have // 2:
+            raise ConfigError(f"schedule.rollout_steps={self.rollout_steps} x schedule.iterations={self.iterations} "
+                              f"(+ initial_expert_steps={self.initial_expert_steps}) is {steps:,} steps: D would need "
+                              f"{need / 2**30:,.0f} GiB, more than half this machine's {have / 2**30:.0f} GiB")
+
 
 @dataclass
 class Parts:

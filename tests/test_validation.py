@@ -112,7 +112,7 @@ BAD_INPUTS: list[Bad] = [
     run("algo=thrifty_dagger", "algo.gamma=1", says="is outside [0, 0.999]"),
     run("algo=nope", hydra=True),
     # ---- run.py: the learner ----
-    run("policy=ensemble", "policy.members=0", says="policy.members=0 must be an integer >= 1"),
+    run("policy=ensemble", "policy.members=0", says="policy.members=0 must be an integer in [1, 256]"),
     run("policy=ensemble", "policy.members=2.5"),
     run("policy=ensemble", "policy.bootstrap=maybe", says="must be true or false"),
     run("policy.lr=nan", says="policy.lr=nan must be a finite number > 0"),
