@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> None:
         dataset_id, path, data = export(args.run_dir, args.dataset_id)
     except ConfigError as err:
         sys.exit(f"error: {err}")
+    except (OSError, MemoryError) as err:  # a full disk, an unwritable datasets folder: the partial dataset is removed
+        sys.exit(f"error: writing the Minari dataset failed ({type(err).__name__}: {first_line(err)}); nothing was kept")
     import minari
 
     dataset = minari.load_dataset(dataset_id)

@@ -69,9 +69,17 @@ def episode_buffers(data: Dataset) -> list:
 
 
 def dataset_path(dataset_id: str) -> Path:
+    """Where Minari keeps the local dataset `dataset_id` (MINARI_DATASETS_PATH, default ~/.minari/datasets)."""
+    import os
+
     from minari.storage import get_dataset_path
 
-    return Path(get_dataset_path(dataset_id))
+    try:
+        return Path(get_dataset_path(dataset_id))  # creates the datasets folder if it is missing
+    except OSError as err:
+        root = os.environ.get("MINARI_DATASETS_PATH", "~/.minari/datasets")
+        raise ConfigError(f"MINARI_DATASETS_PATH={root}: cannot be the datasets folder ({type(err).__name__}: "
+                          f"{first_line(err)[:120]})") from None
 
 
 def write_minari(dataset_id: str, data: Dataset, env: gym.Env, algorithm: str, description: str,
