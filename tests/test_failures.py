@@ -79,7 +79,7 @@ def test_extending_a_run_with_a_spoiled_dataset_is_refused_and_changes_nothing(f
     (lambda s: s["learner"]["policy"].update({k: v * np.nan for k, v in s["learner"]["policy"].items()}),
      "weights hold nan or inf"),
     (lambda s: s["learner"]["policy"].popitem(), "saved state does not fit this run"),
-    (lambda s: s.update(dataset_size="many"), "holds 400 labels"),
+    (lambda s: s.update(dataset_size="many"), "dataset_size='many' is not a count"),
     (lambda s: s.update(collector={"envs": []}), "saved state does not fit this run"),
 ])
 def test_extending_a_run_with_a_spoiled_checkpoint_is_refused_and_changes_nothing(finished, tmp_path, spoil, says):
@@ -199,3 +199,72 @@ def test_the_time_limit_check_names_its_key():
     with pytest.raises(ConfigError, match="^env.max_episode_steps"):
         make_env(compose("env=pendulum", "env.max_episode_steps=100001").env)
     make_env(compose("env=pendulum", "env.max_episode_steps=100000").env).close()
+
+
+@pytest.mark.parametrize("overrides, says", [
+    (["schedule.rollout_steps=100000000000000"], "D would need"),
+    (["schedule.iterations=100000000000"], "D would need"),
+    (["env.num_envs=100000"], "env.num_envs=100000 must be an integer in [1, 1024]"),
+    (["eval.episodes=100000"], "eval.episodes=100000 must be an integer in [1, 1024]"),
+    (["policy=ensemble", "policy.members=100000000"], "policy.members=100000000 must be an integer in [1, 256]"),
+    (["policy.hidden=[4000000000]"], "can't allocate memory"),
+])
+def test_sizes_beyond_this_machine_are_refused_before_any_work(tmp_path, overrides, says):
+    with pytest.raises(RunStopped) as stopped:
+        run_in_process(tmp_path / "run", *ARGS, *overrides)
+    assert stopped.value.status == "refused" and says in str(stopped.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_dataset_declaring_more_than_memory_is_refused_before_reading_it(finished, tmp_path):
+    import zipfile
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished, run_dir)
+    with zipfile.ZipFile(run_dir / "dataset.npz", "a") as archive, archive.open("huge.npy", "w") as member:
+        np.lib.format.write_array_header_1_0(member, {"descr": "<f4", "fortran_order": False, "shape": (2**34, 4)})
+    before = snapshot(run_dir)
+    assert "arrays declare 256 GiB" in str(extend(run_dir))
+    assert snapshot(run_dir) == before
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda t: (t / "loop").symlink_to(t / "loop") or t / "loop", "is a broken or looping link"),
+    (lambda t: (t / "gone").symlink_to(t / "nowhere") or t / "gone", "is a broken or looping link"),
+    (lambda t: t / ("x" * 300), "is longer than 255 bytes"),
+])
+def test_a_run_dir_that_links_nowhere_or_is_too_long_is_one_line(tmp_path, make, says):
+    from dagger.config import check_output_dir
+
+    with pytest.raises(ConfigError, match=says):
+        check_output_dir([f"hydra.run.dir={make(tmp_path)}"])
+
+
+def python_tag(marker) -> str:
+    """YAML that a full (unsafe) loader would turn into a call of os.system."""
+    return f"!!python/object/apply:os.system ['touch {marker}']\n"
+
+
+@pytest.mark.parametrize("where", ["config.yaml", ".hydra/overrides.yaml", ".hydra/config.yaml"])
+def test_yaml_in_a_run_folder_never_runs_code_on_resume_or_in_the_report(finished, tmp_path, where, capsys):
+    from dagger.report import report
+
+    marker = tmp_path / "ran"
+    job = tmp_path / "sweep" / "0"
+    for k in (0, 1):  # two jobs of a sweep, as the command line leaves them
+        shutil.copytree(finished, tmp_path / "sweep" / str(k))
+        (tmp_path / "sweep" / str(k) / ".hydra" / "overrides.yaml").write_text(f"- seed={k}\n")
+    (job / where).write_text(python_tag(marker))
+    report(tmp_path / "sweep")
+    if where == "config.yaml":
+        assert "config.yaml: cannot be read" in str(extend(job))
+    assert not marker.exists()
+
+
+def test_a_ship_dir_manifest_never_runs_code(tmp_path):
+    from dagger.expert_training import check_ship_dir
+
+    (tmp_path / "manifest.yaml").write_text(python_tag(tmp_path / "ran"))
+    with pytest.raises(ConfigError, match="manifest.yaml is unreadable"):
+        check_ship_dir(tmp_path)
+    assert not (tmp_path / "ran").exists()

@@ -121,7 +121,9 @@ def test_bad_thresholds_stop_the_cli_with_one_line(tmp_path):
 
 @pytest.fixture(scope="module")
 def seeds(tmp_path_factory) -> dict[int, pd.DataFrame]:
-    return learning_runs(tmp_path_factory.mktemp("hg"), *QUICK, "algo=hg_dagger", "schedule.iterations=5", "logger=none")
+    # A watchful supervisor (the defaults 0.3/0.1 let a learner that drifts slowly go unwatched on some seeds)
+    return learning_runs(tmp_path_factory.mktemp("hg"), *QUICK, "algo=hg_dagger", "algo.takeover=0.15",
+                         "algo.handback=0.05", "schedule.iterations=5", "logger=none")
 
 
 @pytest.fixture(scope="module")
