@@ -83,11 +83,11 @@ def run(cfg: DictConfig, run_dir: Path, hydra_files: dict[str, str] | None = Non
 
     `hydra_files` are written into `.hydra/` once the checks pass; `videos` is the default for `eval.video=null`.
     Raises `RunStopped`."""
-    from dagger.tracking import final_table, summarize
-
     folder = RunFolder(Path(run_dir))
     with signals_interrupt():
         try:
+            from dagger.tracking import final_table, summarize
+
             rows, state = prepare(cfg, folder)
             parts = build_parts(cfg, folder, state, hydra_files, videos) if rows is None else None
         except (Exception, Interrupted) as err:  # noqa: BLE001 - nothing was written yet: one line, no folder
@@ -114,14 +114,15 @@ def refusal(err: BaseException) -> str:
 
 def work(cfg: DictConfig, folder: RunFolder, parts, title: str) -> list[dict]:
     """The loop in a started folder: status "finished", or "interrupted"/"failed" with a `RunStopped`."""
-    import pandas as pd
-
-    from dagger.loop import run_dagger
-    from dagger.report import plot_curve
     from dagger.tracking import summarize
 
     failed, rows, curve = True, None, None
     try:
+        import pandas as pd  # here: an import that fails under a memory limit is a failure like any other
+
+        from dagger.loop import run_dagger
+        from dagger.report import plot_curve
+
         rows = run_dagger(parts)
         curve = plot_curve(pd.DataFrame(rows), folder.path / "curve.png", title)
         failed = False

@@ -448,12 +448,12 @@ def check_overrides(argv: list[str]) -> None:
                               f"(quote values with special characters: {key}='...')") from None
 
 
-def check_output_dir(argv: list[str]) -> None:
-    """`hydra.run.dir` / `hydra.sweep.dir` given on the command line must be able to become a folder: Hydra
-    creates it before any check of ours runs, and fails with a traceback where a file stands in the way."""
+def check_output_dir(argv: list[str], keys: tuple[str, ...] = ("hydra.run.dir", "hydra.sweep.dir")) -> None:
+    """The output folders given on the command line (`keys`) must be able to become folders: Hydra creates them
+    before any check of ours runs, and fails with a traceback where a file stands in the way."""
     for arg in argv:
         key, _, value = arg.lstrip("+").partition("=")
-        if key not in ("hydra.run.dir", "hydra.sweep.dir") or not value or "${" in value:
+        if key not in keys or not value or "${" in value:
             continue
         path = Path(value).expanduser()
         too_long = [part for part in path.parts if len(part.encode()) > 255]

@@ -65,7 +65,15 @@ class Progress:
 
     def __init__(self, path: Path):
         self.path = path
-        self.state = json.loads(path.read_text()) if path.is_file() else {"wall_time_s": 0.0, "candidates": []}
+        self.state = {"wall_time_s": 0.0, "candidates": []}
+        if path.exists():
+            try:
+                self.state = json.loads(path.read_text())
+            except (ValueError, OSError, RecursionError) as err:
+                raise ConfigError(f"work_dir={path.parent}: progress.json is unreadable ({type(err).__name__}: "
+                                  f"{first_line(err)[:120]}); fix or remove it") from None
+            if not isinstance(self.state, dict) or not isinstance(self.state.get("candidates", []), list):
+                raise ConfigError(f"work_dir={path.parent}: progress.json is not this project's; fix or remove it")
 
     def save(self) -> None:
         atomic_write_text(self.path, json.dumps(self.state, indent=2))
@@ -187,7 +195,9 @@ RESUME_FILES = ("checkpoint.zip", "replay_buffer.pkl", "vecnormalize.pkl")  # SB
 
 
 def check_work_dir_trusted(cfg: DictConfig, work: Path) -> None:
-    """Resuming training unpickles the work folder's SB3 files, which can run code: only with expert.trust=true."""
+    """Resuming training unpickles the work folder's SB3 files, which can run code: only with expert.trust=true.
+    Its progress.json must be readable too, before anything is written."""
+    Progress(work / "progress.json")
     found = [name for name in RESUME_FILES if (work / name).exists()]
     if found and cfg.expert.get("trust") is not True:
         raise ConfigError(f"work_dir={work} holds {', '.join(found)} from an earlier sitting; resuming unpickles "
@@ -212,6 +222,8 @@ README_MARKERS = ("<!-- manifest table -->", "<!-- end manifest table -->")
 
 def check_ship_dir(ship_dir: Path) -> None:
     """What shipping will rewrite must be readable now, not after hours of training."""
+    if ship_dir.exists() and not ship_dir.is_dir():
+        raise ConfigError(f"ship_dir={ship_dir} is a file, not a folder; choose another ship_dir")
     load_manifest_checked(ship_dir)
     readme = ship_dir / "README.md"
     try:
@@ -228,7 +240,7 @@ def load_manifest_checked(ship_dir: Path) -> dict:
     """`load_manifest`, with an unreadable manifest refused as one line before any work."""
     try:
         manifest = load_manifest(ship_dir)
-    except (yaml.YAMLError, UnicodeDecodeError, OSError) as err:
+    except (yaml.YAMLError, UnicodeDecodeError, OSError, RecursionError) as err:
         reason = first_line(err)
         raise ConfigError(f"ship_dir={ship_dir}: manifest.yaml is unreadable ({reason}); fix or remove it") from None
     if not isinstance(manifest, dict):

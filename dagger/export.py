@@ -54,6 +54,18 @@ def read_run(run_dir: Path):
     return cfg, env_id, algo, refs, expert, data
 
 
+def check_arrays(where: Path, data: Dataset, env, env_id: str) -> None:
+    """The arrays to export must be of the task's widths and finite (Minari writes the env's declared spaces)."""
+    t = data.transitions
+    widths = (t["obs"].shape[1], t["acts"].shape[1])
+    if widths != (env.observation_space.shape[0], env.action_space.shape[0]):
+        raise ConfigError(f"{where}: observations and actions of widths {widths} do not match {env_id}'s spaces "
+                          f"{env.observation_space.shape[0], env.action_space.shape[0]}")
+    labelled = t["labelled"]
+    if not all(np.isfinite(a).all() for a in (t["obs"], t["next_obs"], t["acts"], t["reward"], t["label"][labelled])):
+        raise ConfigError(f"{where}: holds non-finite observations, actions or rewards")
+
+
 def export(run_dir: Path, dataset_id: str | None = None) -> tuple[str, Path, Dataset]:
     """Write the run's D as the local Minari dataset `dataset_id`; returns the id, its folder and D."""
     from minari.dataset.minari_dataset import parse_dataset_id
@@ -78,6 +90,7 @@ def export(run_dir: Path, dataset_id: str | None = None) -> tuple[str, Path, Dat
                                "expert_labels": len(data), "config": OmegaConf.to_container(cfg)}}
     env = make_env(cfg.env)
     try:
+        check_arrays(run_dir / "dataset.npz", data, env, env_id)
         path = write_minari(dataset_id, data, env, algorithm=f"dagger-lab/{algo}", description=description,
                             ref_min_score=random_return, ref_max_score=expert_return, extra_metadata=metadata)
     finally:

@@ -73,7 +73,7 @@ def read_overrides(path: Path) -> dict[str, str]:
 
     try:
         overrides = yaml.safe_load(path.read_text()) or []
-    except (yaml.YAMLError, UnicodeDecodeError, OSError) as err:
+    except (yaml.YAMLError, UnicodeDecodeError, OSError, RecursionError) as err:
         raise BrokenJob(path, f"unreadable ({describe(err)})") from None
     if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
         raise BrokenJob(path, "not a list of key=value overrides")
@@ -89,7 +89,7 @@ def read_job_status(run_dir: Path) -> str:
         return "not started"
     try:
         status = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError, RecursionError) as err:
         raise BrokenJob(path, f"unreadable ({describe(err)})") from None
     if not isinstance(status, dict) or not isinstance(status.get("status", ""), str):
         raise BrokenJob(path, 'not a JSON object with a "status" string')
@@ -111,6 +111,8 @@ def read_metrics(path: Path, finished: bool) -> pd.DataFrame:
         for column in NEEDED_COLUMNS:
             if not pd.api.types.is_numeric_dtype(metrics[column]):
                 raise BrokenJob(path, f"column {column} is not numeric")
+            if np.isinf(metrics[column]).any():  # nan is an iteration not evaluated; inf is nonsense
+                raise BrokenJob(path, f"column {column} holds inf")
     return metrics
 
 
@@ -121,7 +123,7 @@ def read_task(path: Path) -> str:
     try:
         config = yaml.safe_load(path.read_text())
         return str(config["env"]["id"])
-    except (yaml.YAMLError, UnicodeDecodeError, OSError, KeyError, TypeError) as err:
+    except (yaml.YAMLError, UnicodeDecodeError, OSError, KeyError, TypeError, RecursionError) as err:
         raise BrokenJob(path, f"no env.id in it ({describe(err)})") from None
 
 
@@ -414,7 +416,9 @@ def report(root: Path, wandb_mode: str | None = None) -> pd.DataFrame:
             images["profile"] = plot_performance_profile(runs, root / "profile.png")
             outputs += [root / "aggregate.csv", images["profile"]]
     except OSError as err:
-        raise SystemExit(f"error: cannot write into {root}: {err.strerror or err}") from None
+        target = getattr(err, "filename2", None) or getattr(err, "filename", None)  # a rename's target, else the file
+        where = f" ({target})" if target else ""
+        raise SystemExit(f"error: cannot write into {root}: {err.strerror or err}{where}") from None
     with pd.option_context("display.width", 250, "display.max_columns", 30, "display.float_format", "{:.3f}".format):
         print(summary.drop(columns=["best_ci_low", "best_ci_high"]).to_string(index=False))
         if len(aggregate):

@@ -7,7 +7,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dagger.config import ConfigError, check_overrides, register_resolvers, validate_train  # noqa: E402
+from dagger.config import ConfigError, check_output_dir, check_overrides, register_resolvers, validate_train  # noqa: E402,E501
 from dagger.expert_training import publish, train  # noqa: E402
 
 register_resolvers()
@@ -36,6 +36,7 @@ def remove_if_empty(folder: Path) -> None:
 if __name__ == "__main__":
     try:
         check_overrides(sys.argv[1:])  # Hydra's own parse errors do not name the key
+        check_output_dir(sys.argv[1:], ("work_dir", "ship_dir", "hydra.run.dir"))  # Hydra makes work_dir first
     except ConfigError as err:
         sys.exit(f"error: {err}")
     main()

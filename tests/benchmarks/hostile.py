@@ -241,7 +241,7 @@ CASES = [
     # ---- Minari demonstrations by id ----------------------------------------------------------------------------
     Case("initial_demos climbing out of the datasets folder", lambda t: run_py(t, "schedule.initial_demos=../../../etc"), "schedule.initial_demos"),
     Case("initial_demos an absolute path", lambda t: run_py(t, "schedule.initial_demos=/etc"), "schedule.initial_demos"),
-    Case("MINARI_DATASETS_PATH a file", lambda t: run_py(t, "schedule.initial_demos=a/b-v0"), "schedule.initial_demos", tags=["minari-file"]),
+    Case("MINARI_DATASETS_PATH a file", lambda t: run_py(t, "schedule.initial_demos=a/b-v0"), "MINARI_DATASETS_PATH", tags=["minari-file"]),
     # ---- the export ------------------------------------------------------------------------------------------------
     Case("export: dataset.npz truncated", lambda t: export(t, lambda r: (r / "dataset.npz").write_bytes(b"PK\x03\x04")), "dataset.npz"),
     Case("export: dataset.npz a zip bomb", lambda t: export(t, zip_bomb), "dataset.npz"),
@@ -277,10 +277,11 @@ CASES = [
     Case("SIGINT after the first iteration (then resumes)", lambda t: run_py(t, "schedule.iterations=3"), "interrupted by SIGINT", signal_after=("run/metrics.csv", signal.SIGINT)),
     Case("SIGHUP after the first iteration (then resumes)", lambda t: run_py(t, "schedule.iterations=3"), "interrupted by SIGHUP", signal_after=("run/metrics.csv", signal.SIGHUP)),
     Case("SIGTERM before the run starts", lambda t: run_py(t, "schedule.iterations=3"), "interrupted by SIGTERM", signal_after=("", signal.SIGTERM)),
-    Case("a CPU-time limit (SIGXCPU)", lambda t: run_py(t, "schedule.iterations=50"), "SIGXCPU", limits="ulimit -t 12;"),
+    Case("a CPU-time limit (SIGXCPU)", lambda t: run_py(t, "schedule.iterations=50"), "SIGXCPU", limits="ulimit -S -t 15;"),
     Case("a file-size limit (EFBIG)", lambda t: run_py(t, "schedule.iterations=3"), "File too large", limits="ulimit -f 40;"),
-    Case("few file descriptors", lambda t: run_py(t, "schedule.iterations=3"), "", limits="ulimit -n 24;"),
-    Case("a memory limit", lambda t: run_py(t, "schedule.iterations=3"), "", limits="ulimit -v 1500000;"),
+    Case("few file descriptors (finishes)", lambda t: run_py(t, "schedule.iterations=3"), "", limits="ulimit -n 24;", resumes=True),
+    Case("a memory limit too small for the imports (refused)", lambda t: run_py(t, "schedule.iterations=3"), "ImportError", limits="ulimit -v 500000;"),
+    Case("a memory limit met during the work (failed, resumable)", lambda t: run_py(t, "schedule.iterations=3"), "status failed", limits="ulimit -v 900000;"),
     # ---- sweeps --------------------------------------------------------------------------------------------------------
     Case("sweep: a refused job among good ones", lambda t: [str(ROOT / "run.py"), "-m", *QUICK, "schedule.iterations=1", "seed=0,1", "schedule.rollout_steps=-5,100", f"hydra.sweep.dir={t / 'sweep'}"], "did not finish"),
     Case("sweep: a refused job under joblib", lambda t: [str(ROOT / "run.py"), "-m", *QUICK, "hydra/launcher=joblib", "schedule.iterations=1", "schedule.rollout_steps=100,-5", f"hydra.sweep.dir={t / 'sweep'}"], "did not finish"),
@@ -295,7 +296,7 @@ def snapshot(folder: Path) -> dict[str, str]:
 def check(case: Case, timeout: int) -> tuple[bool, str]:
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
-        env = dict(ENV)
+        env = {**ENV, "MINARI_DATASETS_PATH": str(tmp / "datasets")}  # never the user's own datasets
         if "minari-file" in case.tags:
             (tmp / "minari-file").write_text("x")
             env["MINARI_DATASETS_PATH"] = str(tmp / "minari-file")
