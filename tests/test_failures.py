@@ -184,8 +184,14 @@ def test_a_run_dir_that_cannot_be_a_folder_is_one_line(tmp_path, where):
     (["+env.kwargs.max_episode_steps=-1"], "env.max_episode_steps: InvertedPendulum-v5 has no time limit"),
     (["env.max_episode_steps=1000000"], "a time limit of 1000000 steps"),
     (["+env.kwargs.frame_skip=-3"], "env.kwargs.frame_skip=-3 must be an integer >= 1"),
+    (["schedule.rollout_steps=100000000000000"], "D would need"),
+    (["schedule.iterations=100000000000"], "D would need"),
+    (["env.num_envs=100000"], "env.num_envs=100000 must be an integer in [1, 1024]"),
+    (["eval.episodes=100000"], "eval.episodes=100000 must be an integer in [1, 1024]"),
+    (["policy=ensemble", "policy.members=100000000"], "policy.members=100000000 must be an integer in [1, 256]"),
+    (["policy.hidden=[4000000000]"], "can't allocate memory"),
 ])
-def test_tasks_this_project_cannot_run_are_refused_before_any_work(tmp_path, overrides, says):
+def test_tasks_and_sizes_this_machine_cannot_run_are_refused_before_any_work(tmp_path, overrides, says):
     with pytest.raises(RunStopped) as stopped:
         run_in_process(tmp_path / "run", *ARGS, *overrides)
     assert stopped.value.status == "refused" and says in str(stopped.value)
@@ -199,21 +205,6 @@ def test_the_time_limit_check_names_its_key():
     with pytest.raises(ConfigError, match="^env.max_episode_steps"):
         make_env(compose("env=pendulum", "env.max_episode_steps=100001").env)
     make_env(compose("env=pendulum", "env.max_episode_steps=100000").env).close()
-
-
-@pytest.mark.parametrize("overrides, says", [
-    (["schedule.rollout_steps=100000000000000"], "D would need"),
-    (["schedule.iterations=100000000000"], "D would need"),
-    (["env.num_envs=100000"], "env.num_envs=100000 must be an integer in [1, 1024]"),
-    (["eval.episodes=100000"], "eval.episodes=100000 must be an integer in [1, 1024]"),
-    (["policy=ensemble", "policy.members=100000000"], "policy.members=100000000 must be an integer in [1, 256]"),
-    (["policy.hidden=[4000000000]"], "can't allocate memory"),
-])
-def test_sizes_beyond_this_machine_are_refused_before_any_work(tmp_path, overrides, says):
-    with pytest.raises(RunStopped) as stopped:
-        run_in_process(tmp_path / "run", *ARGS, *overrides)
-    assert stopped.value.status == "refused" and says in str(stopped.value)
-    assert not (tmp_path / "run").exists()
 
 
 def test_a_dataset_declaring_more_than_memory_is_refused_before_reading_it(finished, tmp_path):
