@@ -6,8 +6,14 @@ call, `dagger.app.run`; this file is the command line around it.
 """
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
+
+if __name__ == "__main__":  # a stop while the libraries load is one line too (dagger.app takes over in the run)
+    for _sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(_sig, lambda signum, _: sys.exit(f"error: interrupted by {signal.Signals(signum).name} "
+                                                       "before the run started; nothing was written"))
 
 import hydra
 from hydra.core.hydra_config import HydraConfig

@@ -92,6 +92,8 @@ def run(cfg: DictConfig, run_dir: Path, hydra_files: dict[str, str] | None = Non
             parts = build_parts(cfg, folder, state, hydra_files, videos) if rows is None else None
         except (Exception, Interrupted) as err:  # noqa: BLE001 - nothing was written yet: one line, no folder
             folder.close_refused()
+            if not folder.path.exists():
+                stop_logging_into(folder.path)
             raise RunStopped("refused", refusal(err)) from None
         title = f"{cfg.algo.name} on {cfg.env.id} / {cfg.expert.algo} expert (seed {cfg.seed})"
         if parts is None:
@@ -102,6 +104,16 @@ def run(cfg: DictConfig, run_dir: Path, hydra_files: dict[str, str] | None = Non
     log.info("outputs: %s", folder.path)
     folder.release()
     return summarize(rows)
+
+
+def stop_logging_into(folder: Path) -> None:
+    """Close the log files (Hydra's run.log) in a removed folder, so that nothing logged later (an atexit hook of a
+    library interrupted while importing) recreates or fails on them."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == folder.resolve():
+            root.removeHandler(handler)
+            handler.close()
 
 
 def refusal(err: BaseException) -> str:
