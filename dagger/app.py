@@ -40,7 +40,7 @@ class RunStopped(Exception):
 
 
 class Interrupted(BaseException):
-    """SIGTERM or SIGINT arrived (a BaseException, like KeyboardInterrupt, so no `except Exception` eats it)."""
+    """One of the STOPPING signals arrived (a BaseException, like KeyboardInterrupt, so no `except Exception` eats it)."""
 
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
