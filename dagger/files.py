@@ -37,10 +37,6 @@ def atomic_write_text(path: Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
-
-
 def fsync_dir(folder: Path) -> None:
     """Make a rename in `folder` durable (a no-op where directories cannot be opened)."""
     try:

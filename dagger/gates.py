@@ -11,13 +11,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from dagger.policy import cosine_lr, mlp
+from dagger.policy import PREDICT_CHUNK as CHUNK, cosine_lr, mlp
 
 HIDDEN = [128, 128]
 STEPS = 500          # minibatches per fit
 BATCH = 256
 LR = 1e-3
-CHUNK = 65_536       # states per forward pass when predicting on many states
 
 
 def seeded(seed: int, iteration: int, what: int) -> torch.Generator:

@@ -36,6 +36,9 @@ def mlp(sizes: list[int], activation: str) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+PREDICT_CHUNK = 65_536  # states per forward pass when a network predicts on many states (D, held-out sets)
+
+
 class MLPPolicy(nn.Module):
     """obs -> action, with observation standardisation and action scaling built in."""
 
@@ -214,7 +217,7 @@ class EnsembleLearner:
         sample.add(data.obs[idx], data.acts[idx])
         return sample
 
-    def _spread_on(self, data: Dataset, chunk: int = 65536) -> float:
+    def _spread_on(self, data: Dataset, chunk: int = PREDICT_CHUNK) -> float:
         """Mean sigma(s) over the states of D."""
         total = sum(float(self.uncertainty(data.obs[i:i + chunk]).sum()) for i in range(0, len(data), chunk))
         return total / max(1, len(data))

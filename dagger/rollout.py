@@ -17,6 +17,7 @@ import torch
 from omegaconf import DictConfig
 
 from dagger.envs import make_vec_env
+from dagger.schedules import every_or_last
 from dagger.supervisors import Act, Supervisor
 from dagger.video import VideoRecorder
 
@@ -164,7 +165,7 @@ class Evaluator:
         self.episodes, self.seed, self.every, self.video = episodes, seed, every, video
 
     def due(self, iteration: int, last: int) -> bool:
-        return iteration % self.every == 0 or iteration == last
+        return every_or_last(iteration, self.every, last)
 
     def returns(self, act: Act) -> np.ndarray:
         obs, _ = self.venv.reset(seed=self.seed)

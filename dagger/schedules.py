@@ -8,6 +8,11 @@ from dagger.config import ConfigError
 KINDS = ("indicator", "constant", "linear", "exponential")
 
 
+def every_or_last(iteration: int, every: int, last: int) -> bool:
+    """Iterations that are multiples of `every`, and the last one (evaluations and videos follow this rule)."""
+    return iteration % every == 0 or iteration == last
+
+
 @dataclass(frozen=True)
 class BetaSchedule:
     """beta_i for i = 1..N.

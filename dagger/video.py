@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 
 from dagger.config import ConfigError, first_line
 from dagger.files import atomic_write
+from dagger.schedules import every_or_last
 from dagger.supervisors import Act
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class VideoRecorder:
         self.env = None
 
     def due(self, iteration: int, last: int) -> bool:
-        return self.enabled and (iteration % self.every == 0 or iteration == last)
+        return self.enabled and every_or_last(iteration, self.every, last)
 
     def record(self, act: Act, name: str) -> Path | None:
         """The episode's video, or None when videos are off or rendering failed (said once, in one line)."""

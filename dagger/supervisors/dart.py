@@ -43,9 +43,9 @@ import numpy as np
 import torch
 
 from dagger.config import Boolean, Nullable, Number, check_value
+from dagger.policy import PREDICT_CHUNK as CHUNK
 from dagger.supervisors import Act, Decision, Supervisor, half_range
 
-CHUNK = 65_536  # states per learner call when measuring its error on D
 
 
 class DART(Supervisor):
