@@ -1,8 +1,9 @@
 """Config helpers shared by the entry points: resolvers, and the checks made before any work.
 
-Every key of the run config (`conf/config.yaml` and its groups) and of the expert-training config
-(`conf/train.yaml`) is described once, in `RUN_SPEC` and `TRAIN_SPEC` below: a nested table of small
-check objects mirroring the config's shape. `validate(cfg)` and `validate_train(cfg)` walk that table;
+The keys of the run config (`conf/config.yaml` and its groups) and of the expert-training config
+(`conf/train.yaml`) are checked by `RUN_SPEC` and `TRAIN_SPEC` below: a nested table of small check objects
+mirroring the config's shape; each algorithm checks its own keys in its module. `validate(cfg)` and
+`validate_train(cfg)` walk the tables;
 the first bad key raises `ConfigError` with one line that names it (`key=value ...` or `key: ...`),
 which the entry points print as `error: <line>` before building anything.
 """

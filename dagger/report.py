@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 def plot_curve(metrics: pd.DataFrame, path: Path, title: str) -> Path:
     """The learner's return (mean ± std) against iteration and against expert labels, expert as a band.
 
-    Writes `path` as given: run.py passes the temporary sibling of `dagger.files.atomic_write`."""
+    Writes `path` atomically (`save_figure`): a killed run leaves the old picture or the new one."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     expert_mean, expert_std = metrics.expert_return_mean.iloc[-1], metrics.expert_return_std.iloc[-1]
     metrics = metrics.dropna(subset=["return_mean"])  # iterations between evaluations (eval.every)
