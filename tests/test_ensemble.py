@@ -12,7 +12,8 @@ from dagger.config import ConfigError
 from dagger.data import Dataset
 from dagger.policy import EnsembleLearner, Learner, build_learner
 from dagger.supervisors import build_supervisor
-from dagger.supervisors.ensemble_dagger import NEEDS_ENSEMBLE, EnsembleDAgger
+from dagger.supervisors import NEEDS_ENSEMBLE
+from dagger.supervisors.ensemble_dagger import EnsembleDAgger
 from tests.conftest import (QUICK, ROOT, TIMINGS, assert_learns, kill_after_first_iteration_and_resume, learning_runs,
                             run_cli)
 

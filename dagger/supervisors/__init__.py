@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from dagger.config import ConfigError
+
 Act = Callable[[np.ndarray], np.ndarray]
 
 
@@ -69,14 +71,23 @@ def action_gap(a: np.ndarray, b: np.ndarray, half: np.ndarray) -> np.ndarray:
     return np.sqrt(np.mean(diff ** 2, axis=-1))
 
 
+NEEDS_ENSEMBLE = "{algo} needs a learner with an uncertainty (its ensemble's spread): use policy=ensemble"
+
+
+def require_ensemble(learner, obs: np.ndarray, algo: str) -> None:
+    """The learner must report an uncertainty (`uncertainty(obs)` not None); a plain MLP (`policy=mlp`,
+    `policy=gaussian`) has none. `obs`: a probe batch of observations (it may have no rows)."""
+    uncertainty = getattr(learner, "uncertainty", None)
+    if uncertainty is None or uncertainty(obs) is None:
+        raise ConfigError(NEEDS_ENSEMBLE.format(algo=algo))
+
+
 def build_supervisor(algo_cfg: DictConfig, **context) -> Supervisor:
     """The supervisor `conf/algo/<name>.yaml` describes; `context` (schedule, action space, number of envs)
     is passed to every supervisor, which takes what it needs."""
     import inspect
 
     from hydra.utils import get_class
-
-    from dagger.config import ConfigError
 
     params = OmegaConf.to_container(algo_cfg, resolve=True)
     name = params.pop("name", None)

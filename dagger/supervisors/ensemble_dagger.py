@@ -23,19 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dagger.config import ConfigError, Number, check_value
-from dagger.supervisors import Act, Decision, Supervisor, action_gap, half_range
-
-NEEDS_ENSEMBLE = "{algo} needs a learner with an uncertainty (its ensemble's spread): use policy=ensemble"
-
-
-def require_ensemble(learner, obs: np.ndarray, algo: str = "algo=ensemble_dagger") -> None:
-    """The learner must report an uncertainty (`uncertainty(obs)` not None); a plain MLP (`policy=mlp`,
-    `policy=gaussian`) has none. `obs`: a probe batch of observations (it may have no rows)."""
-    uncertainty = getattr(learner, "uncertainty", None)
-    if uncertainty is None or uncertainty(obs) is None:
-        raise ConfigError(NEEDS_ENSEMBLE.format(algo=algo))
-
+from dagger.config import Number, check_value
+from dagger.supervisors import Act, Decision, Supervisor, action_gap, half_range, require_ensemble
 
 class EnsembleDAgger(Supervisor):
     """The ensemble's mean acts where sigma <= max_spread and delta <= max_discrepancy (the expert elsewhere);
@@ -49,7 +38,7 @@ class EnsembleDAgger(Supervisor):
         self.learner = None
         learner, observation_space = _context.get("learner"), _context.get("observation_space")
         if learner is not None and observation_space is not None:  # passed by the caller: refuse before any work
-            require_ensemble(learner, np.zeros((0, *observation_space.shape), dtype=np.float32))
+            require_ensemble(learner, np.zeros((0, *observation_space.shape), dtype=np.float32), "algo=ensemble_dagger")
         self._reset_counts()
 
     def _reset_counts(self) -> None:
@@ -57,7 +46,7 @@ class EnsembleDAgger(Supervisor):
         self.spread_sum = self.discrepancy_sum = 0.0
 
     def begin(self, iteration: int, learner, data) -> None:
-        require_ensemble(learner, data.obs[:1])
+        require_ensemble(learner, data.obs[:1], "algo=ensemble_dagger")
         self.learner = learner
         self._reset_counts()
 

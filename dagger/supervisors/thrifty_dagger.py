@@ -42,8 +42,7 @@ import torch
 
 from dagger.config import ConfigError, Number, check_value, show
 from dagger.gates import RiskCritic, seeded
-from dagger.supervisors import Act, Decision, Supervisor, action_gap, half_range
-from dagger.supervisors.ensemble_dagger import require_ensemble
+from dagger.supervisors import Act, Decision, Supervisor, action_gap, half_range, require_ensemble
 
 MIN_HELD_OUT = 100  # learner-driven states needed before they replace D's states as the held-out set
 
