@@ -56,7 +56,7 @@ def build_model(cfg: DictConfig, venv: VecEnv) -> BaseAlgorithm:
     return algorithm_class(cfg.expert.algo)("MlpPolicy", venv, seed=cfg.seed, device="cpu", **params)
 
 
-class Progress:
+class TrainingProgress:
     """Training state that survives sittings: wall time spent and the kept candidates.
 
     `candidates` lists `{"timesteps", "return"}` for the models in `candidates/<timesteps>/`, best
@@ -82,7 +82,7 @@ class Progress:
 class CheckpointAndEvaluate(BaseCallback):
     """Periodic resumable checkpoints, deterministic evaluations, and the best models so far."""
 
-    def __init__(self, cfg: DictConfig, work: Path, progress: Progress):
+    def __init__(self, cfg: DictConfig, work: Path, progress: TrainingProgress):
         super().__init__()
         self.cfg, self.work, self.progress = cfg, work, progress
         self.eval_env = make_train_env(cfg, training=False)
@@ -180,7 +180,7 @@ def train(cfg: DictConfig) -> None:
         except (TypeError, ValueError, AssertionError) as err:
             raise ConfigError(hyperparams_error(cfg.expert.algo, err)) from None
     work.mkdir(parents=True, exist_ok=True)
-    progress = Progress(work / "progress.json")
+    progress = TrainingProgress(work / "progress.json")
     progress.state["training"] = training_record(cfg)  # publish_only runs read how it was trained here
     progress.save()
     remaining = int(cfg.expert.train.timesteps) - model.num_timesteps
@@ -197,7 +197,7 @@ RESUME_FILES = ("checkpoint.zip", "replay_buffer.pkl", "vecnormalize.pkl")  # SB
 def check_work_dir_trusted(cfg: DictConfig, work: Path) -> None:
     """Resuming training unpickles the work folder's SB3 files, which can run code: only with expert.trust=true.
     Its progress.json must be readable too, before anything is written."""
-    Progress(work / "progress.json")
+    TrainingProgress(work / "progress.json")
     found = [name for name in RESUME_FILES if (work / name).exists()]
     if found and cfg.expert.get("trust") is not True:
         raise ConfigError(f"work_dir={work} holds {', '.join(found)} from an earlier sitting; resuming unpickles "
@@ -258,7 +258,7 @@ def load_acting_model(cfg: DictConfig, path: Path, env):
 
 def choose_candidate(cfg: DictConfig, work: Path) -> dict:
     """The kept candidate with the best mean return over `publish_episodes` selection episodes."""
-    candidates = Progress(work / "progress.json").state.get("candidates", [])
+    candidates = TrainingProgress(work / "progress.json").state.get("candidates", [])
     zip_name = f"{cfg.env.id}.zip"
     candidates = [c for c in candidates if (candidate_dir(work, c["timesteps"]) / zip_name).is_file()]
     if not candidates:
@@ -299,7 +299,7 @@ def publish(cfg: DictConfig) -> dict:
     env.action_space.seed(0)
     random_returns = episode_returns(env, lambda o: np.stack([env.action_space.sample() for _ in o]),
                                      cfg.publish_episodes, seed=20_000)
-    progress = Progress(work / "progress.json").state
+    progress = TrainingProgress(work / "progress.json").state
     training = progress.get("training") or training_record(cfg)
     trained = trained_timesteps(work)
     entry = {
