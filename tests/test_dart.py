@@ -2,7 +2,6 @@
 the clean label; and, for the new algorithms, a killed run resumes to the same numbers."""
 
 import numpy as np
-import pandas as pd
 import pytest
 from gymnasium.spaces import Box
 

@@ -17,7 +17,7 @@ import torch
 
 from dagger.app import RunStopped
 from dagger.config import ConfigError
-from tests.conftest import (PENDULUM_EXPERT, QUICK, ROOT, TIMINGS, metrics_without_timings, run_cli, run_in_process,
+from tests.conftest import (PENDULUM_EXPERT, QUICK, ROOT, metrics_without_timings, run_cli, run_in_process,
                             snapshot)
 
 ARGS = [*QUICK, "schedule.iterations=2", "logger=none"]
