@@ -22,13 +22,46 @@ import threading
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Annotated, Literal
 
 from omegaconf import DictConfig, OmegaConf
 
-from dagger.config import ConfigError, first_line, pick_device, validate
+from dagger.config import COUNT, SEED, Boolean, ConfigError, Nullable, Schema, Text, as_container, first_line, parse, \
+    pick_device
+from dagger.envs import EnvConfig
+from dagger.experts import ExpertConfig
+from dagger.policy import AnyLearnerConfig, learner_config
+from dagger.rollout import EvalConfig
 from dagger.runs import RunFolder, load_state
+from dagger.schedules import ScheduleConfig
+from dagger.supervisors import AlgoConfig
+from dagger.tracking import LoggerConfig
 
 log = logging.getLogger("run")
+
+
+class RunConfig(Schema):
+    """conf/config.yaml: the top-level keys, and each group's schema (declared where the group is read)."""
+
+    seed: Annotated[int, SEED]
+    device: Literal["cpu", "cuda", "auto"]
+    threads: Annotated[int, COUNT]                     # torch CPU threads
+    resume: Annotated[bool, Boolean()]
+    sweep_name: Annotated[str | None, Nullable(Text())] = None  # set by +sweeps=<name>
+    eval: EvalConfig
+    env: EnvConfig
+    expert: ExpertConfig
+    policy: AnyLearnerConfig  # parse_run puts the learner class's own Config (chosen by `_target_`) in its place
+    schedule: ScheduleConfig
+    algo: AlgoConfig
+    logger: LoggerConfig
+
+
+def parse_run(cfg: DictConfig) -> RunConfig:
+    """Every key of the run config, typed and checked before any work; bad input is one `ConfigError` line."""
+    data = as_container(cfg)
+    settings = parse(RunConfig, data)
+    return settings.model_copy(update={"policy": learner_config(data["policy"])})
 
 
 class RunStopped(Exception):
@@ -88,8 +121,8 @@ def run(cfg: DictConfig, run_dir: Path, hydra_files: dict[str, str] | None = Non
         try:
             from dagger.tracking import final_table, summarize
 
-            rows, state = prepare(cfg, folder)
-            parts = build_parts(cfg, folder, state, hydra_files, videos) if rows is None else None
+            settings, rows, state = prepare(cfg, folder)
+            parts = build_parts(settings, cfg, folder, state, hydra_files, videos) if rows is None else None
         except (Exception, Interrupted) as err:  # noqa: BLE001 - nothing was written yet: one line, no folder
             folder.close_refused()
             if not folder.path.exists():
@@ -99,7 +132,7 @@ def run(cfg: DictConfig, run_dir: Path, hydra_files: dict[str, str] | None = Non
         if parts is None:
             log.info("already finished: %s", folder.path)
         else:
-            rows = work(cfg, folder, parts, title)
+            rows = work(settings, folder, parts, title)
     log.info("%s", final_table(rows, title))
     log.info("outputs: %s", folder.path)
     folder.release()
@@ -124,7 +157,7 @@ def refusal(err: BaseException) -> str:
     return first_line(err) if isinstance(err, ConfigError) else f"{type(err).__name__}: {first_line(err)}"
 
 
-def work(cfg: DictConfig, folder: RunFolder, parts, title: str) -> list[dict]:
+def work(settings: RunConfig, folder: RunFolder, parts, title: str) -> list[dict]:
     """The loop in a started folder: status "finished", or "interrupted"/"failed" with a `RunStopped`."""
     from dagger.tracking import summarize
 
@@ -159,7 +192,7 @@ def work(cfg: DictConfig, folder: RunFolder, parts, title: str) -> list[dict]:
             parts.evaluator.close()
     problems = {key: value for key, value in (("wandb_error", parts.tracker.wandb_error),
                                               ("video_error", parts.evaluator.video.error)) if value}
-    folder.write_status("finished", iterations=int(cfg.schedule.iterations), **problems)
+    folder.write_status("finished", iterations=settings.schedule.iterations, **problems)
     return rows
 
 
@@ -171,25 +204,26 @@ def checkpointed_iterations(run_dir: Path) -> int:
         return 0
 
 
-def prepare(cfg: DictConfig, folder: RunFolder) -> tuple[list[dict] | None, dict | None]:
-    """Check the config and any run already in the folder: (its rows if it already finished, its saved state)."""
+def prepare(cfg: DictConfig, folder: RunFolder) -> tuple[RunConfig, list[dict] | None, dict | None]:
+    """Check the config and any run already in the folder: (the typed config, the run's rows if it already
+    finished, its saved state)."""
     folder.lock()
-    validate(cfg)
+    settings = parse_run(cfg)
     if not folder.holds_a_run():
-        return None, None
+        return settings, None, None
     state = load_state(folder.path / "checkpoint.pt")
     done = int(state["progress"]["iteration"])
     folder.check_resume(cfg, done)
     status = folder.read_status()
-    if status.get("status") == "finished" and done == cfg.schedule.iterations:
-        return list(state["rows"]), state
-    return None, state
+    if status.get("status") == "finished" and done == settings.schedule.iterations:
+        return settings, list(state["rows"]), state
+    return settings, None, state
 
 
-def build_parts(cfg: DictConfig, folder: RunFolder, state: dict | None, hydra_files: dict[str, str] | None,
-                videos: bool):
-    """Config -> parts, the saved state restored into them. Every check that can fail happens here, before the
-    run folder is touched."""
+def build_parts(settings: RunConfig, cfg: DictConfig, folder: RunFolder, state: dict | None,
+                hydra_files: dict[str, str] | None, videos: bool):
+    """The typed config -> parts, the saved state restored into them. Every check that can fail happens here,
+    before the run folder is touched; `cfg` (as composed) is what the folder records."""
     import numpy as np
     import torch
 
@@ -201,45 +235,43 @@ def build_parts(cfg: DictConfig, folder: RunFolder, state: dict | None, hydra_fi
     from dagger.rollout import Collector, Evaluator
     from dagger.schedules import build_schedule
     from dagger.supervisors import build_supervisor
-    from dagger.supervisors.beta_mixture import BetaMixture
     from dagger.tracking import Tracker
     from dagger.video import VideoRecorder
 
-    device = pick_device(cfg.device)
-    schedule = build_schedule(cfg.schedule)
-    torch.set_num_threads(int(cfg.threads))
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    probe = make_env(cfg.env)
-    expert = load_expert(cfg.expert, cfg.env.name, probe, device=device)
+    c = settings
+    device = pick_device(c.device)
+    schedule = build_schedule(c.schedule)
+    torch.set_num_threads(c.threads)
+    torch.manual_seed(c.seed)
+    np.random.seed(c.seed)
+    probe = make_env(c.env)
+    expert = load_expert(c.expert, c.env.name, probe, device=device)
     if state is not None:
         folder.check_expert(expert.files, saved=state.get("expert"))
-    learner = build_learner(cfg.policy, probe.observation_space, probe.action_space, device)
-    supervisor = build_supervisor(cfg.algo, schedule=schedule, action_space=probe.action_space,
-                                  observation_space=probe.observation_space, num_envs=int(cfg.env.num_envs),
-                                  learner=learner, seed=int(cfg.seed))
-    budget = Budget(int(cfg.schedule.iterations), int(cfg.schedule.rollout_steps),
-                    int(cfg.schedule.initial_expert_steps))
-    budget.check_memory(probe.observation_space.shape[0], probe.action_space.shape[0], int(cfg.env.num_envs))
-    demonstrations = (load_demonstrations(cfg.schedule.initial_demos, probe.observation_space, probe.action_space,
-                                          cfg.env.id) if cfg.schedule.get("initial_demos") else None)
+    learner = build_learner(c.policy, probe.observation_space, probe.action_space, device)
+    supervisor = build_supervisor(c.algo, schedule=schedule, action_space=probe.action_space,
+                                  observation_space=probe.observation_space, num_envs=c.env.num_envs,
+                                  learner=learner, seed=c.seed)
+    budget = Budget(c.schedule.iterations, c.schedule.rollout_steps, c.schedule.initial_expert_steps)
+    budget.check_memory(probe.observation_space.shape[0], probe.action_space.shape[0], c.env.num_envs)
+    demonstrations = (load_demonstrations(c.schedule.initial_demos, probe.observation_space, probe.action_space,
+                                          c.env.id) if c.schedule.initial_demos else None)
     probe.close()
-    collector = Collector(cfg.env, int(cfg.env.num_envs), seed=cfg.seed)
+    collector = Collector(c.env, c.env.num_envs, seed=c.seed)
     resumed = restore(folder.path, state, learner, supervisor, collector) if state is not None else None
-    eval_seed = cfg.seed + 1_000_000  # evaluation episodes never share seeds with the rollouts
-    video = VideoRecorder(cfg.env, folder.path, seed=eval_seed, every=int(cfg.eval.video_every),
-                          fps=int(cfg.eval.video_fps), size=tuple(cfg.eval.video_size),
-                          enabled=videos if cfg.eval.video is None else bool(cfg.eval.video))
-    evaluator = Evaluator(cfg.env, int(cfg.eval.episodes), seed=eval_seed, every=int(cfg.eval.every), video=video)
+    eval_seed = c.seed + 1_000_000  # evaluation episodes never share seeds with the rollouts
+    video = VideoRecorder(c.env, folder.path, seed=eval_seed, every=c.eval.video_every, fps=c.eval.video_fps,
+                          size=tuple(c.eval.video_size), enabled=videos if c.eval.video is None else c.eval.video)
+    evaluator = Evaluator(c.env, c.eval.episodes, seed=eval_seed, every=c.eval.every, video=video)
     # All checks passed: from here on the run folder is written.
     folder.start(cfg, expert.files, hydra_files or {"config.yaml": OmegaConf.to_yaml(cfg)})
     log.info("expert: %s %s (sha256 %s)%s", expert.files["algo"], expert.files["model"],
              expert.files["model_sha256"][:16],
              f", statistics {expert.files['stats']} (sha256 {expert.files['stats_sha256'][:16]})"
              if expert.files.get("stats") else "")
-    tracker = Tracker(folder.path, cfg.logger, cfg, provenance={"expert": expert.files})
+    tracker = Tracker(folder.path, c.logger, cfg, provenance={"expert": expert.files})
     if tracker.wandb_error:
         folder.update_status(wandb_error=tracker.wandb_error)
-    return Parts(expert=expert, learner=learner, supervisor=supervisor, demonstrator=BetaMixture(schedule, beta=1.0),
-                 budget=budget, collector=collector, evaluator=evaluator, tracker=tracker, run_dir=folder.path,
-                 seed=int(cfg.seed), demonstrations=demonstrations, resumed=resumed)
+    return Parts(expert=expert, learner=learner, supervisor=supervisor, budget=budget, collector=collector,
+                 evaluator=evaluator, tracker=tracker, run_dir=folder.path, seed=c.seed,
+                 demonstrations=demonstrations, resumed=resumed)

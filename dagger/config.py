@@ -1,11 +1,13 @@
-"""Config helpers shared by the entry points: resolvers, and the checks made before any work.
+"""The config mechanism: `ConfigError` and its one-line messages, the resolvers, and the checks made before any work.
 
-The keys of the run config (`conf/config.yaml` and its groups) and of the expert-training config
-(`conf/train.yaml`) are checked by `RUN_SPEC` and `TRAIN_SPEC` below: a nested table of small check objects
-mirroring the config's shape; each algorithm checks its own keys in its module. `validate(cfg)` and
-`validate_train(cfg)` walk the tables;
-the first bad key raises `ConfigError` with one line that names it (`key=value ...` or `key: ...`),
-which the entry points print as `error: <line>` before building anything.
+Each config group's keys are a typed `Schema` declared beside the code that reads them (`dagger.envs.EnvConfig`,
+`dagger.policy.mlp.MLPConfig`, ...): a pydantic model whose fields carry a `Check` from here, e.g.
+
+    iterations: Annotated[int, COUNT]          # an integer >= 1
+    loss: Literal["mse", "gaussian"]
+
+`parse(schema, cfg, prefix)` gives the typed group, or raises `ConfigError` with one line naming the first bad
+key (`key=value must be ...` or `key: ...`), which the entry points print as `error: <line>` before any work.
 """
 from __future__ import annotations
 
@@ -14,11 +16,15 @@ import contextlib
 import io
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import PydanticCustomError, core_schema
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ROOT_CONF = PROJECT_ROOT / "conf"
@@ -94,10 +100,23 @@ def is_number(value) -> bool:
 
 
 class Check:
-    """One key's rule. `problem(value)` returns what is wrong (`must be ...`) or None."""
+    """One key's rule, used as a schema field's metadata: `Annotated[int, Integer(1)]`. `problem(value)` returns
+    what is wrong (`must be ...`) or None; `convert(value)` gives the checked value its declared type."""
 
     def problem(self, value) -> str | None:
         raise NotImplementedError
+
+    def convert(self, value):
+        return value
+
+    def validate(self, value):
+        problem = self.problem(value)
+        if problem:
+            raise PydanticCustomError("check", problem)
+        return self.convert(value)
+
+    def __get_pydantic_core_schema__(self, _source, _handler):
+        return core_schema.no_info_plain_validator_function(self.validate)
 
 
 @dataclass(frozen=True)
@@ -121,6 +140,9 @@ class Integer(Check):
                 or (self.high is not None and value > self.high)):
             return f"must be {self.describe()}"
         return None
+
+    def convert(self, value):
+        return int(value)
 
 
 @dataclass(frozen=True)
@@ -149,6 +171,9 @@ class Number(Check):
             return f"must be {self.describe()}"
         return None
 
+    def convert(self, value):
+        return float(value)
+
 
 @dataclass(frozen=True)
 class Boolean(Check):
@@ -175,14 +200,6 @@ class Text(Check):
 
 
 @dataclass(frozen=True)
-class OneOf(Check):
-    options: tuple
-
-    def problem(self, value):
-        return None if isinstance(value, str) and value in self.options else f"is not one of {', '.join(self.options)}"
-
-
-@dataclass(frozen=True)
 class ListOf(Check):
     """A list whose items all pass `item`; `what` names them in the message."""
 
@@ -190,9 +207,12 @@ class ListOf(Check):
     what: str
 
     def problem(self, value):
-        if not isinstance(value, ListConfig) or any(self.item.problem(v) for v in value):
+        if not isinstance(value, (list, ListConfig)) or any(self.item.problem(v) for v in value):
             return f"must be a list of {self.what}"
         return None
+
+    def convert(self, value):
+        return [self.item.convert(v) for v in value]
 
 
 @dataclass(frozen=True)
@@ -211,17 +231,30 @@ class Nullable(Check):
         meaning = f" ({self.null_means})" if self.null_means else ""
         return inner.replace("must be ", f"must be null{meaning} or ", 1) if inner.startswith("must be ") else inner
 
+    def convert(self, value):
+        return None if value is None else self.inner.convert(value)
+
 
 @dataclass(frozen=True)
 class Mapping(Check):
-    """A free-form subtree (any keys), passed through as keyword arguments; when `values` is given,
-    `check_tree` checks each value with it as `<key>.<name>`."""
+    """A free-form mapping (any keys), passed on as keyword arguments; with `values`, each value is checked and
+    named as `<key>.<name>`."""
 
     values: Check | None = None
     what: str = "a mapping (key: value, ...)"
 
     def problem(self, value):
-        return None if isinstance(value, DictConfig) else f"must be {self.what}"
+        return None if isinstance(value, (dict, DictConfig)) else f"must be {self.what}"
+
+    def validate(self, value):
+        value = super().validate(value)
+        if self.values is None:
+            return dict(value)
+        for name, item in value.items():
+            problem = self.values.problem(item)
+            if problem:
+                raise PydanticCustomError("check", "{problem}", {"problem": problem, "at": str(name), "value": item})
+        return {name: self.values.convert(item) for name, item in value.items()}
 
 
 @dataclass(frozen=True)
@@ -238,139 +271,104 @@ class RegisteredEnv(Check):
         return None
 
 
-@dataclass(frozen=True)
-class Open:
-    """A group whose `known` keys are checked here and whose other keys are passed through as keyword
-    arguments, checked by what receives them (e.g. `algo`: the supervisor class; see
-    `dagger.supervisors.build_supervisor`)."""
-
-    known: dict
-
-
-@dataclass(frozen=True)
-class NotRequired(Check):
-    """A key that only some options or overlays have (e.g. `logger=none` has `mode` alone)."""
-
-    inner: Check | dict
-
-    def problem(self, value):
-        return self.inner.problem(value)
-
-
-# ---- the spec: every key of every config, mirroring conf/ ----------------------------------------
-
-DEVICES = ("cpu", "cuda", "auto")
-LOGGER_MODES = ("offline", "online", "disabled")     # dagger.tracking.LOGGER_MODES
-BETA_KINDS = ("indicator", "constant", "linear", "exponential")  # dagger.schedules.KINDS
-LOSSES = ("mse", "gaussian")                         # dagger.policy.LOSSES
-ACTIVATIONS = ("relu", "tanh", "elu")                # dagger.policy.ACTIVATIONS
-LR_SCHEDULES = ("constant", "cosine")                # dagger.policy.LR_SCHEDULES
-ALGORITHMS = ("sac", "td3", "tqc", "ppo")            # dagger.experts.ALGORITHMS
-
 SEED = Integer(0, 2**32 - 1)  # numpy's seeding range
 COUNT = Integer(1)
-SIMULATORS = Integer(1, 1024)  # env copies in one process (rollout envs, evaluation episodes)
-WANDB_NAME = Nullable(Text())
-
-ENV = {
-    "name": Text(),
-    "id": RegisteredEnv(),
-    "num_envs": SIMULATORS,
-    "max_episode_steps": Nullable(COUNT, "the task's own limit"),
-    "kwargs": Mapping(what="a mapping of gymnasium.make keyword arguments"),
-}
-EXPERT = {
-    "algo": OneOf(ALGORITHMS),
-    "path": Text(),
-    "deterministic": Boolean(),
-    "trust": NotRequired(Boolean()),
-    "train": {
-        "timesteps": COUNT,
-        "normalize": Boolean(),
-        "hyperparams": Mapping(what="a mapping of stable-baselines3 keyword arguments"),
-    },
-}
-
-RUN_SPEC = {  # top-level keys first: group values interpolate them
-    "seed": SEED,
-    "device": OneOf(DEVICES),
-    "threads": COUNT,
-    "eval": {"episodes": SIMULATORS, "every": COUNT, "video": Nullable(Boolean(), "on for single runs, off in sweeps"),
-             "video_every": COUNT, "video_fps": COUNT, "video_size": ListOf(Integer(16, 4096), "two integers in [16, 4096]")},
-    "resume": Boolean(),
-    "sweep_name": NotRequired(Text()),  # added by +sweeps=<name>
-    "env": ENV,
-    "expert": EXPERT,
-    "policy": {
-        "name": Text(),
-        "loss": OneOf(LOSSES),
-        "hidden": ListOf(COUNT, "integers >= 1"),
-        "activation": OneOf(ACTIVATIONS),
-        "lr": Number(above=0),
-        "weight_decay": Number(low=0),
-        "batch_size": COUNT,
-        "gradient_steps": COUNT,
-        "epochs": Number(low=0),
-        "lr_schedule": OneOf(LR_SCHEDULES),
-        "warm_start": Boolean(),
-        "members": NotRequired(Integer(1, 256)),  # policy=ensemble: K members
-        "bootstrap": NotRequired(Boolean()),  # policy=ensemble: each member fits a bootstrap resample of D
-    },
-    "schedule": {
-        "name": Text(),
-        "beta": OneOf(BETA_KINDS),
-        "beta_value": Number(0, 1),
-        "iterations": COUNT,
-        "beta_ramp": COUNT,
-        "rollout_steps": COUNT,
-        "initial_expert_steps": Integer(0),
-        "initial_demos": NotRequired(Nullable(Text(), "no demonstrations")),
-    },
-    # An algorithm's own keys (algo=bc: beta) are its supervisor class's keyword arguments, checked when it
-    # is built (dagger.supervisors.build_supervisor), before any work.
-    "algo": Open({"name": Text(), "_target_": Text()}),
-    "logger": {
-        "mode": OneOf(LOGGER_MODES),
-        # W&B refuses these characters in project names, and tags outside 1..64 characters.
-        "project": NotRequired(Text(forbidden="/\\#?%:", max_len=128)),
-        "entity": NotRequired(WANDB_NAME),
-        "group": NotRequired(WANDB_NAME),
-        "job_type": NotRequired(WANDB_NAME),
-        "name": NotRequired(WANDB_NAME),
-        "tags": NotRequired(ListOf(Text(max_len=64), "strings of 1 to 64 characters")),
-    },
-}
-
-TRAIN_SPEC = {
-    "env": ENV,
-    "expert": EXPERT,
-    "seed": SEED,
-    "torch_threads": COUNT,
-    "checkpoint_every": COUNT,
-    "eval_every": COUNT,
-    "eval_episodes": COUNT,
-    "keep_candidates": COUNT,
-    "publish_episodes": COUNT,
-    "publish_only": Boolean(),
-    "floors": Mapping(Number(), what="a mapping of env id: minimum return"),
-    "ship_dir": Text(),
-    "work_dir": Text(),
-}
-
-IGNORED = ("hydra",)  # present only when a config is composed with return_hydra_config
 
 
-# ---- walking the spec ------------------------------------------------------------------------------
+# ---- schemas: a config group's keys, typed, with their checks --------------------------------------
 
-def read(node: DictConfig, key: str, path: str):
-    """`node[key]` resolved; unresolvable interpolations and ??? become one-line errors."""
+class Schema(BaseModel):
+    """A config group's keys, declared beside the code that reads them: each field's type hint says what it holds
+    and its `Check` (in `Annotated[...]`) the rule; keys the schema does not declare are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class OpenSchema(Schema):
+    """A group whose undeclared keys are passed on (e.g. `algo`: its supervisor class's keyword arguments, checked
+    by the class); they are in `model_extra`."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+
+SchemaT = TypeVar("SchemaT", bound=BaseModel)
+
+
+def as_container(cfg, prefix: str = "") -> dict:
+    """`cfg` (a DictConfig, or a mapping already) as plain Python, every interpolation resolved; an unresolvable
+    interpolation or a ??? value is one line naming its key. Hydra's own node (`hydra`) is left out."""
+    if not isinstance(cfg, DictConfig):
+        return dict(cfg)
+    if "hydra" in cfg:
+        cfg = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
     try:
-        return node[key]
-    except MissingMandatoryValue:
-        raise ConfigError(f"{path}: no value given (it is ??? in conf/); set {path}=...") from None
-    except OmegaConfBaseException as err:
-        reason = first_line(err)
-        raise ConfigError(f"{path}: cannot resolve its value: {reason}") from None
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException:
+        raise ConfigError(unresolvable(cfg, prefix)) from None
+
+
+MISSING_KEY = object()
+
+
+def unresolvable(cfg: DictConfig, prefix: str) -> str:
+    """The line for the key whose own value cannot be resolved (not one that merely points at it)."""
+    failing: list[tuple[str, str, BaseException]] = []  # (path, raw value, error)
+
+    def walk(node: DictConfig, at: str) -> None:
+        for key in node.keys():
+            path = f"{at}{key}"
+            try:
+                value = node[key]
+            except OmegaConfBaseException as err:
+                failing.append((path, str(node._get_node(key)._value()), err))
+                continue
+            if isinstance(value, DictConfig):
+                walk(value, f"{path}.")
+
+    walk(cfg, prefix)
+    names = {path.rsplit(".", 1)[-1] for path, _, _ in failing}
+    own = [f for f in failing if not any(name in f[1] for name in names - {f[0].rsplit(".", 1)[-1]})] or failing
+    path, raw, err = own[0] if own else (prefix.rstrip("."), "", None)
+    for dots, key in re.findall(r"\$\{(\.+)([\w.]+)\}", raw):  # it points at a sibling key that is not there
+        parent = path[len(prefix):].split(".")[:-1]
+        target = ".".join([*parent[:len(parent) + 1 - len(dots)], key])
+        if OmegaConf.select(cfg, target, default=MISSING_KEY) is MISSING_KEY:
+            return f"{prefix}{target}: missing (conf/ sets it; was it removed with ~{prefix}{target}?)"
+    if isinstance(err, MissingMandatoryValue):
+        return f"{path}: no value given (it is ??? in conf/); set {path}=..."
+    return f"{path}: cannot resolve its value: {first_line(err) if err else 'unknown'}"
+
+
+def parse(schema: type[SchemaT], cfg, prefix: str = "") -> SchemaT:
+    """`cfg` checked against `schema`: the typed group, or `ConfigError` with one line naming the first bad key
+    (unknown keys first: a typo explains the rest). `prefix` is the group's place, e.g. "policy."."""
+    data = as_container(cfg, prefix)
+    try:
+        return schema.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(error_line(schema, data, err, prefix)) from None
+
+
+def error_line(schema: type[BaseModel], data: dict, err: ValidationError, prefix: str) -> str:
+    errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    first = errors[0]
+    value, kind, context = first.get("input"), first["type"], first.get("ctx") or {}
+    parts = [prefix.rstrip("."), *(str(part) for part in first["loc"])]
+    if "at" in context:  # a check that names a key inside its field (a mapping's value, a group's other key)
+        parts.append(context["at"])
+        value = context["value"]
+    path = ".".join(part for part in parts if part)
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key (not in conf/; check the spelling)"
+    if kind == "missing":
+        return f"{path}: missing (conf/ sets it; was it removed with ~{path}?)"
+    if kind == "literal_error":
+        options = re.findall(r"'([^']*)'", context["expected"])
+        return f"{path}={show(value)} is not one of {', '.join(options)}"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"{path}={show(value)} must be a group of keys"
+    message = first["msg"] if kind == "check" else first["msg"][:1].lower() + first["msg"][1:]
+    return f"{path}={show(value)} {message}"
 
 
 def check_value(key: str, value, check: Check) -> None:
@@ -378,50 +376,6 @@ def check_value(key: str, value, check: Check) -> None:
     problem = check.problem(value)
     if problem:
         raise ConfigError(f"{key}={show(value)} {problem}")
-
-
-def check_tree(node, spec: dict, prefix: str = "", open_group: bool = False) -> None:
-    """Unknown keys first (typos explain the rest), then every key of `spec` in order."""
-    where = prefix.rstrip(".")
-    if not isinstance(node, DictConfig):
-        raise ConfigError(f"{where}={show(node)} must be a group of keys ({', '.join(spec)})")
-    for key in node.keys():
-        if key not in spec and not open_group and not (where == "" and key in IGNORED):
-            raise ConfigError(f"{prefix}{key}: unknown key (not in conf/; check the spelling)")
-    present = set(node.keys())  # `key in node` is False for ??? values, which must be reported
-    for key, check in spec.items():
-        path = f"{prefix}{key}"
-        if key not in present:
-            if isinstance(check, NotRequired):
-                continue
-            raise ConfigError(f"{path}: missing (conf/ sets it; was it removed with ~{path}?)")
-        if isinstance(check, NotRequired):
-            check = check.inner
-        if isinstance(check, (dict, Open)):
-            is_open = isinstance(check, Open)
-            check_tree(read(node, key, path), check.known if is_open else check, f"{path}.", open_group=is_open)
-            continue
-        value = read(node, key, path)
-        check_value(path, value, check)
-        if isinstance(check, Mapping) and check.values is not None:
-            for name in value.keys():
-                check_value(f"{path}.{name}", read(value, name, f"{path}.{name}"), check.values)
-
-
-def validate(cfg) -> None:
-    """Every key of the run config (conf/config.yaml and its groups); anything wrong stops the run
-    before any work."""
-    check_tree(cfg, RUN_SPEC)
-    if len(cfg.eval.video_size) != 2:
-        raise ConfigError(f"eval.video_size={show(cfg.eval.video_size)} must be [width, height]")
-    if cfg.schedule.get("initial_demos") and cfg.schedule.initial_expert_steps:
-        raise ConfigError(f"schedule.initial_demos={show(cfg.schedule.initial_demos)} and schedule.initial_expert_steps="
-                          f"{cfg.schedule.initial_expert_steps} both make iteration 0's demonstrations; set one of them")
-
-
-def validate_train(cfg) -> None:
-    """Every key of the expert-training config (conf/train.yaml), before any work."""
-    check_tree(cfg, TRAIN_SPEC)
 
 
 def check_overrides(argv: list[str]) -> None:

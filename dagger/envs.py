@@ -2,26 +2,56 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import gymnasium as gym
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
 
-from dagger.config import ConfigError, first_line
+from dagger.config import COUNT, ConfigError, Integer, Mapping, Nullable, RegisteredEnv, Schema, Text, first_line
+
+SIMULATORS = Integer(1, 1024)  # env copies in one process (rollout envs, evaluation episodes)
 
 
-def make_env(env_cfg: DictConfig, **overrides) -> gym.Env:
+class EnvConfig(Schema):
+    """The `env` group: which gymnasium task, and how many copies the rollouts step."""
+
+    name: Annotated[str, Text()]
+    id: Annotated[str, RegisteredEnv()]
+    num_envs: Annotated[int, SIMULATORS]
+    max_episode_steps: Annotated[int | None, Nullable(COUNT, "the task's own limit")]
+    kwargs: Annotated[dict[str, Any], Mapping(what="a mapping of gymnasium.make keyword arguments")]
+
+
+@dataclass(frozen=True)
+class ActionScale:
+    """The action bounds as a scale: u = (a - mid) / half maps [low, high] to [-1, 1], the units the learner is
+    fitted in and the gates measure action gaps in. `mid` and `half` are float64 (exact for float32 bounds)."""
+
+    mid: np.ndarray
+    half: np.ndarray
+
+    @classmethod
+    def of(cls, space: gym.spaces.Box) -> ActionScale:
+        low, high = np.asarray(space.low, np.float64), np.asarray(space.high, np.float64)
+        return cls((high + low) / 2, (high - low) / 2)
+
+    def scaled(self, acts: np.ndarray) -> np.ndarray:
+        return (np.asarray(acts, np.float64) - self.mid) / self.half
+
+
+def make_env(env_cfg: EnvConfig, **overrides) -> gym.Env:
     """One environment, as the config describes it.
 
     Keyword arguments the task does not take, or takes but cannot run with (tried once per process
     on a throwaway copy), and tasks whose spaces are not continuous Boxes raise ConfigError naming the key.
     """
-    kwargs = OmegaConf.to_container(env_cfg.kwargs, resolve=True) if env_cfg.get("kwargs") else {}
-    if env_cfg.get("max_episode_steps"):
-        kwargs["max_episode_steps"] = int(env_cfg.max_episode_steps)
+    kwargs = dict(env_cfg.kwargs)
+    if env_cfg.max_episode_steps:
+        kwargs["max_episode_steps"] = env_cfg.max_episode_steps
     kwargs.update(overrides)
     env_id = env_cfg.id
-    if env_cfg.get("kwargs"):
+    if env_cfg.kwargs:
         try_kwargs(env_id, repr(sorted(kwargs.items())), kwargs)
     try:
         env = gym.make(env_id, **kwargs)
@@ -108,8 +138,8 @@ def check_spaces(env: gym.Env) -> None:
                           "the learner scales actions to the space's bounds")
 
 
-def make_vec_env(env_cfg: DictConfig, num_envs: int | None = None) -> gym.vector.VectorEnv:
+def make_vec_env(env_cfg: EnvConfig, num_envs: int | None = None) -> gym.vector.VectorEnv:
     """`env.num_envs` copies stepped in lock-step, resetting themselves at episode ends."""
-    n = int(num_envs or env_cfg.num_envs)
+    n = num_envs or env_cfg.num_envs
     return gym.vector.SyncVectorEnv([lambda: make_env(env_cfg) for _ in range(n)],
                                     autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)

@@ -14,10 +14,10 @@ import shutil
 import time
 from importlib.metadata import version
 from pathlib import Path
+from typing import Annotated, Any
 
 import numpy as np
 import yaml
-from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
@@ -25,16 +25,38 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
-from dagger.config import ConfigError, first_line, validate_train
-from dagger.envs import make_env
-from dagger.experts import algorithm_class, train_command
+from dagger.config import COUNT, SEED, Boolean, ConfigError, Mapping, Number, Schema, Text, first_line
+from dagger.envs import EnvConfig, make_env
+from dagger.experts import ExpertConfig, ExpertTrainingConfig, algorithm_class, train_command
 from dagger.files import atomic_write, atomic_write_text, sha256
 
 EVAL_SEED = 10_000    # the manifest's evaluation episodes use seeds EVAL_SEED, EVAL_SEED + 1, ...
 SELECT_SEED = 30_000  # episodes that choose among candidates, kept apart from the reported ones
 
 
-def make_train_env(cfg: DictConfig, stats: Path | None = None, training: bool = True) -> VecEnv:
+class TrainedExpertConfig(ExpertConfig):
+    train: ExpertTrainingConfig  # required here
+
+
+class TrainConfig(Schema):
+    """conf/train.yaml: the task, the expert to train, and the training, candidates and shipping budgets."""
+
+    env: EnvConfig
+    expert: TrainedExpertConfig
+    seed: Annotated[int, SEED]
+    torch_threads: Annotated[int, COUNT]
+    checkpoint_every: Annotated[int, COUNT]
+    eval_every: Annotated[int, COUNT]
+    eval_episodes: Annotated[int, COUNT]
+    keep_candidates: Annotated[int, COUNT]
+    publish_episodes: Annotated[int, COUNT]
+    publish_only: Annotated[bool, Boolean()]
+    floors: Annotated[dict[str, float], Mapping(Number(), what="a mapping of env id: minimum return")]
+    ship_dir: Annotated[str, Text()]
+    work_dir: Annotated[str, Text()]
+
+
+def make_train_env(cfg: TrainConfig, stats: Path | None = None, training: bool = True) -> VecEnv:
     venv = DummyVecEnv([lambda: Monitor(make_env(cfg.env))])
     if not cfg.expert.train.normalize:
         return venv
@@ -47,8 +69,8 @@ def make_train_env(cfg: DictConfig, stats: Path | None = None, training: bool = 
     return venv
 
 
-def build_model(cfg: DictConfig, venv: VecEnv) -> BaseAlgorithm:
-    params = OmegaConf.to_container(cfg.expert.train.hyperparams, resolve=True)
+def build_model(cfg: TrainConfig, venv: VecEnv) -> BaseAlgorithm:
+    params = dict(cfg.expert.train.hyperparams)
     noise_std = params.pop("action_noise_std", None)
     if noise_std:
         n = venv.action_space.shape[0]
@@ -82,7 +104,7 @@ class TrainingProgress:
 class CheckpointAndEvaluate(BaseCallback):
     """Periodic resumable checkpoints, deterministic evaluations, and the best models so far."""
 
-    def __init__(self, cfg: DictConfig, work: Path, progress: TrainingProgress):
+    def __init__(self, cfg: TrainConfig, work: Path, progress: TrainingProgress):
         super().__init__()
         self.cfg, self.work, self.progress = cfg, work, progress
         self.eval_env = make_train_env(cfg, training=False)
@@ -154,7 +176,7 @@ def save_acting_model(model: BaseAlgorithm, folder: Path) -> None:
         atomic_write(folder / env_id / "vecnormalize.pkl", venv.save)
 
 
-def train(cfg: DictConfig) -> None:
+def train(cfg: TrainConfig) -> None:
     """Train (or resume) until `expert.train.timesteps`, then ship the best candidate.
 
     Everything that can be refused (the config, env kwargs, SB3 hyperparameters) is checked before
@@ -162,7 +184,6 @@ def train(cfg: DictConfig) -> None:
     """
     import torch
 
-    validate_train(cfg)
     torch.set_num_threads(cfg.torch_threads)
     work = Path(cfg.work_dir)
     check_ship_dir(Path(cfg.ship_dir))
@@ -183,7 +204,7 @@ def train(cfg: DictConfig) -> None:
     progress = TrainingProgress(work / "progress.json")
     progress.state["training"] = training_record(cfg)  # publish_only runs read how it was trained here
     progress.save()
-    remaining = int(cfg.expert.train.timesteps) - model.num_timesteps
+    remaining = cfg.expert.train.timesteps - model.num_timesteps
     if remaining > 0:
         callback = CheckpointAndEvaluate(cfg, work, progress)
         model.learn(total_timesteps=remaining, callback=callback, reset_num_timesteps=False)
@@ -194,12 +215,12 @@ def train(cfg: DictConfig) -> None:
 RESUME_FILES = ("checkpoint.zip", "replay_buffer.pkl", "vecnormalize.pkl")  # SB3's pickles: loading runs code
 
 
-def check_work_dir_trusted(cfg: DictConfig, work: Path) -> None:
+def check_work_dir_trusted(cfg: TrainConfig, work: Path) -> None:
     """Resuming training unpickles the work folder's SB3 files, which can run code: only with expert.trust=true.
     Its progress.json must be readable too, before anything is written."""
     TrainingProgress(work / "progress.json")
     found = [name for name in RESUME_FILES if (work / name).exists()]
-    if found and cfg.expert.get("trust") is not True:
+    if found and not cfg.expert.trust:
         raise ConfigError(f"work_dir={work} holds {', '.join(found)} from an earlier sitting; resuming unpickles "
                           "them (SB3's format can run code), so it needs expert.trust=true: set it only if this "
                           "machine wrote them, or choose a new work_dir")
@@ -249,14 +270,13 @@ def load_manifest_checked(ship_dir: Path) -> dict:
     return manifest
 
 
-def load_acting_model(cfg: DictConfig, path: Path, env):
-    from dagger.experts import load_expert
+def load_acting_model(cfg: TrainConfig, path: Path, env):
+    from dagger.experts import ExpertConfig, load_expert
 
-    spec = OmegaConf.create({"algo": cfg.expert.algo, "path": str(path), "deterministic": True})
-    return load_expert(spec, cfg.env.name, env)
+    return load_expert(ExpertConfig(algo=cfg.expert.algo, path=str(path), deterministic=True), cfg.env.name, env)
 
 
-def choose_candidate(cfg: DictConfig, work: Path) -> dict:
+def choose_candidate(cfg: TrainConfig, work: Path) -> dict:
     """The kept candidate with the best mean return over `publish_episodes` selection episodes."""
     candidates = TrainingProgress(work / "progress.json").state.get("candidates", [])
     zip_name = f"{cfg.env.id}.zip"
@@ -275,9 +295,8 @@ def choose_candidate(cfg: DictConfig, work: Path) -> dict:
     return max(candidates, key=lambda c: c["selection_return"])
 
 
-def publish(cfg: DictConfig) -> dict:
+def publish(cfg: TrainConfig) -> dict:
     """Choose the best candidate, copy it into experts/ and record it, freshly evaluated, in the manifest."""
-    validate_train(cfg)
     work = Path(cfg.work_dir)
     env_id, algo = cfg.env.id, cfg.expert.algo
     ship_dir = Path(cfg.ship_dir)
@@ -333,7 +352,7 @@ def publish(cfg: DictConfig) -> dict:
     return entry
 
 
-def training_record(cfg: DictConfig) -> dict:
+def training_record(cfg: TrainConfig) -> dict:
     """How this expert is trained: seed, hyperparameters and the command-line overrides that matter."""
     from hydra.core.hydra_config import HydraConfig
 
@@ -342,8 +361,8 @@ def training_record(cfg: DictConfig) -> dict:
         skip = ("env=", "expert=", "expert.trust=", "publish_only=", "publish_episodes=", "work_dir=", "ship_dir=",
                 "expert.train.timesteps=")
         overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(skip)]
-    return {"seed": int(cfg.seed), "normalize": bool(cfg.expert.train.normalize), "overrides": overrides,
-            "hyperparams": OmegaConf.to_container(cfg.expert.train.hyperparams, resolve=True)}
+    return {"seed": cfg.seed, "normalize": cfg.expert.train.normalize, "overrides": overrides,
+            "hyperparams": dict(cfg.expert.train.hyperparams)}
 
 
 def trained_timesteps(work: Path) -> int:

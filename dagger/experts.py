@@ -33,23 +33,41 @@ import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import gymnasium as gym
 import numpy as np
 import torch
 import yaml
-from omegaconf import DictConfig
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from dagger.config import PROJECT_ROOT, ConfigError, resolve_path
+from dagger.config import COUNT, PROJECT_ROOT, Boolean, ConfigError, Mapping, Schema, Text, resolve_path
 
 try:
     from numpy._core.multiarray import _reconstruct, scalar
 except ImportError:  # numpy 1.x
     from numpy.core.multiarray import _reconstruct, scalar
 
-ALGORITHMS = ("sac", "td3", "tqc", "ppo")
+Algorithm = Literal["sac", "td3", "tqc", "ppo"]
+ALGORITHMS = get_args(Algorithm)
+
+
+class ExpertTrainingConfig(Schema):
+    """`expert.train`: how experts/train.py trains this kind of expert."""
+
+    timesteps: Annotated[int, COUNT]
+    normalize: Annotated[bool, Boolean()]
+    hyperparams: Annotated[dict[str, Any], Mapping(what="a mapping of stable-baselines3 keyword arguments")]
+
+
+class ExpertConfig(Schema):
+    """The `expert` group: which checkpoint labels the states, and how it is read."""
+
+    algo: Algorithm
+    path: Annotated[str, Text()]
+    deterministic: Annotated[bool, Boolean()]
+    trust: Annotated[bool, Boolean()] = False
+    train: ExpertTrainingConfig | None = None  # experts/train.py's; conf/expert/ sets it
 SHIPPED_MANIFEST = PROJECT_ROOT / "experts" / "manifest.yaml"  # a module constant so tests can point elsewhere
 TRUST_HINT = "set expert.trust=true only if you trust this file"
 
@@ -496,14 +514,11 @@ class Expert:
         return np.clip(actions, policy.action_space.low, policy.action_space.high)
 
 
-def load_expert(expert_cfg: DictConfig, env_name: str, env: gym.Env, device: str = "cpu") -> Expert:
+def load_expert(expert_cfg: ExpertConfig, env_name: str, env: gym.Env, device: str = "cpu") -> Expert:
     """Load `expert.path` for this env, checking it exists, is the configured algorithm and matches the
     env's spaces. Bad input raises ConfigError (one line); nothing is printed."""
     env_id = env.spec.id
-    algo = expert_cfg.algo
-    trust = expert_cfg.get("trust", False)
-    if not isinstance(trust, bool):
-        raise ConfigError(f"expert.trust={trust!r} must be true or false")
+    algo, trust = expert_cfg.algo, expert_cfg.trust
     cls = algorithm_class(algo)
     try:
         model_path, stats_path = find_checkpoint(resolve_path(expert_cfg.path), env_id, algo)
@@ -536,4 +551,4 @@ def load_expert(expert_cfg: DictConfig, env_name: str, env: gym.Env, device: str
         normalizer = read_statistics(stats, stats_path, env.observation_space.shape, trust)
     files = {"algo": algo.upper(), "model": str(model_path), "model_sha256": model_sha256,
              "stats": None if stats_path is None else str(stats_path), "stats_sha256": stats_sha256}
-    return Expert(model=model, deterministic=bool(expert_cfg.deterministic), obs_normalizer=normalizer, files=files)
+    return Expert(model=model, deterministic=expert_cfg.deterministic, obs_normalizer=normalizer, files=files)

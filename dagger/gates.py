@@ -1,6 +1,6 @@
 """The learned gates of SafeDAgger, LazyDAgger and ThriftyDAgger: a safety classifier and a risk critic.
 
-Both are small MLPs (`dagger.policy.mlp`) refitted from scratch before every iteration (their supervisor's
+Both are small MLPs (`dagger.policy.fitting.mlp`) refitted from scratch before every iteration (their supervisor's
 `begin`), with fresh weights drawn from a generator seeded by the run's seed and the iteration, so a resumed
 run refits them to the very same weights and they need no checkpoint. Inputs are standardised with the
 statistics of the states they are fitted on; actions enter in scaled units ((a - mid) / half).
@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from dagger.policy import PREDICT_CHUNK as CHUNK, cosine_lr, mlp
+from dagger.envs import ActionScale
+from dagger.policy.fitting import PREDICT_CHUNK as CHUNK, cosine_lr, minibatch_steps, mlp
 
 HIDDEN = [128, 128]
 STEPS = 500          # minibatches per fit
@@ -43,19 +44,13 @@ class Standardized(nn.Module):
 
     def fit(self, x: torch.Tensor, target: torch.Tensor, loss, generator: torch.Generator) -> float:
         """`STEPS` Adam minibatches of `loss(logits, target)`, cosine-annealed; the mean loss of the last tenth."""
-        optimizer = torch.optim.Adam(self.net.parameters(), lr=LR)
-        losses = []
-        for step in range(STEPS):
-            for group in optimizer.param_groups:
-                group["lr"] = cosine_lr(LR, step, STEPS)
+        def batch_loss() -> torch.Tensor:
             idx = torch.randint(len(x), (BATCH,), generator=generator)
-            value = loss(self(x[idx]), target[idx])
-            optimizer.zero_grad(set_to_none=True)
-            value.backward()
-            optimizer.step()
-            if step >= STEPS - STEPS // 10:
-                losses.append(float(value.detach()))
-        return float(np.mean(losses))
+            return loss(self(x[idx]), target[idx])
+
+        optimizer = torch.optim.Adam(self.net.parameters(), lr=LR)
+        tail = minibatch_steps(optimizer, STEPS, lambda step: cosine_lr(LR, step, STEPS), batch_loss)
+        return float(np.mean(tail.tolist()))
 
     @torch.no_grad()
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -96,10 +91,9 @@ class RiskCritic:
     `rounds` times: compute the targets with the current Q_R, then fit Q_R to them (binary cross-entropy
     on sigmoid outputs: every target is a probability)."""
 
-    def __init__(self, obs_dim: int, act_mid: np.ndarray, act_half: np.ndarray, gamma: float, generator: torch.Generator,
-                 rounds: int = 4):
-        self.model = Standardized(obs_dim + len(act_mid), generator)
-        self.act_mid, self.act_half = np.asarray(act_mid, np.float32), np.asarray(act_half, np.float32)
+    def __init__(self, obs_dim: int, scale: ActionScale, gamma: float, generator: torch.Generator, rounds: int = 4):
+        self.model = Standardized(obs_dim + len(scale.mid), generator)
+        self.act_mid, self.act_half = scale.mid.astype(np.float32), scale.half.astype(np.float32)
         self.gamma, self.rounds, self.generator = gamma, rounds, generator
 
     def inputs(self, obs: np.ndarray, acts: np.ndarray) -> np.ndarray:

@@ -31,6 +31,7 @@ from dagger.policy import Learner
 from dagger.rollout import Collector, Evaluator, Rollout
 from dagger.runs import save_state
 from dagger.supervisors import Supervisor
+from dagger.supervisors.beta_mixture import BetaMixture
 from dagger.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -58,12 +59,11 @@ class Budget:
 
 @dataclass
 class Parts:
-    """Everything the loop needs, built from the config by run.py."""
+    """Everything the loop needs, built from the config by `dagger.app`."""
 
     expert: Expert
     learner: Learner
     supervisor: Supervisor      # the algorithm: who acts, which states are labelled
-    demonstrator: Supervisor    # the expert alone, for the initial demonstrations
     budget: Budget
     collector: Collector
     evaluator: Evaluator
@@ -119,10 +119,11 @@ def run_dagger(parts: Parts) -> list[dict]:
     if progress is None:
         progress = Progress(measure_references(p))
         p.tracker.log_media(p.evaluator.media(p.expert.act, "expert"), 0)
+        expert_alone = BetaMixture(schedule=None, beta=1.0)  # the initial demonstrations are the expert's
         if p.demonstrations is not None:  # D <- demonstrations from a Minari dataset; BC on them is iteration 0
-            progress = iterate(p, p.demonstrator, data, progress, 0, 0, given=p.demonstrations)
+            progress = iterate(p, expert_alone, data, progress, 0, 0, given=p.demonstrations)
         elif p.budget.initial_expert_steps > 0:  # D <- expert demonstrations; BC on them is iteration 0
-            progress = iterate(p, p.demonstrator, data, progress, 0, p.budget.initial_expert_steps)
+            progress = iterate(p, expert_alone, data, progress, 0, p.budget.initial_expert_steps)
     else:
         log.info(f"resuming after iteration {progress.iteration} ({len(data)} labels)")
     for i in range(progress.iteration + 1, p.budget.iterations + 1):
@@ -137,7 +138,7 @@ def iterate(p: Parts, supervisor: Supervisor, data: Dataset, progress: Progress,
     t0 = time.perf_counter()
     supervisor.begin(i, p.learner, data)
     rollout = (given if given is not None
-               else p.collector.collect(supervisor, p.expert.act, p.learner.act, steps, rng(p, i)))
+               else p.collector.collect(supervisor, p.expert.act, p.learner, steps, rng(p, i)))
     if i == 0:  # the algorithm takes over the demonstrations' running episodes without counting a switch
         p.collector.hand_over()
     data.add(rollout.obs, rollout.labels, rollout.transitions, i)  # D <- D + D_i: labelled states, expert's actions

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import mujoco
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from pydantic import field_validator
+from pydantic_core import PydanticCustomError
 
-from dagger.envs import make_vec_env
+from dagger.config import COUNT, Boolean, Integer, ListOf, Nullable, Schema
+from dagger.envs import SIMULATORS, EnvConfig, make_vec_env
 from dagger.schedules import every_or_last
+from dagger.policy import Learner
 from dagger.supervisors import Act, Supervisor
 from dagger.video import VideoRecorder
 
@@ -38,7 +42,7 @@ class Rollout:
 class Collector:
     """Persistent vectorised environments that a supervisor drives, iteration after iteration."""
 
-    def __init__(self, env_cfg: DictConfig, num_envs: int, seed: int):
+    def __init__(self, env_cfg: EnvConfig, num_envs: int, seed: int):
         self.venv = make_vec_env(env_cfg, num_envs)
         self.num_envs = num_envs
         self.obs, _ = self.venv.reset(seed=seed)
@@ -46,7 +50,7 @@ class Collector:
         self.control = np.full(num_envs, UNKNOWN)
         self.supervised = np.zeros(num_envs, dtype=bool)  # the supervisor drove some step of this episode
 
-    def collect(self, supervisor: Supervisor, expert: Act, learner: Act, steps: int,
+    def collect(self, supervisor: Supervisor, expert: Act, learner: Learner, steps: int,
                 rng: np.random.Generator) -> Rollout:
         """Take `steps` environment steps (the rollout budget) with the supervisor deciding who acts."""
         obs_chunks, label_chunks, finished, learner_only, steps_seen = [], [], [], [], []
@@ -153,13 +157,31 @@ def _time_limit(env):
     return env
 
 
+class EvalConfig(Schema):
+    """The `eval` group: how often and on how many episodes the learner is evaluated, and its videos."""
+
+    episodes: Annotated[int, SIMULATORS]
+    every: Annotated[int, COUNT]
+    video: Annotated[bool | None, Nullable(Boolean(), "on for single runs, off in sweeps")]
+    video_every: Annotated[int, COUNT]
+    video_fps: Annotated[int, COUNT]
+    video_size: Annotated[list[int], ListOf(Integer(16, 4096), "two integers in [16, 4096]")]
+
+    @field_validator("video_size")
+    @classmethod
+    def width_and_height(cls, size: list[int]) -> list[int]:
+        if len(size) != 2:
+            raise PydanticCustomError("check", "must be [width, height]")
+        return size
+
+
 class Evaluator:
     """Runs a policy alone for `episodes` whole episodes in parallel, on the same seeds every time.
 
     The learner is evaluated at iterations that are multiples of `every`, and at the last one. With a
     `video` recorder, `media` renders the first of those episodes (see `dagger.video`)."""
 
-    def __init__(self, env_cfg: DictConfig, episodes: int, seed: int, every: int = 1,
+    def __init__(self, env_cfg: EnvConfig, episodes: int, seed: int, every: int = 1,
                  video: VideoRecorder | None = None):
         self.venv = make_vec_env(env_cfg, episodes)
         self.episodes, self.seed, self.every, self.video = episodes, seed, every, video

@@ -2,10 +2,35 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
-from dagger.config import ConfigError
+from pydantic import model_validator
+from pydantic_core import PydanticCustomError
 
-KINDS = ("indicator", "constant", "linear", "exponential")
+from dagger.config import COUNT, Integer, Nullable, Number, Schema, Text
+
+Kind = Literal["indicator", "constant", "linear", "exponential"]
+
+
+class ScheduleConfig(Schema):
+    """The `schedule` group: the budget (iterations, rollout steps, initial demonstrations) and the beta schedule."""
+
+    name: Annotated[str, Text()]
+    beta: Kind
+    beta_value: Annotated[float, Number(0, 1)]
+    iterations: Annotated[int, COUNT]
+    beta_ramp: Annotated[int, COUNT]
+    rollout_steps: Annotated[int, COUNT]
+    initial_expert_steps: Annotated[int, Integer(0)]
+    initial_demos: Annotated[str | None, Nullable(Text(), "no demonstrations")] = None
+
+    @model_validator(mode="after")
+    def one_source_of_demonstrations(self) -> ScheduleConfig:
+        if self.initial_demos and self.initial_expert_steps:
+            raise PydanticCustomError(
+                "check", "and schedule.initial_expert_steps={steps} both make iteration 0's demonstrations; set one "
+                "of them", {"at": "initial_demos", "value": self.initial_demos, "steps": self.initial_expert_steps})
+        return self
 
 
 def every_or_last(iteration: int, every: int, last: int) -> bool:
@@ -23,17 +48,9 @@ class BetaSchedule:
     exponential: value^(i-1)
     """
 
-    kind: str
+    kind: Kind
     value: float = 1.0
     ramp: int = 1
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ConfigError(f"schedule.beta={self.kind!r} is not one of {', '.join(KINDS)}")
-        if not 0.0 <= self.value <= 1.0:
-            raise ConfigError(f"schedule.beta_value={self.value} is outside [0, 1]")
-        if self.ramp < 1:
-            raise ConfigError(f"schedule.beta_ramp={self.ramp} must be at least 1")
 
     def __call__(self, i: int) -> float:
         if i < 1:
@@ -47,7 +64,6 @@ class BetaSchedule:
         return self.value ** (i - 1)
 
 
-def build_schedule(schedule_cfg) -> BetaSchedule:
+def build_schedule(schedule_cfg: ScheduleConfig) -> BetaSchedule:
     """The beta schedule described by the `schedule` config group."""
-    return BetaSchedule(kind=schedule_cfg.beta, value=float(schedule_cfg.beta_value),
-                        ramp=int(schedule_cfg.beta_ramp))
+    return BetaSchedule(kind=schedule_cfg.beta, value=schedule_cfg.beta_value, ramp=schedule_cfg.beta_ramp)

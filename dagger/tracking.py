@@ -13,13 +13,29 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Annotated, Literal, get_args
 
 from omegaconf import DictConfig, OmegaConf
 
-from dagger.config import first_line
+from dagger.config import ListOf, Nullable, Schema, Text, first_line
 from dagger.files import atomic_write_text
 
-LOGGER_MODES = ("offline", "online", "disabled")
+LoggerMode = Literal["offline", "online", "disabled"]
+LOGGER_MODES = get_args(LoggerMode)  # also the report's --wandb-mode choices
+WANDB_NAME = Nullable(Text())
+
+
+class LoggerConfig(Schema):
+    """The `logger` group: W&B's mode and the run's names (`logger=none` sets only `mode: disabled`). W&B refuses
+    these characters in project names, and tags outside 1..64 characters."""
+
+    mode: LoggerMode
+    project: Annotated[str, Text(forbidden="/\\#?%:", max_len=128)] = "dagger-lab"
+    entity: Annotated[str | None, WANDB_NAME] = None
+    group: Annotated[str | None, WANDB_NAME] = None
+    job_type: Annotated[str | None, WANDB_NAME] = None
+    name: Annotated[str | None, WANDB_NAME] = None
+    tags: Annotated[list[str], ListOf(Text(max_len=64), "strings of 1 to 64 characters")] = []
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +43,12 @@ log = logging.getLogger(__name__)
 class Tracker:
     """Writes one row per iteration to `metrics.csv` and, when enabled, to a W&B run."""
 
-    def __init__(self, run_dir: Path, logger_cfg: DictConfig, config: DictConfig, provenance: dict | None = None):
+    def __init__(self, run_dir: Path, logger_cfg: LoggerConfig, config: DictConfig, provenance: dict | None = None):
         self.path = run_dir / "metrics.csv"
         self.rows: list[dict] = []
         self.wandb = None
         self.wandb_error: str | None = None
-        if logger_cfg.get("mode", "disabled") != "disabled":
+        if logger_cfg.mode != "disabled":
             self._guard("start", lambda: setattr(self, "wandb", start_wandb(run_dir, logger_cfg, config, provenance)))
 
     def _guard(self, what: str, call) -> None:
@@ -103,14 +119,14 @@ class Tracker:
         self.wandb = None
 
 
-def start_wandb(run_dir: Path, logger_cfg: DictConfig, config: DictConfig, provenance: dict | None = None):
+def start_wandb(run_dir: Path, logger_cfg: LoggerConfig, config: DictConfig, provenance: dict | None = None):
     """A W&B run in `run_dir/wandb`, offline unless `logger.mode=online`, with the resolved config."""
     config = OmegaConf.to_container(config, resolve=True)
     config["overrides"] = command_line_overrides()  # the swept values, to group by in the W&B UI
     config["provenance"] = provenance or {}
-    run = init_wandb(run_dir, project=logger_cfg.project, entity=logger_cfg.get("entity"),
-                     group=logger_cfg.get("group"), job_type=logger_cfg.get("job_type"), name=logger_cfg.get("name"),
-                     tags=list(logger_cfg.get("tags") or []), mode=logger_cfg.mode, config=config)
+    run = init_wandb(run_dir, project=logger_cfg.project, entity=logger_cfg.entity, group=logger_cfg.group,
+                     job_type=logger_cfg.job_type, name=logger_cfg.name, tags=list(logger_cfg.tags),
+                     mode=logger_cfg.mode, config=config)
     define_axes(run)
     return run
 

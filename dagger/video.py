@@ -17,9 +17,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig
 
 from dagger.config import ConfigError, first_line
+from dagger.envs import EnvConfig
 from dagger.files import atomic_write
 from dagger.schedules import every_or_last
 from dagger.supervisors import Act
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 class VideoRecorder:
     """Renders one deterministic episode of a policy to `<run dir>/videos/<name>.mp4`."""
 
-    def __init__(self, env_cfg: DictConfig, run_dir: Path, seed: int, every: int, fps: int,
+    def __init__(self, env_cfg: EnvConfig, run_dir: Path, seed: int, every: int, fps: int,
                  size: tuple[int, int], enabled: bool = True):
         self.env_cfg, self.folder, self.seed, self.every = env_cfg, Path(run_dir) / "videos", seed, every
         self.fps, self.size, self.enabled = fps, (int(size[0]), int(size[1])), enabled

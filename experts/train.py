@@ -7,8 +7,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dagger.config import ConfigError, check_output_dir, check_overrides, register_resolvers, validate_train  # noqa: E402,E501
-from dagger.expert_training import publish, train  # noqa: E402
+from dagger.config import ConfigError, check_output_dir, check_overrides, parse, register_resolvers  # noqa: E402
+from dagger.expert_training import TrainConfig, publish, train  # noqa: E402
 
 register_resolvers()
 
@@ -16,11 +16,11 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> None:
     try:
-        validate_train(cfg)  # every key, before anything is built or written
-        if cfg.publish_only:
-            publish(cfg)
+        settings = parse(TrainConfig, cfg)  # every key, before anything is built or written
+        if settings.publish_only:
+            publish(settings)
         else:
-            train(cfg)
+            train(settings)
     except ConfigError as err:
         remove_if_empty(Path(HydraConfig.get().runtime.output_dir))  # Hydra makes work_dir before the checks
         sys.exit(f"error: {err}")

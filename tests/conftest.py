@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -44,6 +45,31 @@ def compose(*overrides: str, name: str = "config"):
     register_resolvers()
     with initialize_config_dir(config_dir=str(ROOT_CONF), version_base="1.3"):
         return hydra_compose(name, overrides=list(overrides))
+
+
+def policy_config(option: str = "mlp", **keys):
+    """conf/policy/<option>.yaml with `keys` changed, as its learner class's typed Config."""
+    from omegaconf import OmegaConf
+
+    from dagger.policy import learner_config
+
+    return learner_config({**OmegaConf.to_container(compose(f"policy={option}").policy, resolve=True), **keys})
+
+
+def box(low, high=None):
+    """A Box space: box(n) is [-1, 1]^n; box(low, high) has those bounds."""
+    import gymnasium as gym
+
+    if high is None:
+        return gym.spaces.Box(-np.ones(low, dtype=np.float32), np.ones(low, dtype=np.float32))
+    return gym.spaces.Box(np.asarray(low, dtype=np.float32), np.asarray(high, dtype=np.float32))
+
+
+class Acts:
+    """A learner whose action at each state is `act(obs)`, for supervisor tests that need a known learner."""
+
+    def __init__(self, act):
+        self.act = act
 
 
 def run_in_process(run_dir: Path, *overrides: str) -> dict:

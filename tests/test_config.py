@@ -5,8 +5,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from dagger import config
-from dagger.config import ROOT_CONF, RUN_SPEC, TRAIN_SPEC, validate, validate_train
+from dagger.app import RunConfig, parse_run
+from dagger.config import ROOT_CONF, parse
+from dagger.expert_training import TrainConfig
 from tests.conftest import ROOT, run_cli
 
 GROUPS = {group: sorted(p.stem for p in (ROOT_CONF / group).glob("*.yaml"))
@@ -29,13 +30,13 @@ def test_option_composes_and_validates(group, option):
     with initialize_config_dir(config_dir=str(ROOT_CONF), version_base="1.3"):
         cfg = compose("config", overrides=[f"{group}={option}"])
         OmegaConf.to_container(cfg, resolve=True)
-        validate(cfg)
+        assert isinstance(parse_run(cfg), RunConfig)
         assert cfg[group] is not None
     if group in ("env", "expert"):
         with initialize_config_dir(config_dir=str(ROOT_CONF), version_base="1.3"):
             train = compose("train", overrides=[f"{group}={option}"])
             assert Path(OmegaConf.to_container(train, resolve=True)["expert"]["path"]).suffix == ".zip"
-            validate_train(train)
+            parse(TrainConfig, train)
 
 
 @pytest.mark.parametrize("sweep", sorted(p.stem for p in (ROOT / "sweeps").glob("*.yaml") if p.stem != "base"))
@@ -45,21 +46,23 @@ def test_every_sweep_composes_and_validates(sweep):
     with initialize_config_dir(config_dir=str(ROOT_CONF), version_base="1.3"):
         cfg = compose("config", overrides=[f"+sweeps={sweep}"], return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)  # logger.name interpolates ${hydra:job.override_dirname}
-    validate(cfg)
-    assert cfg.sweep_name == sweep
+    assert parse_run(cfg).sweep_name == sweep
 
 
-def test_the_spec_knows_every_key_of_every_option():
-    """validate() refuses unknown keys, so each composed option above is fully described; and the
-    choices it accepts are the ones the code implements."""
-    from dagger.experts import ALGORITHMS
-    from dagger.policy import ACTIVATIONS, LOSSES
-    from dagger.schedules import KINDS
-    from dagger.tracking import LOGGER_MODES
+def test_each_learner_option_is_checked_by_its_own_class():
+    """`policy._target_` picks the schema: an ensemble's keys are refused on a single MLP, and the typed groups hold
+    their declared types (a float key given as 1 is 1.0)."""
+    from dagger.config import ConfigError
+    from dagger.policy.ensemble import EnsembleConfig
+    from dagger.policy.mlp import MLPConfig
 
-    assert set(RUN_SPEC["expert"]) == set(TRAIN_SPEC["expert"])
-    assert config.ALGORITHMS == ALGORITHMS and config.LOSSES == LOSSES and config.BETA_KINDS == KINDS
-    assert config.ACTIVATIONS == tuple(ACTIVATIONS) and config.LOGGER_MODES == tuple(LOGGER_MODES)
+    with initialize_config_dir(config_dir=str(ROOT_CONF), version_base="1.3"):
+        ensemble = parse_run(compose("config", overrides=["policy=ensemble", "policy.lr=1"]))
+        single = compose("config", overrides=["+policy.members=3"])
+    assert type(ensemble.policy) is EnsembleConfig and ensemble.policy.lr == 1.0 and type(ensemble.policy.lr) is float
+    with pytest.raises(ConfigError, match="^policy.members: unknown key"):
+        parse_run(single)
+    assert issubclass(EnsembleConfig, MLPConfig)
 
 
 def test_schedules_mean_what_their_names_say():

@@ -10,20 +10,18 @@ from omegaconf import OmegaConf
 
 from dagger.config import ConfigError
 from dagger.data import Dataset
-from dagger.policy import EnsembleLearner, Learner, build_learner
+from dagger.policy import build_learner
+from dagger.policy.ensemble import EnsembleLearner
+from dagger.policy.mlp import MLPLearner
 from dagger.supervisors import build_supervisor
 from dagger.supervisors import NEEDS_ENSEMBLE
 from dagger.supervisors.ensemble_dagger import EnsembleDAgger
-from tests.conftest import (QUICK, ROOT, TIMINGS, assert_learns, kill_after_first_iteration_and_resume, learning_runs,
-                            run_cli)
+from tests.conftest import (QUICK, ROOT, TIMINGS, assert_learns, box, kill_after_first_iteration_and_resume,
+                            learning_runs, policy_config, run_cli)
 
 SMALL = dict(hidden=[64, 64], activation="relu", loss="mse", lr=3e-3, batch_size=64, gradient_steps=300,
-             warm_start=True)
+             epochs=0, lr_schedule="constant", warm_start=True)
 BOUNDS = Box(np.array([-2.0, 0.0], dtype=np.float32), np.array([2.0, 4.0], dtype=np.float32))
-
-
-def box(n: int) -> Box:
-    return Box(-np.ones(n, dtype=np.float32), np.ones(n, dtype=np.float32))
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +42,8 @@ def curve_data(n: int = 400) -> Dataset:
 
 
 def ensemble(members: int = 5, bootstrap: bool = True, **overrides) -> EnsembleLearner:
-    return EnsembleLearner(members, bootstrap, 1, -np.ones(1), np.ones(1), **{**SMALL, **overrides})
+    cfg = policy_config("ensemble", members=members, bootstrap=bootstrap, **{**SMALL, **overrides})
+    return EnsembleLearner(cfg, box(1), box(1))
 
 
 # ---- the learner ------------------------------------------------------------------------------------
@@ -157,7 +156,7 @@ def test_the_expert_takes_over_exactly_where_the_spread_or_the_discrepancy_is_to
         return expert_actions[obs[:, 0].astype(int)]
 
     obs = np.arange(8, dtype=np.float32)[:, None]
-    d = supervisor.decide(obs, learner.act, expert, np.random.default_rng(0))
+    d = supervisor.decide(obs, learner, expert, np.random.default_rng(0))
     expected = np.array([False, True, True, True, False, True, False, True])
     np.testing.assert_array_equal(d.supervisor_acts, expected)
     np.testing.assert_array_equal(d.actions, np.where(expected[:, None], expert_actions, novice))
@@ -174,7 +173,7 @@ def test_the_expert_takes_over_exactly_where_the_spread_or_the_discrepancy_is_to
 
 
 def test_the_gate_refuses_a_learner_without_uncertainty_and_bad_thresholds():
-    mlp = Learner(1, -np.ones(2), np.ones(2), **{**SMALL, "hidden": [8]})
+    mlp = MLPLearner(policy_config("mlp", **{**SMALL, "hidden": [8]}), box(1), box(2))
     with pytest.raises(ConfigError, match="use policy=ensemble"):
         gate().begin(1, mlp, Dataset(1, 2))
     with pytest.raises(ConfigError, match="use policy=ensemble"):  # at build time when the caller passes them
@@ -190,11 +189,11 @@ def test_the_gate_refuses_a_learner_without_uncertainty_and_bad_thresholds():
 
 
 def test_build_learner_makes_the_ensemble_from_its_config():
-    cfg = OmegaConf.load(ROOT / "conf" / "policy" / "mlp.yaml")
-    cfg.members, cfg.bootstrap = 3, False
+    cfg = {**OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "policy" / "mlp.yaml")), "members": 3,
+           "bootstrap": False, "_target_": "dagger.policy.ensemble.EnsembleLearner"}
     learner = build_learner(cfg, box(4), box(2), "cpu")
     assert isinstance(learner, EnsembleLearner) and len(learner.members) == 3 and not learner.bootstrap
-    assert learner.members[0].gradient_steps == cfg.gradient_steps  # each member has the MLP's budget
+    assert learner.members[0].cfg.gradient_steps == cfg["gradient_steps"]  # each member has the MLP's budget
 
 
 # ---- end to end on the pendulum ---------------------------------------------------------------------
@@ -245,7 +244,7 @@ def test_a_plain_mlp_is_refused(tmp_path):
 
 
 def test_act_and_uncertainty_is_act_and_uncertainty_from_one_pass():
-    learner = EnsembleLearner(3, True, 1, np.array([-1.0]), np.array([1.0]), **{**SMALL, "gradient_steps": 30})
+    learner = ensemble(3, True, gradient_steps=30)
     data = Dataset(1, 1)
     data.add(np.linspace(-1, 1, 64, dtype=np.float32)[:, None], np.linspace(-0.5, 0.5, 64, dtype=np.float32)[:, None])
     learner.fit(data, torch.Generator().manual_seed(0))

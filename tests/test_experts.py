@@ -1,14 +1,13 @@
 import gymnasium as gym
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
 from dagger.config import ConfigError
-from dagger.experts import load_expert
+from dagger.experts import ExpertConfig, load_expert
 
 
-def expert_cfg(algo: str, path) -> OmegaConf:
-    return OmegaConf.create({"algo": algo, "path": str(path), "deterministic": True})
+def expert_cfg(algo: str, path) -> ExpertConfig:
+    return ExpertConfig(algo=algo, path=str(path), deterministic=True)
 
 
 @pytest.mark.parametrize("algo", ["sac", "td3", "tqc", "ppo"])

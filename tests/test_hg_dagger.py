@@ -11,7 +11,7 @@ from gymnasium.spaces import Box
 
 from dagger.config import ConfigError
 from dagger.supervisors.hg_dagger import HGDAgger
-from tests.conftest import QUICK, assert_learns, learning_runs, run_cli
+from tests.conftest import QUICK, Acts, assert_learns, learning_runs, run_cli
 
 SPACE = Box(-2.0, 2.0, (3,), dtype=np.float32)  # h = 2 in every dimension
 HALF = 2.0
@@ -43,7 +43,7 @@ def states(gaps, rng=np.random.default_rng(0)):
 def step(sup, gaps, expert=None):
     obs = states(gaps)
     expert = expert or Expert()
-    d = sup.decide(obs, learner, expert, np.random.default_rng(0))
+    d = sup.decide(obs, Acts(learner), expert, np.random.default_rng(0))
     # Exactly the supervisor's states are labelled, with the expert's action; it executes there.
     assert d.labelled.tolist() == d.supervisor_acts.tolist()
     np.testing.assert_array_equal(d.labels[d.labelled], obs[d.labelled, :3])
@@ -77,7 +77,7 @@ def test_the_gap_is_the_rms_over_action_dimensions_in_scaled_units(scaled_gap, t
     sup = HGDAgger(SPACE, num_envs=1, takeover=0.5, handback=0.5)
     expert = lambda obs: np.zeros((len(obs), 3), dtype=np.float32)  # noqa: E731
     off = lambda obs: HALF * np.array([scaled_gap], dtype=np.float32)  # noqa: E731
-    assert sup.decide(np.zeros((1, 4)), off, expert, None).supervisor_acts.tolist() == [takes_over]
+    assert sup.decide(np.zeros((1, 4)), Acts(off), expert, None).supervisor_acts.tolist() == [takes_over]
 
 
 def test_control_resets_to_the_learner_when_an_episode_ends():

@@ -9,11 +9,11 @@ import torch
 from gymnasium.spaces import Box
 
 from dagger.data import Dataset
-from dagger.policy import EnsembleLearner
+from dagger.policy.ensemble import EnsembleLearner
 from dagger.supervisors.lazy_dagger import LazyDAgger
 from dagger.supervisors.safe_dagger import SafeDAgger
 from dagger.supervisors.thrifty_dagger import ThriftyDAgger, calibrate
-from tests.conftest import (QUICK, assert_learns, kill_after_first_iteration_and_resume, learning_runs,
+from tests.conftest import (QUICK, Acts, policy_config, assert_learns, kill_after_first_iteration_and_resume, learning_runs,
                             metrics_without_timings)
 
 OBS = Box(-10 * np.ones(2, dtype=np.float32), 10 * np.ones(2, dtype=np.float32))
@@ -45,7 +45,7 @@ def test_safe_dagger_queries_and_labels_exactly_where_the_classifier_says_unsafe
     predicted = sup.classifier.unsafe_probability(probe) > 0.5
     assert np.mean(predicted == (probe[:, 0] > 0)) > 0.95  # it learned the rule it was shown
     expert, learner = Calls(lambda o: np.full((len(o), 1), 0.7)), Calls(lambda o: np.full((len(o), 1), -0.2))
-    d = sup.decide(probe, learner, expert, np.random.default_rng(0))
+    d = sup.decide(probe, Acts(learner), expert, np.random.default_rng(0))
     np.testing.assert_array_equal(d.labelled, predicted)
     np.testing.assert_array_equal(d.supervisor_acts, predicted)
     assert d.queries == predicted.sum() and len(expert.seen) == 1
@@ -58,7 +58,7 @@ def test_safe_dagger_records_the_acting_learners_gap_at_every_label():
     sup = SafeDAgger(ACT, OBS, seed=0, tau=0.1)
     sup.begin(1, None, None)  # nothing recorded: no classifier, the expert drives and labels everything
     obs = np.array([[1.0, 0.0], [-1.0, 0.0]], dtype=np.float32)
-    d = sup.decide(obs, lambda o: np.array([[0.25], [0.0]]), lambda o: np.array([[0.0], [0.0]]), None)
+    d = sup.decide(obs, Acts(lambda o: np.array([[0.25], [0.0]])), lambda o: np.array([[0.0], [0.0]]), None)
     assert d.labelled.all() and d.queries == 2
     np.testing.assert_allclose(sup.records["gap"], [0.25, 0.0])
     saved = sup.state_dict()
@@ -78,7 +78,7 @@ def test_lazy_dagger_hysteresis_holds_control_between_tau_auto_and_tau_sup():
              (safe, 0.5)]     # the learner drives again; safe per the classifier whatever the gap
     control, queries, labelled = [], [], []
     for state, action in steps:
-        d = sup.decide(np.array([state], dtype=np.float32), lambda o: np.zeros((len(o), 1)),
+        d = sup.decide(np.array([state], dtype=np.float32), Acts(lambda o: np.zeros((len(o), 1))),
                        lambda o, a=action: np.full((len(o), 1), a), np.random.default_rng(0))
         control.append(bool(d.supervisor_acts[0]))
         queries.append(d.queries)
@@ -92,7 +92,8 @@ def test_lazy_dagger_noise_moves_the_executed_action_never_the_label():
     sup = LazyDAgger(ACT, OBS, num_envs=64, seed=0, tau_sup=0.1, tau_auto=0.05, noise_std=0.2)
     sup.begin(1, None, None)  # no classifier yet: the supervisor drives every env
     obs = np.zeros((64, 2), dtype=np.float32)
-    d = sup.decide(obs, lambda o: np.zeros((len(o), 1)), lambda o: np.full((len(o), 1), 0.3), np.random.default_rng(0))
+    d = sup.decide(obs, Acts(lambda o: np.zeros((len(o), 1))), lambda o: np.full((len(o), 1), 0.3),
+                   np.random.default_rng(0))
     assert d.supervisor_acts.all()
     np.testing.assert_array_equal(d.labels, 0.3)
     noise = d.actions[:, 0] - 0.3
@@ -101,8 +102,9 @@ def test_lazy_dagger_noise_moves_the_executed_action_never_the_label():
 
 def ensemble_with_transitions(n_learner: int = 400):
     rng = np.random.default_rng(0)
-    learner = EnsembleLearner(3, True, 2, ACT.low, ACT.high, hidden=[16], activation="relu", loss="mse", lr=3e-3,
-                              batch_size=64, gradient_steps=100, warm_start=True)
+    learner = EnsembleLearner(policy_config("ensemble", members=3, bootstrap=True, hidden=[16], activation="relu",
+                                            loss="mse", lr=3e-3, batch_size=64, gradient_steps=100, epochs=0,
+                                            lr_schedule="constant", warm_start=True), OBS, ACT)
     data = Dataset(2, 1, transitions=True)
     obs = rng.normal(size=(300, 2)).astype(np.float32)
     data.add(obs, np.tanh(obs[:, :1]))
@@ -149,16 +151,16 @@ def test_thrifty_takes_over_exactly_at_novel_or_risky_states_and_hands_back_by_i
     rule = (learner.uncertainty(obs) > sup.thresholds["novelty_threshold"]) | \
            (sup.risk(obs, novice) > sup.thresholds["risk_threshold"])
     expert = Calls(lambda o: learner.act(o) + 1.0)  # never agrees with the learner
-    d = sup.decide(obs, learner.act, expert, np.random.default_rng(0))
+    d = sup.decide(obs, learner, expert, np.random.default_rng(0))
     np.testing.assert_array_equal(d.supervisor_acts, rule)
     assert 0 < rule.sum() < len(obs) and d.queries == rule.sum()
     np.testing.assert_array_equal(expert.seen[0], obs[rule])
     m = sup.metrics()
     assert m["intervention_rate"] == pytest.approx(rule.mean()) and m["novelty_switches"] + m["risk_switches"] >= rule.sum()
     # next step, same states: where it took over the supervisor keeps control (the learner still disagrees)
-    d2 = sup.decide(obs, learner.act, expert, np.random.default_rng(0))
+    d2 = sup.decide(obs, learner, expert, np.random.default_rng(0))
     assert d2.supervisor_acts[rule].all()
-    agreeing = sup.decide(obs, learner.act, lambda o: learner.act(o), np.random.default_rng(0))
+    agreeing = sup.decide(obs, learner, lambda o: learner.act(o), np.random.default_rng(0))
     risky_now = sup.risk(obs, novice) >= sup.thresholds["risk_threshold"]
     np.testing.assert_array_equal(agreeing.supervisor_acts[rule], risky_now[rule])  # hands back unless still risky
 

@@ -3,7 +3,14 @@ import pytest
 import torch
 
 from dagger.data import Dataset
-from dagger.policy import Learner
+from dagger.policy.mlp import MLPLearner
+from tests.conftest import box, policy_config
+
+
+def mlp_learner(obs: int = 4, act=None, **keys) -> MLPLearner:
+    """An MLP learner on [-1, 1]^obs (actions in `act`, a Box; [-1, 1]^2 by default) with conf/policy/mlp.yaml's
+    keys changed by `keys`."""
+    return MLPLearner(policy_config("mlp", **keys), box(obs), act if act is not None else box(2))
 
 
 def linear_expert_data(n: int = 2000) -> tuple[Dataset, np.ndarray]:
@@ -18,8 +25,8 @@ def linear_expert_data(n: int = 2000) -> tuple[Dataset, np.ndarray]:
 @pytest.mark.parametrize("loss", ["mse", "gaussian"])
 def test_fitting_lowers_the_loss_and_imitates(loss):
     data, weights = linear_expert_data()
-    learner = Learner(4, -np.ones(2), np.ones(2), hidden=[64, 64], activation="relu", loss=loss, lr=1e-3,
-                      batch_size=128, gradient_steps=600, warm_start=True)
+    learner = mlp_learner(hidden=[64, 64], activation="relu", loss=loss, lr=1e-3, batch_size=128,
+                          gradient_steps=600, epochs=0, lr_schedule="constant", warm_start=True)
     with torch.no_grad():
         before = float(learner.policy.loss(torch.as_tensor(data.obs), torch.as_tensor(data.acts)))
     learner.fit(data, torch.Generator().manual_seed(0))
@@ -34,8 +41,8 @@ def test_actions_respect_the_bounds_and_scale():
     data = Dataset(1, 1)
     obs = np.linspace(-1, 1, 500)[:, None]
     data.add(obs, 2.0 + obs)  # actions in [1, 3]
-    learner = Learner(1, np.array([1.0]), np.array([3.0]), hidden=[32], activation="tanh", loss="mse", lr=3e-3,
-                      batch_size=64, gradient_steps=800, warm_start=True)
+    learner = mlp_learner(1, box([1.0], [3.0]), hidden=[32], activation="tanh", loss="mse", lr=3e-3, batch_size=64,
+                          gradient_steps=800, epochs=0, lr_schedule="constant", warm_start=True)
     learner.fit(data, torch.Generator().manual_seed(0))
     acts = learner.act(np.array([[-1.0], [0.0], [1.0], [50.0]]))
     assert np.all((acts >= 1.0) & (acts <= 3.0))
@@ -47,8 +54,8 @@ def test_retraining_from_scratch_is_reproducible_and_differs_from_warm_start():
 
     def fitted(warm: bool) -> np.ndarray:
         torch.manual_seed(0)
-        learner = Learner(4, -np.ones(2), np.ones(2), hidden=[32], activation="relu", loss="mse", lr=1e-3,
-                          batch_size=64, gradient_steps=50, warm_start=warm)
+        learner = mlp_learner(hidden=[32], activation="relu", loss="mse", lr=1e-3, batch_size=64, gradient_steps=50,
+                              epochs=0, lr_schedule="constant", warm_start=warm)
         for it in range(2):
             learner.fit(data, torch.Generator().manual_seed(it))
         return learner.act(data.obs[:5])
@@ -57,36 +64,38 @@ def test_retraining_from_scratch_is_reproducible_and_differs_from_warm_start():
     assert not np.allclose(fitted(False), fitted(True))
 
 
-def test_build_learner_makes_a_single_mlp_unless_members_are_set():
-    from gymnasium.spaces import Box
+def test_build_learner_builds_the_class_its_target_names_and_checks_its_keys():
     from omegaconf import OmegaConf
 
     from dagger.config import ConfigError
     from dagger.policy import build_learner
     from tests.conftest import ROOT
 
-    spaces = [Box(-np.ones(n, dtype=np.float32), np.ones(n, dtype=np.float32)) for n in (4, 2)]
     cfg = OmegaConf.load(ROOT / "conf" / "policy" / "mlp.yaml")
-    assert type(build_learner(cfg, *spaces, "cpu")) is Learner
+    assert type(build_learner(cfg, box(4), box(2), "cpu")) is MLPLearner
     cfg.bootstrap = True  # an ensemble's key on a single MLP
-    with pytest.raises(ConfigError, match="policy.bootstrap applies to an ensemble only"):
-        build_learner(cfg, *spaces, "cpu")
+    with pytest.raises(ConfigError, match="^policy.bootstrap: unknown key"):
+        build_learner(cfg, box(4), box(2), "cpu")
+    cfg = OmegaConf.load(ROOT / "conf" / "policy" / "mlp.yaml")
+    cfg._target_ = "dagger.policy.fitting.mlp"  # not a learner class
+    with pytest.raises(ConfigError, match="^policy._target_='dagger.policy.fitting.mlp' is not a learner class"):
+        build_learner(cfg, box(4), box(2), "cpu")
 
 
 def test_fit_budget_grows_with_the_dataset_and_never_falls_below_gradient_steps():
     data, _ = linear_expert_data(1000)
-    learner = Learner(4, -np.ones(2), np.ones(2), hidden=[16], activation="relu", loss="mse", lr=1e-3,
-                      batch_size=100, gradient_steps=30, epochs=4.5, warm_start=True)
+    learner = mlp_learner(hidden=[16], activation="relu", loss="mse", lr=1e-3, batch_size=100, gradient_steps=30,
+                          epochs=4.5, lr_schedule="constant", warm_start=True)
     assert [learner.fit_steps(n) for n in (100, 600, 1000, 10_000)] == [30, 30, 45, 450]
     assert learner.fit(data, torch.Generator().manual_seed(0))["gradient_steps"] == 45  # ceil(4.5 * 1000 / 100)
-    learner.epochs = 0  # a fixed budget, as before
+    learner.cfg = learner.cfg.model_copy(update={"epochs": 0.0})  # a fixed budget, as before
     assert learner.fit(data, torch.Generator().manual_seed(0))["gradient_steps"] == 30
 
 
 def test_cosine_schedule_anneals_each_fit_from_lr_to_zero():
     data, _ = linear_expert_data(300)
-    learner = Learner(4, -np.ones(2), np.ones(2), hidden=[16], activation="relu", loss="mse", lr=0.01,
-                      batch_size=50, gradient_steps=40, lr_schedule="cosine", warm_start=True)
+    learner = mlp_learner(hidden=[16], activation="relu", loss="mse", lr=0.01, batch_size=50, gradient_steps=40,
+                          epochs=0, lr_schedule="cosine", warm_start=True)
     seen = []
     step = learner.optimizer.step
     learner.optimizer.step = lambda: (seen.append(learner.optimizer.param_groups[0]["lr"]), step())
@@ -96,5 +105,5 @@ def test_cosine_schedule_anneals_each_fit_from_lr_to_zero():
     for fit in (seen[:40], seen[40:]):
         assert fit[0] == pytest.approx(0.01) and fit[20] == pytest.approx(0.005) and 0 < fit[-1] < 1e-4
         assert all(a > b for a, b in zip(fit, fit[1:]))  # strictly decreasing within a fit
-    learner.lr_schedule = "constant"
+    learner.cfg = learner.cfg.model_copy(update={"lr_schedule": "constant"})
     assert {learner.lr_at(s, 40) for s in range(40)} == {0.01}

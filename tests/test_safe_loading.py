@@ -18,12 +18,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import yaml
-from omegaconf import OmegaConf
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 import dagger.experts
-from dagger.config import PROJECT_ROOT, ConfigError
-from dagger.experts import algorithm_class, load_expert
+from dagger.config import PROJECT_ROOT, ConfigError, parse
+from dagger.experts import ExpertConfig, algorithm_class, load_expert
 from dagger.files import sha256
 from tests.conftest import Payload
 
@@ -33,11 +32,12 @@ MANIFEST = yaml.safe_load((EXPERTS / "manifest.yaml").read_text())
 SYSTEM = f"{os.system.__module__}.system"  # how a pickle names os.system ("posix.system" here)
 
 
-def cfg(algo: str, path: Path, trust: bool | None = None) -> OmegaConf:
+def cfg(algo: str, path: Path, trust=None) -> ExpertConfig:
+    """The `expert` group, checked as run.py checks it."""
     spec = {"algo": algo, "path": str(path), "deterministic": True}
     if trust is not None:
         spec["trust"] = trust
-    return OmegaConf.create(spec)
+    return parse(ExpertConfig, spec, "expert.")
 
 
 def pickled(obj: object, type_name: str | None = None, **readable) -> dict:
@@ -327,8 +327,8 @@ def test_shipped_zip_copied_without_its_statistics_is_an_error(tiny_experts, tmp
 
 
 def test_trust_must_be_a_bool(tiny_experts):
-    with pytest.raises(ConfigError, match="expert.trust"):
-        load_expert(cfg("sac", tiny_experts["sac"], trust="yes"), "pendulum", gym.make(ENV_ID))
+    with pytest.raises(ConfigError, match="^expert.trust='yes' must be true or false"):
+        cfg("sac", tiny_experts["sac"], trust="yes")
 
 
 def test_pickled_policy_kwargs_schedules_and_noise_are_rebuilt(tmp_path):

@@ -1,7 +1,7 @@
 import pytest
 
-from dagger.config import ConfigError
-from dagger.schedules import BetaSchedule
+from dagger.config import ConfigError, parse
+from dagger.schedules import BetaSchedule, ScheduleConfig
 
 
 def betas(schedule: BetaSchedule, n: int = 5) -> list[float]:
@@ -25,10 +25,22 @@ def test_exponential_is_p_to_the_i_minus_one():
     assert betas(BetaSchedule("exponential", value=0.5), 4) == [1.0, 0.5, 0.25, 0.125]
 
 
-@pytest.mark.parametrize("kwargs, key", [({"kind": "cosine"}, "schedule.beta"),
-                                         ({"kind": "constant", "value": 1.5}, "schedule.beta_value"),
-                                         ({"kind": "constant", "value": -0.1}, "schedule.beta_value"),
-                                         ({"kind": "linear", "ramp": 0}, "schedule.beta_ramp")])
-def test_bad_schedules_name_their_key(kwargs, key):
-    with pytest.raises(ConfigError, match=key):
-        BetaSchedule(**kwargs)
+GOOD = {"name": "dagger", "beta": "indicator", "beta_value": 1.0, "iterations": 10, "beta_ramp": 10,
+        "rollout_steps": 1000, "initial_expert_steps": 0}
+
+
+def test_the_schedule_group_is_typed():
+    schedule = parse(ScheduleConfig, {**GOOD, "beta_value": 1, "initial_demos": None}, "schedule.")
+    assert isinstance(schedule.beta_value, float) and schedule.iterations == 10 and schedule.initial_demos is None
+
+
+@pytest.mark.parametrize("change, says", [({"beta": "cosine"}, "schedule.beta='cosine' is not one of indicator, "
+                                                                 "constant, linear, exponential"),
+                                          ({"beta_value": 1.5}, "schedule.beta_value=1.5 is outside [0, 1]"),
+                                          ({"beta_value": -0.1}, "schedule.beta_value=-0.1 is outside [0, 1]"),
+                                          ({"beta_ramp": 0}, "schedule.beta_ramp=0 must be an integer >= 1"),
+                                          ({"iteration": 5}, "schedule.iteration: unknown key")])
+def test_bad_schedules_name_their_key(change, says):
+    with pytest.raises(ConfigError) as err:
+        parse(ScheduleConfig, {**GOOD, **change}, "schedule.")
+    assert str(err.value).startswith(says)

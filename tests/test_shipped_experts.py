@@ -1,12 +1,11 @@
 """Every expert in experts/manifest.yaml is there, intact, and as good as the manifest says."""
 import gymnasium as gym
 import pytest
-from omegaconf import OmegaConf
 
 from dagger.config import PROJECT_ROOT
 from dagger.expert_training import EVAL_SEED, episode_returns, load_manifest
 from dagger.files import sha256
-from dagger.experts import load_expert
+from dagger.experts import ExpertConfig, load_expert
 
 EXPERTS = PROJECT_ROOT / "experts"
 MANIFEST = load_manifest(EXPERTS)
@@ -23,7 +22,7 @@ def test_shipped_expert_matches_its_manifest(key):
     assert sha256(path) == entry["sha256"], f"{path} changed since it was recorded"
     assert path.stat().st_size <= 5_000_000
     env = gym.make(entry["env_id"])
-    cfg = OmegaConf.create({"algo": entry["algo"], "path": str(path), "deterministic": True})
+    cfg = ExpertConfig(algo=entry["algo"], path=str(path), deterministic=True)
     expert = load_expert(cfg, entry["env_id"], env)
     (score,) = episode_returns(env, expert.act, episodes=1, seed=EVAL_SEED)  # the manifest's first episode
     floor = entry["eval_return_mean"] - 3 * entry["eval_return_std"]

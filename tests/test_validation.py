@@ -423,42 +423,29 @@ def compose_config(name: str, args: list[str]):
     return cfg
 
 
-def check_run(args: list[str]) -> None:
-    """run.py's checks before its run folder is touched (see run.py: prepare, build_parts)."""
-    from dagger.config import pick_device, validate
-    from dagger.envs import make_env
-    from dagger.experts import load_expert
-    from dagger.minari_datasets import load_demonstrations
-    from dagger.schedules import build_schedule
-    from dagger.supervisors import build_supervisor
+def check_run(args: list[str], tmp: Path) -> None:
+    """run.py in-process (dagger.app.run): a refusal is its one line, before the run folder is touched."""
+    from dagger.app import RunStopped, run
+    from dagger.config import ConfigError
 
-    cfg = compose_config("config", args)
-    validate(cfg)
-    pick_device(cfg.device)
-    schedule = build_schedule(cfg.schedule)
-    env = make_env(cfg.env)
     try:
-        load_expert(cfg.expert, cfg.env.name, env)
-        build_supervisor(cfg.algo, schedule=schedule, action_space=env.action_space, num_envs=int(cfg.env.num_envs),
-                         observation_space=env.observation_space, seed=int(cfg.seed))
-        if cfg.schedule.initial_demos:
-            load_demonstrations(cfg.schedule.initial_demos, env.observation_space, env.action_space, cfg.env.id)
-    finally:
-        env.close()
+        run(compose_config("config", args), tmp / "run", videos=False)
+    except RunStopped as stop:
+        assert stop.status == "refused" and not (tmp / "run").exists(), (stop.status, str(stop))
+        raise ConfigError(str(stop)) from None
     raise Accepted
 
 
 def check_train(args: list[str], monkeypatch) -> None:
     """experts/train.py up to its first training step."""
     from dagger import expert_training
-    from dagger.config import validate_train
+    from dagger.config import parse
 
     def started(*_, **__):
         raise Accepted
 
     monkeypatch.setattr(expert_training, "CheckpointAndEvaluate", started)
-    cfg = compose_config("train", args)
-    validate_train(cfg)
+    cfg = parse(expert_training.TrainConfig, compose_config("train", args))
     if cfg.publish_only:
         expert_training.publish(cfg)
     else:
@@ -474,7 +461,7 @@ def in_process_message(case: Bad, tmp: Path, monkeypatch, capsys) -> str:
 
     try:
         if case.entry == "run":
-            check_run(overrides(case, tmp))
+            check_run(overrides(case, tmp), tmp)
         elif case.entry == "train":
             prepare(case, tmp)
             check_train(overrides(case, tmp), monkeypatch)

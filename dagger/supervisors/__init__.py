@@ -14,11 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import Field
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+import torch
 
-from dagger.config import ConfigError
+from dagger.config import ConfigError, OpenSchema, Text, parse
+from dagger.policy import Learner, UncertainLearner
 
 Act = Callable[[np.ndarray], np.ndarray]
 
@@ -43,7 +47,7 @@ class Supervisor:
     def begin(self, iteration: int, learner, data) -> None:
         """Called before collecting iteration `iteration` (1-based; 0 for initial demonstrations)."""
 
-    def decide(self, obs: np.ndarray, learner: Act, expert: Act, rng: np.random.Generator) -> Decision:
+    def decide(self, obs: np.ndarray, learner: Learner, expert: Act, rng: np.random.Generator) -> Decision:
         raise NotImplementedError
 
     def episode_ended(self, env: int) -> None:
@@ -60,9 +64,23 @@ class Supervisor:
         pass
 
 
-def half_range(action_space) -> np.ndarray:
-    """h = (high - low) / 2 per action dimension: actions in scaled units are a / h (the learner's units)."""
-    return (np.asarray(action_space.high, dtype=np.float64) - np.asarray(action_space.low, dtype=np.float64)) / 2
+class Takeovers(Supervisor):
+    """A supervisor that takes over and hands back (HG-, Lazy- and ThriftyDAgger): per env, whether the supervisor
+    is in control persists across steps and iterations, returns to the learner when an episode ends, and is part
+    of the checkpoint."""
+
+    def start_with_learner(self, num_envs: int) -> None:
+        self.control = np.zeros(int(num_envs), dtype=bool)  # True: the supervisor drives that env
+
+    def episode_ended(self, env: int) -> None:
+        self.control[env] = False
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "control": torch.from_numpy(self.control.copy())}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.control = state["control"].numpy().copy()
 
 
 def action_gap(a: np.ndarray, b: np.ndarray, half: np.ndarray) -> np.ndarray:
@@ -74,29 +92,38 @@ def action_gap(a: np.ndarray, b: np.ndarray, half: np.ndarray) -> np.ndarray:
 NEEDS_ENSEMBLE = "{algo} needs a learner with an uncertainty (its ensemble's spread): use policy=ensemble"
 
 
-def require_ensemble(learner, obs: np.ndarray, algo: str) -> None:
-    """The learner must report an uncertainty (`uncertainty(obs)` not None); a plain MLP (`policy=mlp`,
-    `policy=gaussian`) has none. `obs`: a probe batch of observations (it may have no rows)."""
-    uncertainty = getattr(learner, "uncertainty", None)
-    if uncertainty is None or uncertainty(obs) is None:
+def require_ensemble(learner: Learner, algo: str) -> UncertainLearner:
+    """The learner must report an uncertainty (`dagger.policy.UncertainLearner`); a plain MLP (`policy=mlp`,
+    `policy=gaussian`) has none."""
+    if not isinstance(learner, UncertainLearner):
         raise ConfigError(NEEDS_ENSEMBLE.format(algo=algo))
+    return learner
 
 
-def build_supervisor(algo_cfg: DictConfig, **context) -> Supervisor:
-    """The supervisor `conf/algo/<name>.yaml` describes; `context` (schedule, action space, number of envs)
-    is passed to every supervisor, which takes what it needs."""
+class AlgoConfig(OpenSchema):
+    """The `algo` group: its name and supervisor class; its other keys are the class's keyword arguments, checked
+    by the class."""
+
+    name: Annotated[str, Text()]
+    target: Annotated[str, Text()] = Field(alias="_target_")
+
+
+def build_supervisor(algo_cfg: AlgoConfig, **context) -> Supervisor:
+    """The supervisor `conf/algo/<name>.yaml` describes; `context` (schedule, action space, number of envs, the
+    learner) is passed to every supervisor, which takes what it needs."""
     import inspect
 
     from hydra.utils import get_class
 
-    params = OmegaConf.to_container(algo_cfg, resolve=True)
-    name = params.pop("name", None)
+    if not isinstance(algo_cfg, AlgoConfig):
+        algo_cfg = parse(AlgoConfig, algo_cfg, "algo.")
+    params, name = dict(algo_cfg.model_extra or {}), algo_cfg.name
     try:
-        cls = get_class(str(params.pop("_target_", None)))
+        cls = get_class(algo_cfg.target)
         if not issubclass(cls, Supervisor):
             raise TypeError(cls)
     except Exception:  # noqa: BLE001 - an unknown class is bad input
-        raise ConfigError(f"algo._target_={algo_cfg.get('_target_')!r} is not a supervisor class") from None
+        raise ConfigError(f"algo._target_={algo_cfg.target!r} is not a supervisor class") from None
     accepted = inspect.signature(cls).parameters
     for key in params:
         if key not in accepted or key in context:

@@ -13,13 +13,14 @@ import numpy as np
 
 from dagger.config import Number, check_value
 from dagger.schedules import BetaSchedule
+from dagger.policy import Learner
 from dagger.supervisors import Act, Decision, Supervisor
 
 
 class BetaMixture(Supervisor):
     """The expert acts with probability beta_i, independently per env and step; the expert labels every state."""
 
-    def __init__(self, schedule: BetaSchedule, beta: float | None = None, **_context):
+    def __init__(self, schedule: BetaSchedule | None, beta: float | None = None, **_context):
         if beta is not None:
             check_value("algo.beta", beta, Number(0, 1))
         self.schedule, self.fixed_beta = schedule, beta
@@ -29,10 +30,10 @@ class BetaMixture(Supervisor):
         # Initial demonstrations (iteration 0) are the expert's alone.
         self.beta = 1.0 if iteration == 0 else self.schedule(iteration) if self.fixed_beta is None else self.fixed_beta
 
-    def decide(self, obs: np.ndarray, learner: Act, expert: Act, rng: np.random.Generator) -> Decision:
+    def decide(self, obs: np.ndarray, learner: Learner, expert: Act, rng: np.random.Generator) -> Decision:
         labels = expert(obs)
         expert_acts = rng.random(len(obs)) < self.beta
-        actions = labels if expert_acts.all() else np.where(expert_acts[:, None], labels, learner(obs))
+        actions = labels if expert_acts.all() else np.where(expert_acts[:, None], labels, learner.act(obs))
         return Decision(actions, expert_acts, np.ones(len(obs), dtype=bool), labels, queries=len(obs))
 
     def metrics(self) -> dict[str, float]:

@@ -43,8 +43,10 @@ import numpy as np
 import torch
 
 from dagger.config import Boolean, Nullable, Number, check_value
-from dagger.policy import PREDICT_CHUNK as CHUNK
-from dagger.supervisors import Act, Decision, Supervisor, half_range
+from dagger.policy.fitting import PREDICT_CHUNK as CHUNK
+from dagger.envs import ActionScale
+from dagger.policy import Learner
+from dagger.supervisors import Act, Decision, Supervisor
 
 
 
@@ -59,7 +61,7 @@ class DART(Supervisor):
         check_value("algo.diagonal", diagonal, Boolean())
         self.low = np.asarray(action_space.low, dtype=np.float64)
         self.high = np.asarray(action_space.high, dtype=np.float64)
-        self.half = half_range(action_space)
+        self.half = ActionScale.of(action_space).half
         self.noise_scale, self.initial_std = float(noise_scale), float(initial_std)
         self.total_variance = None if total_variance is None else float(total_variance)
         self.diagonal = bool(diagonal)
@@ -103,7 +105,7 @@ class DART(Supervisor):
 
     # ---- collection ----------------------------------------------------------------------------
 
-    def decide(self, obs: np.ndarray, learner: Act, expert: Act, rng: np.random.Generator) -> Decision:
+    def decide(self, obs: np.ndarray, learner: Learner, expert: Act, rng: np.random.Generator) -> Decision:
         labels = np.asarray(expert(obs))
         n = len(obs)
         if np.any(self.factor):

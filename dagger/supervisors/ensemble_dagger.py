@@ -24,7 +24,9 @@ from __future__ import annotations
 import numpy as np
 
 from dagger.config import Number, check_value
-from dagger.supervisors import Act, Decision, Supervisor, action_gap, half_range, require_ensemble
+from dagger.envs import ActionScale
+from dagger.policy import Learner
+from dagger.supervisors import Act, Decision, Supervisor, action_gap, require_ensemble
 
 class EnsembleDAgger(Supervisor):
     """The ensemble's mean acts where sigma <= max_spread and delta <= max_discrepancy (the expert elsewhere);
@@ -34,11 +36,9 @@ class EnsembleDAgger(Supervisor):
         check_value("algo.max_spread", max_spread, Number(low=0))
         check_value("algo.max_discrepancy", max_discrepancy, Number(low=0))
         self.max_spread, self.max_discrepancy = float(max_spread), float(max_discrepancy)
-        self.half = half_range(action_space)
-        self.learner = None
-        learner, observation_space = _context.get("learner"), _context.get("observation_space")
-        if learner is not None and observation_space is not None:  # passed by the caller: refuse before any work
-            require_ensemble(learner, np.zeros((0, *observation_space.shape), dtype=np.float32), "algo=ensemble_dagger")
+        self.half = ActionScale.of(action_space).half
+        if _context.get("learner") is not None:  # passed by the caller: refuse before any work
+            require_ensemble(_context["learner"], "algo=ensemble_dagger")
         self._reset_counts()
 
     def _reset_counts(self) -> None:
@@ -46,13 +46,12 @@ class EnsembleDAgger(Supervisor):
         self.spread_sum = self.discrepancy_sum = 0.0
 
     def begin(self, iteration: int, learner, data) -> None:
-        require_ensemble(learner, data.obs[:1], "algo=ensemble_dagger")
-        self.learner = learner
+        require_ensemble(learner, "algo=ensemble_dagger")
         self._reset_counts()
 
-    def decide(self, obs: np.ndarray, learner: Act, expert: Act, rng: np.random.Generator) -> Decision:
+    def decide(self, obs: np.ndarray, learner: Learner, expert: Act, rng: np.random.Generator) -> Decision:
         labels = expert(obs)  # the expert is queried at every state: the discrepancy needs it, and it labels all
-        novice, spread = self.learner.act_and_uncertainty(obs)  # the learner's act and spread, members run once
+        novice, spread = learner.act_and_uncertainty(obs)  # the learner's act and spread, members run once
         spread = np.asarray(spread, dtype=np.float64)
         discrepancy = action_gap(novice, labels, self.half)
         doubted, discrepant = spread > self.max_spread, discrepancy > self.max_discrepancy

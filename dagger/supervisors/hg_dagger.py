@@ -32,13 +32,14 @@ drivers), a reading of how far the learner is from the expert where it is being 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from dagger.config import ConfigError, Number, check_value, show
-from dagger.supervisors import Act, Decision, Supervisor, action_gap, half_range
+from dagger.envs import ActionScale
+from dagger.policy import Learner
+from dagger.supervisors import Act, Decision, Takeovers, action_gap
 
 
-class HGDAgger(Supervisor):
+class HGDAgger(Takeovers):
     """The learner drives; the expert takes over above `takeover`, hands back below `handback`."""
 
     def __init__(self, action_space, num_envs: int, takeover: float = 0.3, handback: float = 0.1, **_context):
@@ -47,9 +48,9 @@ class HGDAgger(Supervisor):
         if handback > takeover:
             raise ConfigError(f"algo.handback={show(handback)} must be <= algo.takeover={show(takeover)} "
                               "(the supervisor hands back below handback after taking over above takeover)")
-        self.half = half_range(action_space)
+        self.half = ActionScale.of(action_space).half
         self.takeover, self.handback = float(takeover), float(handback)
-        self.control = np.zeros(int(num_envs), dtype=bool)  # True: the supervisor is in control of that env
+        self.start_with_learner(num_envs)
         self._gap_sum, self._gap_count = 0.0, 0
 
     def gap(self, learner_acts: np.ndarray, expert_acts: np.ndarray) -> np.ndarray:
@@ -59,9 +60,9 @@ class HGDAgger(Supervisor):
     def begin(self, iteration: int, learner, data) -> None:
         self._gap_sum, self._gap_count = 0.0, 0
 
-    def decide(self, obs: np.ndarray, learner: Act, expert: Act, rng: np.random.Generator) -> Decision:
+    def decide(self, obs: np.ndarray, learner: Learner, expert: Act, rng: np.random.Generator) -> Decision:
         expert_acts = np.asarray(expert(obs))
-        learner_acts = np.asarray(learner(obs))
+        learner_acts = np.asarray(learner.act(obs))
         g = self.gap(learner_acts, expert_acts)
         control = np.where(self.control, ~(g < self.handback), g > self.takeover)
         self.control = control
@@ -70,14 +71,5 @@ class HGDAgger(Supervisor):
         actions = np.where(control[:, None], expert_acts, learner_acts).astype(expert_acts.dtype)
         return Decision(actions, control.copy(), control.copy(), expert_acts, queries=len(obs))
 
-    def episode_ended(self, env: int) -> None:
-        self.control[env] = False
-
     def metrics(self) -> dict[str, float]:
         return {"action_gap_mean": self._gap_sum / self._gap_count if self._gap_count else float("nan")}
-
-    def state_dict(self) -> dict:
-        return {"control": torch.from_numpy(self.control.copy())}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.control = state["control"].numpy().copy()

@@ -29,14 +29,14 @@ Choices where the paper leaves one open:
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from dagger.config import ConfigError, Number, check_value, show
-from dagger.supervisors import Act, Decision, action_gap
+from dagger.policy import Learner
+from dagger.supervisors import Act, Decision, Takeovers, action_gap
 from dagger.supervisors.safe_dagger import SafeDAgger
 
 
-class LazyDAgger(SafeDAgger):
+class LazyDAgger(Takeovers, SafeDAgger):
     """SafeDAgger's classifier with hysteresis: take over when it predicts a gap > tau_sup, hand back when the
     actual gap < tau_auto; noise on the supervisor's executed actions."""
 
@@ -51,15 +51,15 @@ class LazyDAgger(SafeDAgger):
         super().__init__(action_space, observation_space, seed, tau=tau_sup)
         self.tau_sup, self.tau_auto, self.noise_std = float(tau_sup), float(tau_auto), float(noise_std)
         self.low, self.high = np.asarray(action_space.low), np.asarray(action_space.high)
-        self.control = np.zeros(int(num_envs), dtype=bool)  # True: the supervisor drives that env
+        self.start_with_learner(num_envs)
 
     def _reset_counts(self) -> None:
         super()._reset_counts()
         self.supervised = 0
 
-    def decide(self, obs: np.ndarray, learner: Act, expert: Act, rng: np.random.Generator) -> Decision:
+    def decide(self, obs: np.ndarray, learner: Learner, expert: Act, rng: np.random.Generator) -> Decision:
         before = self.control
-        novice = np.asarray(learner(obs))
+        novice = np.asarray(learner.act(obs))
         labels = np.zeros_like(novice)
         asked = before | (~before & self.unsafe(obs))   # the supervisor keeps, or is handed, control: ask it
         if asked.any():
@@ -76,16 +76,6 @@ class LazyDAgger(SafeDAgger):
         self.supervised += int(control.sum())
         return Decision(actions, control.copy(), control.copy(), labels, queries=int(asked.sum()))
 
-    def episode_ended(self, env: int) -> None:
-        self.control[env] = False
-
     def metrics(self) -> dict[str, float]:
         return {"tau_sup": self.tau_sup, "tau_auto": self.tau_auto, "noise_std": self.noise_std,
                 "online_burden": self.supervised / max(1, self.states), **self.fit_metrics}
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "control": torch.from_numpy(self.control.copy())}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.control = state["control"].numpy().copy()

@@ -35,7 +35,9 @@ import torch
 from dagger.config import Number, check_value
 from dagger.data import Columns
 from dagger.gates import SafetyClassifier, seeded
-from dagger.supervisors import Act, Decision, Supervisor, action_gap, half_range
+from dagger.envs import ActionScale
+from dagger.policy import Learner
+from dagger.supervisors import Act, Decision, Supervisor, action_gap
 
 
 class SafeDAgger(Supervisor):
@@ -44,7 +46,7 @@ class SafeDAgger(Supervisor):
     def __init__(self, action_space, observation_space, seed: int, tau: float = 0.1, **_context):
         check_value("algo.tau", tau, Number(0, 2))  # the RMS gap in scaled units is at most 2
         self.tau, self.seed = float(tau), int(seed)
-        self.half = half_range(action_space)
+        self.half = ActionScale.of(action_space).half
         self.obs_dim = observation_space.shape[0]
         self.classifier: SafetyClassifier | None = None
         self.records = self.new_records()
@@ -80,9 +82,9 @@ class SafeDAgger(Supervisor):
         self.fit_classifier(iteration, self.tau)
         self._reset_counts()
 
-    def decide(self, obs: np.ndarray, learner: Act, expert: Act, rng: np.random.Generator) -> Decision:
+    def decide(self, obs: np.ndarray, learner: Learner, expert: Act, rng: np.random.Generator) -> Decision:
         unsafe = self.unsafe(obs)
-        novice = np.asarray(learner(obs))
+        novice = np.asarray(learner.act(obs))
         actions, labels = novice.copy(), np.zeros_like(novice)
         if unsafe.any():
             labels[unsafe] = expert(obs[unsafe])  # the expert is shown only the flagged states

@@ -42,7 +42,9 @@ import torch
 
 from dagger.config import ConfigError, Number, check_value, show
 from dagger.gates import RiskCritic, seeded
-from dagger.supervisors import Act, Decision, Supervisor, action_gap, half_range, require_ensemble
+from dagger.envs import ActionScale
+from dagger.policy import Learner
+from dagger.supervisors import Act, Decision, Takeovers, action_gap, require_ensemble
 
 MIN_HELD_OUT = 100  # learner-driven states needed before they replace D's states as the held-out set
 
@@ -79,7 +81,7 @@ def held_out_states(data, since: int) -> tuple[np.ndarray, bool]:
     return data.obs, False
 
 
-class ThriftyDAgger(Supervisor):
+class ThriftyDAgger(Takeovers):
     """The ensemble learner drives; the supervisor takes over at novel or risky states (thresholds from a target
     intervention rate) and hands back once the learner agrees with it and the risk is low."""
 
@@ -90,18 +92,16 @@ class ThriftyDAgger(Supervisor):
             raise ConfigError(f"algo.target_rate={show(target_rate)} must be in (0, 1): interventions per learner step")
         check_value("algo.gamma", gamma, Number(0, 0.999))
         self.target_rate, self.gamma, self.seed = float(target_rate), float(gamma), int(seed)
-        self.half = half_range(action_space)
-        self.mid = (np.asarray(action_space.high, np.float64) + np.asarray(action_space.low, np.float64)) / 2
+        self.scale = ActionScale.of(action_space)
+        self.half = self.scale.half
         self.obs_dim = observation_space.shape[0]
-        self.control = np.zeros(int(num_envs), dtype=bool)
+        self.start_with_learner(num_envs)
         self.seen = 0  # transitions in D at the last `begin`: the ones after it are the last rollout's
         self.calibration_rate = self.target_rate  # a_i
         self.on_learner_states = False  # the last calibration used learner-driven states (not D's)
         self.total_takeovers = self.total_learner_steps = 0
-        learner = _context.get("learner")
-        if learner is not None:  # refuse a learner without an uncertainty before any work
-            require_ensemble(learner, np.zeros((0, self.obs_dim), dtype=np.float32), "algo=thrifty_dagger")
-        self.learner = None
+        if _context.get("learner") is not None:  # refuse a learner without an uncertainty before any work
+            require_ensemble(_context["learner"], "algo=thrifty_dagger")
         self.critic: RiskCritic | None = None
         self.thresholds = {"novelty_threshold": float("nan"), "risk_threshold": float("nan"),
                            "handback_gap": float("nan"), "quantile": float("nan")}
@@ -123,14 +123,13 @@ class ThriftyDAgger(Supervisor):
             self.calibration_rate = float(np.clip(self.calibration_rate * step, self.target_rate / 10,
                                                   min(10 * self.target_rate, 0.5)))
         self._reset_counts()
-        self.learner = learner
         if len(data) == 0:
             return
-        require_ensemble(learner, data.obs[:1], "algo=thrifty_dagger")
+        learner = require_ensemble(learner, "algo=thrifty_dagger")
         transitions = data.transitions
         self.fit_metrics = {}
         if transitions is not None and len(transitions):
-            self.critic = RiskCritic(self.obs_dim, self.mid, self.half, self.gamma, seeded(self.seed, iteration, 1))
+            self.critic = RiskCritic(self.obs_dim, self.scale, self.gamma, seeded(self.seed, iteration, 1))
             self.fit_metrics = self.critic.fit(transitions, learner.act)
         held_out, self.on_learner_states = held_out_states(data, self.seen)
         self.seen = len(transitions) if transitions is not None else 0
@@ -141,17 +140,17 @@ class ThriftyDAgger(Supervisor):
         self.thresholds = {"novelty_threshold": delta_h, "risk_threshold": beta_h, "handback_gap": handback,
                            "quantile": q, "calibration_rate": self.calibration_rate, "held_out_states": len(held_out)}
 
-    def decide(self, obs: np.ndarray, learner: Act, expert: Act, rng: np.random.Generator) -> Decision:
+    def decide(self, obs: np.ndarray, learner: Learner, expert: Act, rng: np.random.Generator) -> Decision:
         before = self.control
-        gating = self.learner is not None and not np.isnan(self.thresholds["novelty_threshold"])
-        if gating:
-            novice, spread = self.learner.act_and_uncertainty(obs)  # the learner's act and spread, members run once
+        gating = not np.isnan(self.thresholds["novelty_threshold"])
+        if gating:  # the thresholds are set once a learner was fitted, and it is an UncertainLearner
+            novice, spread = learner.act_and_uncertainty(obs)  # the learner's act and spread, members run once
             risk = self.risk(obs, novice)
             novel = spread > self.thresholds["novelty_threshold"]
             risky = risk > self.thresholds["risk_threshold"]
             asked = before | novel | risky  # it drives (the hand-back test needs the expert) or is asked to take over
         else:  # no learner fitted yet (iteration 1): the supervisor drives
-            novice = np.asarray(learner(obs))
+            novice = np.asarray(learner.act(obs))
             asked = np.ones(len(obs), dtype=bool)
         labels = np.zeros_like(novice)
         if asked.any():
@@ -177,9 +176,6 @@ class ThriftyDAgger(Supervisor):
         actions = np.where(control[:, None], labels, novice).astype(novice.dtype)
         return Decision(actions, control.copy(), control.copy(), labels, queries=int(asked.sum()))
 
-    def episode_ended(self, env: int) -> None:
-        self.control[env] = False
-
     def metrics(self) -> dict[str, float]:
         return {"target_rate": self.target_rate,
                 "intervention_rate": self.takeovers / self.learner_steps if self.learner_steps else float("nan"),
@@ -189,13 +185,13 @@ class ThriftyDAgger(Supervisor):
                 "online_burden": self.supervised / max(1, self.states), **self.thresholds, **self.fit_metrics}
 
     def state_dict(self) -> dict:
-        return {"control": torch.from_numpy(self.control.copy()), "seen": self.seen,
+        return {**super().state_dict(), "seen": self.seen,
                 "calibration_rate": self.calibration_rate, "on_learner_states": self.on_learner_states,
                 "takeovers": self.takeovers, "learner_steps": self.learner_steps,
                 "total_takeovers": self.total_takeovers, "total_learner_steps": self.total_learner_steps}
 
     def load_state_dict(self, state: dict) -> None:
-        self.control = state["control"].numpy().copy()
+        super().load_state_dict(state)
         self.seen = int(state["seen"])
         self.calibration_rate = float(state["calibration_rate"])
         self.on_learner_states = bool(state["on_learner_states"])

@@ -44,9 +44,9 @@ def collect_rate(env_cfg, expert, num_envs: int, beta: float) -> float:
                       activation="relu", loss="mse", lr=1e-3, batch_size=256, gradient_steps=1, warm_start=True)
     mixture = BetaMixture(BetaSchedule("constant", beta), beta=beta)
     rng = np.random.default_rng(0)
-    collector.collect(mixture, expert.act, learner.act, 200, rng)  # warm-up
+    collector.collect(mixture, expert.act, learner, 200, rng)  # warm-up
     start = time.perf_counter()
-    rollout = collector.collect(mixture, expert.act, learner.act, STEPS, rng)
+    rollout = collector.collect(mixture, expert.act, learner, STEPS, rng)
     return rollout.env_steps / (time.perf_counter() - start)
 
 

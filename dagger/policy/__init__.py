@@ -1,0 +1,89 @@
+"""Learners: what is fitted to D and then acts. Every learner is one class behind the `Learner` protocol plus one
+`conf/policy/<name>.yaml` whose `_target_` names the class; the class's `Config` is its typed schema (the yaml's
+other keys) and its constructor takes `(cfg, observation_space, action_space, device)`.
+
+    mlp.py       MLPLearner: an MLP regressed on the expert's actions (policy=mlp; policy=gaussian by likelihood)
+    ensemble.py  EnsembleLearner: K MLP learners; their spread is an uncertainty (policy=ensemble)
+    fitting.py   the MLP, the Adam minibatch loop and the cosine learning rate every network here uses
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Protocol, runtime_checkable
+
+import gymnasium as gym
+import numpy as np
+import torch
+from pydantic import Field
+
+from dagger.config import ConfigError, OpenSchema, Schema, Text, parse, show
+
+
+@runtime_checkable
+class Learner(Protocol):
+    """What the loop and the supervisors use of a learner."""
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic actions for a batch of observations, within the action bounds."""
+
+    def fit(self, data, generator: torch.Generator) -> dict[str, float]:
+        """One supervised-learning phase on all of D; returns its metrics (a row's `train_loss`, ...)."""
+
+    def policy_state_dict(self) -> dict:
+        """The weights that act (saved as learner.pt)."""
+
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs (weights and optimiser state)."""
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+@runtime_checkable
+class UncertainLearner(Protocol):
+    """What the uncertainty gates (EnsembleDAgger, ThriftyDAgger) need of a learner beyond `Learner`: a per-state
+    uncertainty of its action (their novelty). `policy=ensemble` has one; a single MLP has none."""
+
+    def act(self, obs: np.ndarray) -> np.ndarray: ...
+
+    def uncertainty(self, obs: np.ndarray) -> np.ndarray:
+        """Per state, (n,)."""
+
+    def act_and_uncertainty(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Both from one pass (the gates need both at every step)."""
+
+
+class LearnerConfig(Schema):
+    """The keys every `policy` option has; each learner class's `Config` adds its own."""
+
+    name: Annotated[str, Text()]
+    target: Annotated[str, Text()] = Field(alias="_target_")
+
+
+class AnyLearnerConfig(LearnerConfig, OpenSchema):
+    """The `policy` group before its class is known (its other keys are checked by the class's `Config`)."""
+
+
+def learner_class(target: Any) -> type:
+    from hydra.utils import get_class
+
+    try:
+        cls = get_class(str(target))
+        if not isinstance(getattr(cls, "Config", None), type) or not issubclass(cls.Config, LearnerConfig):
+            raise TypeError(cls)
+    except Exception:  # noqa: BLE001 - an unknown class is bad input
+        raise ConfigError(f"policy._target_={show(target)} is not a learner class (one with a Config schema)") from None
+    return cls
+
+
+def learner_config(policy_cfg) -> LearnerConfig:
+    """The `policy` group (a DictConfig or a mapping) checked against its class's schema (`_target_` names it)."""
+    if isinstance(policy_cfg, Schema):
+        policy_cfg = policy_cfg.model_dump(by_alias=True)
+    return parse(learner_class(policy_cfg.get("_target_")).Config, policy_cfg, "policy.")
+
+
+def build_learner(policy_cfg: LearnerConfig, observation_space: gym.spaces.Box, action_space: gym.spaces.Box,
+                  device: str) -> Learner:
+    """The learner the `policy` group describes (checked first when it is not a learner's `Config` yet)."""
+    if not isinstance(policy_cfg, LearnerConfig) or isinstance(policy_cfg, AnyLearnerConfig):
+        policy_cfg = learner_config(policy_cfg)
+    return learner_class(policy_cfg.target)(policy_cfg, observation_space, action_space, device)

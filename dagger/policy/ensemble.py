@@ -1,0 +1,100 @@
+"""The ensemble learner (EnsembleDAgger: Menda, Driggs-Campbell & Kochenderfer 2019; ThriftyDAgger: Hoque et al.
+2021): K MLP learners (the members), each fitted on its own bootstrap resample of D with the MLP learner's budget.
+
+It acts with the members' mean action, mu(s) = 1/K sum_k a_k(s), and its uncertainty is their spread in scaled
+action units ([-1, 1] per dimension):
+
+    sigma(s) = 1/d sum_j std_k(a_kj(s))     (std over the K members, population form; mean over the d action dims)
+
+a_k(s) is the action member k would take, clipped to the bounds like every action: members that all saturate at
+the same bound agree on what is done there. The members differ by their initial weights (drawn one after another
+from torch's global generator) and by their resamples (`bootstrap`: n indices drawn with replacement from the
+fit's generator); the papers leave the resampling open, and `bootstrap: false` fits every member on all of D.
+"""
+from __future__ import annotations
+
+from typing import Annotated
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from dagger.config import Boolean, Integer
+from dagger.data import Dataset
+from dagger.envs import ActionScale
+from dagger.policy.fitting import PREDICT_CHUNK
+from dagger.policy.mlp import MLPConfig, MLPLearner
+
+
+class EnsembleConfig(MLPConfig):
+    """`policy=ensemble`: the MLP keys (per member), and how many members and how they resample D."""
+
+    members: Annotated[int, Integer(1, 256)]
+    bootstrap: Annotated[bool, Boolean()]
+
+
+class EnsembleLearner:
+    """K `MLPLearner`s acting with their mean action; their spread is the uncertainty the gates read."""
+
+    Config = EnsembleConfig
+
+    def __init__(self, cfg: EnsembleConfig, observation_space: gym.spaces.Box, action_space: gym.spaces.Box,
+                 device: str = "cpu"):
+        self.members = [MLPLearner(cfg, observation_space, action_space, device) for _ in range(cfg.members)]
+        self.bootstrap = cfg.bootstrap
+        scale = ActionScale.of(action_space)
+        self.act_mid, self.act_half = scale.mid.astype(np.float32), scale.half.astype(np.float32)
+
+    def scaled_member_actions(self, obs: np.ndarray) -> np.ndarray:
+        """Every member's action in scaled units, (K, n, act_dim)."""
+        return np.stack([(m.act(obs) - self.act_mid) / self.act_half for m in self.members])
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """The members' mean action (within the bounds, as each member's is)."""
+        return self.scaled_member_actions(obs).mean(0) * self.act_half + self.act_mid
+
+    def uncertainty(self, obs: np.ndarray) -> np.ndarray:
+        """sigma(s) per state, (n,): the std across members, averaged over the action dimensions."""
+        return self.scaled_member_actions(obs).std(0).mean(-1)
+
+    def act_and_uncertainty(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`act(obs)` and `uncertainty(obs)` from one pass of the members (the gates need both at every step)."""
+        scaled = self.scaled_member_actions(obs)
+        return scaled.mean(0) * self.act_half + self.act_mid, scaled.std(0).mean(-1)
+
+    def fit(self, data: Dataset, generator: torch.Generator) -> dict[str, float]:
+        """Each member fits its own resample of D (or D itself) with its own generator seeded from `generator`."""
+        losses = []
+        for member in self.members:
+            seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+            own = torch.Generator().manual_seed(seed)
+            fitted = member.fit(self._resample(data, own) if self.bootstrap else data, own)
+            losses.append(fitted["train_loss"])
+        return {"train_loss": float(np.mean(losses)), "gradient_steps": fitted["gradient_steps"],
+                "ensemble_spread": float(self._spread_on(data))}
+
+    @staticmethod
+    def _resample(data: Dataset, generator: torch.Generator) -> Dataset:
+        idx = torch.randint(len(data), (len(data),), generator=generator).numpy()
+        sample = Dataset(data.obs.shape[1], data.acts.shape[1], capacity=max(1, len(data)))
+        sample.add(data.obs[idx], data.acts[idx])
+        return sample
+
+    def _spread_on(self, data: Dataset, chunk: int = PREDICT_CHUNK) -> float:
+        """Mean sigma(s) over the states of D."""
+        total = sum(float(self.uncertainty(data.obs[i:i + chunk]).sum()) for i in range(0, len(data), chunk))
+        return total / max(1, len(data))
+
+    def policy_state_dict(self) -> dict:
+        """The weights that act (saved as learner.pt), keyed `<member>.<parameter>` like an nn.ModuleList."""
+        return {f"{k}.{name}": value for k, member in enumerate(self.members)
+                for name, value in member.policy_state_dict().items()}
+
+    def state_dict(self) -> dict:
+        return {"members": [m.state_dict() for m in self.members]}
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state["members"]) != len(self.members):
+            raise ValueError(f"the saved ensemble has {len(state['members'])} members, this one {len(self.members)}")
+        for member, saved in zip(self.members, state["members"]):
+            member.load_state_dict(saved)

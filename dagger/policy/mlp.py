@@ -1,0 +1,152 @@
+"""The MLP learner: an MLP policy fitted to the aggregated dataset D by supervised learning (the seed's learner).
+
+Each fit is minibatch regression on all of D (Ross et al. 2011 leave the learner open; this is the usual one):
+
+    pi_hat = argmin_theta  1/|D| sum_{(s, a*) in D}  l(pi_theta(s), a*)
+
+with l the squared error in scaled action units (`loss: mse`, u = (a - mid) / half in [-1, 1]), or the Gaussian
+negative log-likelihood of a* under N(mu_theta(s), sigma_theta(s)^2) (`loss: gaussian`, acting with the mean mu).
+Observations are standardised with D's statistics at every fit. Choices: Adam, `max(gradient_steps,
+ceil(epochs |D| / batch_size))` minibatches per fit, the learning rate cosine-annealed to 0 within each fit, and
+warm-started from the previous iteration's weights unless `warm_start: false`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from dagger.config import COUNT, Boolean, ListOf, Number
+from dagger.data import Dataset
+from dagger.envs import ActionScale
+from dagger.policy import LearnerConfig
+from dagger.policy.fitting import cosine_lr, minibatch_steps, mlp
+
+
+class MLPConfig(LearnerConfig):
+    """`policy=mlp` and `policy=gaussian`: the network and its fit budget."""
+
+    loss: Literal["mse", "gaussian"]
+    hidden: Annotated[list[int], ListOf(COUNT, "integers >= 1")]
+    activation: Literal["relu", "tanh", "elu"]
+    lr: Annotated[float, Number(above=0)]
+    weight_decay: Annotated[float, Number(low=0)]
+    batch_size: Annotated[int, COUNT]
+    gradient_steps: Annotated[int, COUNT]
+    epochs: Annotated[float, Number(low=0)]
+    lr_schedule: Literal["constant", "cosine"]
+    warm_start: Annotated[bool, Boolean()]
+
+
+class MLPPolicy(nn.Module):
+    """obs -> action, with observation standardisation and action scaling built in."""
+
+    def __init__(self, obs_dim: int, scale: ActionScale, hidden: list[int], activation: str = "relu",
+                 loss: str = "mse"):
+        super().__init__()
+        act_dim = len(scale.mid)
+        self.loss_kind = loss
+        self.net = mlp([obs_dim, *hidden, act_dim * (2 if loss == "gaussian" else 1)], activation)
+        self.register_buffer("obs_mean", torch.zeros(obs_dim))
+        self.register_buffer("obs_std", torch.ones(obs_dim))
+        self.register_buffer("act_mid", torch.as_tensor(scale.mid, dtype=torch.float32))
+        self.register_buffer("act_half", torch.as_tensor(scale.half, dtype=torch.float32))
+
+    def set_obs_stats(self, obs: np.ndarray) -> None:
+        self.obs_mean.copy_(torch.as_tensor(obs.mean(0)))
+        self.obs_std.copy_(torch.as_tensor(obs.std(0) + 1e-6))
+
+    def standardize(self, obs: torch.Tensor) -> torch.Tensor:
+        return (obs - self.obs_mean) / self.obs_std
+
+    def scale(self, acts: torch.Tensor) -> torch.Tensor:
+        """Actions in scaled units: the env's bounds map to [-1, 1]."""
+        return (acts - self.act_mid) / self.act_half
+
+    def _heads(self, standardized_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out = self.net(standardized_obs)
+        if self.loss_kind == "gaussian":
+            mean, log_std = out.chunk(2, dim=-1)
+            return mean, log_std.clamp(-5.0, 2.0)
+        return out, None
+
+    def loss(self, obs: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
+        """MSE, or Gaussian negative log-likelihood per action dimension, in scaled action units."""
+        return self.scaled_loss(self.standardize(obs), self.scale(acts))
+
+    def scaled_loss(self, standardized_obs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """`loss` on inputs already standardised and targets already scaled (the fit does both once)."""
+        mean, log_std = self._heads(standardized_obs)
+        if log_std is None:
+            return ((mean - target) ** 2).mean()
+        return (0.5 * ((target - mean) / log_std.exp()) ** 2 + log_std + 0.5 * math.log(2 * math.pi)).mean()
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic action (the mean) for a batch of observations, clipped to the bounds."""
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.obs_mean.device)
+        mean, _ = self._heads(self.standardize(obs_t))
+        return (mean.clamp(-1.0, 1.0) * self.act_half + self.act_mid).cpu().numpy()
+
+
+class MLPLearner:
+    """The policy plus its optimiser and fit budget: `fit(D)` is one supervised-learning phase."""
+
+    Config = MLPConfig
+
+    def __init__(self, cfg: MLPConfig, observation_space: gym.spaces.Box, action_space: gym.spaces.Box,
+                 device: str = "cpu"):
+        obs_dim, scale = observation_space.shape[0], ActionScale.of(action_space)
+        self.make_policy = lambda: MLPPolicy(obs_dim, scale, cfg.hidden, cfg.activation, cfg.loss).to(device)
+        self.cfg, self.device = cfg, device
+        self.policy = self.make_policy()
+        self.optimizer = self._new_optimizer()
+
+    def _new_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.policy.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay,
+                                fused=True)
+
+    def fit_steps(self, n: int) -> int:
+        """Minibatches in a fit on n labels: at least `gradient_steps`, and at least `epochs` passes over them."""
+        return max(self.cfg.gradient_steps, math.ceil(self.cfg.epochs * n / self.cfg.batch_size))
+
+    def lr_at(self, step: int, steps: int) -> float:
+        """The learning rate of minibatch `step` of `steps`: constant, or cosine-annealed from lr to 0 in each fit."""
+        return cosine_lr(self.cfg.lr, step, steps) if self.cfg.lr_schedule == "cosine" else self.cfg.lr
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return self.policy.act(obs)
+
+    def fit(self, data: Dataset, generator: torch.Generator) -> dict[str, float]:
+        """Train on all of D for `fit_steps(|D|)` minibatches; returns the mean loss of the last 10% and the count."""
+        if not self.cfg.warm_start:  # retrain from scratch, the fresh weights drawn from `generator`
+            torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
+            self.policy = self.make_policy()
+            self.optimizer = self._new_optimizer()
+        self.policy.set_obs_stats(data.obs)
+        with torch.no_grad():  # once per fit, not per minibatch (the same numbers either way)
+            obs = self.policy.standardize(torch.as_tensor(data.obs, device=self.device))
+            targets = self.policy.scale(torch.as_tensor(data.acts, device=self.device))
+        steps, n, batch = self.fit_steps(len(data)), len(data), self.cfg.batch_size
+
+        def batch_loss() -> torch.Tensor:
+            idx = torch.randint(n, (batch,), generator=generator).to(self.device)
+            return self.policy.scaled_loss(obs[idx], targets[idx])
+
+        losses = minibatch_steps(self.optimizer, steps, lambda step: self.lr_at(step, steps), batch_loss)
+        return {"train_loss": float(losses.mean()), "gradient_steps": steps}
+
+    def policy_state_dict(self) -> dict:
+        """The weights that act (saved as learner.pt)."""
+        return self.policy.state_dict()
+
+    def state_dict(self) -> dict:
+        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
