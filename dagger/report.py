@@ -1,4 +1,4 @@
-"""Plots and tables of DAgger runs."""
+"""Plots and tables of a sweep of DAgger runs: python -m dagger.report <multirun dir> [--wandb]."""
 from __future__ import annotations
 
 import os
@@ -8,42 +8,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from dagger.config import ArgumentParser, first_line  # noqa: E402
-from dagger.files import atomic_write, atomic_write_text  # noqa: E402
-from dagger.tracking import LOGGER_MODES, init_wandb  # noqa: E402
+from dagger.config import ArgumentParser, first_line
+from dagger.figures import plt, save_figure
+from dagger.files import atomic_write_text
+from dagger.tracking import LOGGER_MODES, init_wandb
 
 if TYPE_CHECKING:
     import wandb
-
-
-def plot_curve(metrics: pd.DataFrame, path: Path, title: str) -> Path:
-    """The learner's return (mean ± std) against iteration and against expert labels, expert as a band.
-
-    Writes `path` atomically (`save_figure`): a killed run leaves the old picture or the new one."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    expert_mean, expert_std = metrics.expert_return_mean.iloc[-1], metrics.expert_return_std.iloc[-1]
-    metrics = metrics.dropna(subset=["return_mean"])  # iterations between evaluations (eval.every)
-    for ax, x, label in ((axes[0], "iteration", "iteration"), (axes[1], "expert_labels", "expert labels")):
-        ax.axhspan(expert_mean - expert_std, expert_mean + expert_std, color="tab:orange", alpha=0.2)
-        ax.axhline(expert_mean, color="tab:orange", label=f"expert {expert_mean:.0f} ± {expert_std:.0f}")
-        ax.plot(metrics[x], metrics.return_mean, "o-", color="tab:blue", label="learner")
-        ax.fill_between(metrics[x], metrics.return_mean - metrics.return_std,
-                        metrics.return_mean + metrics.return_std, color="tab:blue", alpha=0.2)
-        ax.set_xlabel(label)
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("return (deterministic learner)")
-    axes[1].legend(loc="lower right")
-    fig.suptitle(title)
-    fig.tight_layout()
-    save_figure(fig, path)
-    return path
 
 
 # ---- multirun reports: python -m dagger.report <multirun dir> ----------------------------------
@@ -357,14 +331,6 @@ def plot_task_curves(ax, finished: pd.DataFrame) -> None:
     ax.set_ylabel("normalised return  (R - random) / (expert - random)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-
-
-def save_figure(fig, path: Path) -> None:
-    """Atomically: a killed report leaves the old picture or the new one."""
-    try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100))
-    finally:
-        plt.close(fig)
 
 
 def plot_heatmap(runs: pd.DataFrame, path: Path) -> Path | None:
