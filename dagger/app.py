@@ -166,7 +166,7 @@ def work(settings: RunConfig, folder: RunFolder, parts, title: str) -> list[dict
         import pandas as pd  # here: an import that fails under a memory limit is a failure like any other
 
         from dagger.loop import run_dagger
-        from dagger.report import plot_curve
+        from dagger.curve import plot_curve
 
         rows = run_dagger(parts)
         curve = plot_curve(pd.DataFrame(rows), folder.path / "curve.png", title)

@@ -74,7 +74,8 @@ def test_a_configuration_missing_a_task_is_left_out_of_the_aggregate(benchmark):
 
 
 def test_the_aggregate_intervals_are_the_same_on_a_rerun(benchmark):
-    from dagger.report import aggregate_across_tasks, find_runs
+    from dagger.report.jobs import find_runs
+    from dagger.report.statistics import aggregate_across_tasks
 
     runs = find_runs(benchmark)
     first = aggregate_across_tasks(runs, reps=2_000)

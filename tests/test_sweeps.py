@@ -8,7 +8,8 @@ import sys
 import pandas as pd
 import pytest
 
-from dagger.report import bootstrap_ci, report
+from dagger.report import report
+from dagger.report.statistics import bootstrap_ci
 from tests.conftest import QUICK, TIMINGS, run_cli
 
 GRID = ["schedule.iterations=1,2", "schedule.rollout_steps=100,200"]

@@ -1,0 +1,80 @@
+"""A sweep folder's report: its files, its printout and its W&B run (`report`), and the command line
+(`main`, run by `python -m dagger.report`)."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from dagger.config import ArgumentParser
+from dagger.files import atomic_write_text
+from dagger.report.dashboard import log_to_wandb
+from dagger.report.jobs import describe, find_runs
+from dagger.report.plots import plot_heatmap, plot_performance_profile, plot_sweep_curves
+from dagger.report.statistics import aggregate_across_tasks, markdown_tables, summarize_sweep
+from dagger.tracking import LOGGER_MODES
+
+
+def report(root: Path, wandb_mode: str | None = None) -> pd.DataFrame:
+    """Write summary.csv, summary.md, curves.png and (for 2-D grids) heatmap.png into `root`, and across
+    tasks aggregate.csv and profile.png; print the tables. With `wandb_mode`, also log them into one W&B
+    run (job_type report, in the sweep's group) under `root/wandb`."""
+    runs = find_runs(root)
+    if runs.empty:
+        raise SystemExit(f"error: no runs under {root} (expected job folders with .hydra/overrides.yaml)")
+    summary, aggregate = summarize_sweep(runs), aggregate_across_tasks(runs)
+    try:
+        atomic_write_text(root / "summary.csv", summary.to_csv(index=False))
+        atomic_write_text(root / "summary.md", markdown_tables(summary, aggregate))
+        images = {"curves": plot_sweep_curves(runs, root / "curves.png"),
+                  "heatmap": plot_heatmap(runs, root / "heatmap.png"), "profile": None}
+        outputs = [root / "summary.csv", root / "summary.md", images["curves"], images["heatmap"]]
+        if len(aggregate):
+            atomic_write_text(root / "aggregate.csv", aggregate.to_csv(index=False))
+            images["profile"] = plot_performance_profile(runs, root / "profile.png")
+            outputs += [root / "aggregate.csv", images["profile"]]
+    except OSError as err:
+        target = getattr(err, "filename2", None) or getattr(err, "filename", None)  # a rename's target, else the file
+        where = f" ({target})" if target else ""
+        raise SystemExit(f"error: cannot write into {root}: {err.strerror or err}{where}") from None
+    with pd.option_context("display.width", 250, "display.max_columns", 30, "display.float_format", "{:.3f}".format):
+        print(summary.drop(columns=["best_ci_low", "best_ci_high"]).to_string(index=False))
+        if len(aggregate):
+            print(aggregate.to_string(index=False))
+    broken = runs[runs.status.str.startswith("broken: ")]
+    unfinished = runs[(runs.status != "finished") & ~runs.status.str.startswith("broken: ")]
+    for _, run in unfinished.iterrows():
+        print(f"{run.status}: {run.run_dir}")
+    for _, run in broken.iterrows():
+        print(run.status)  # names the file, inside the job's folder
+    print(f"{len(runs) - len(unfinished) - len(broken)} finished, {len(unfinished)} failed or incomplete, "
+          f"{len(broken)} broken; wrote " + ", ".join(str(p) for p in outputs if p is not None))
+    if wandb_mode is not None:
+        try:
+            run = log_to_wandb(root, runs, summary, aggregate, images, wandb_mode)
+        except Exception as err:  # noqa: BLE001 - W&B must never cost the report's files
+            print(f"W&B failed ({describe(err)}): the report files are still written", file=sys.stderr)
+        else:
+            if run.offline:
+                where = run.settings.sync_dir
+                print(f"W&B run: {where} (offline; upload it with: wandb sync {where})")
+            elif not run.disabled:
+                print(f"W&B run: {run.url}")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = ArgumentParser(prog="python -m dagger.report", description=report.__doc__,
+                            hint=f"<multirun dir> [--wandb] [--wandb-mode {'|'.join(LOGGER_MODES)}]")
+    parser.add_argument("multirun_dir", type=Path, help="a sweep's folder, e.g. multirun/budget_grid/walker-sac")
+    parser.add_argument("--wandb", action="store_true",
+                        help="also log the report into one W&B run in the sweep's group, under <multirun dir>/wandb")
+    parser.add_argument("--wandb-mode", choices=LOGGER_MODES,
+                        help="the W&B run's mode (implies --wandb; default: $WANDB_MODE, else offline)")
+    args = parser.parse_args(argv)
+    if not args.multirun_dir.is_dir():
+        raise SystemExit(f"error: {args.multirun_dir} is not a directory")
+    wandb_mode = args.wandb_mode or ((os.environ.get("WANDB_MODE") or "offline") if args.wandb else None)
+    report(args.multirun_dir, wandb_mode)
