@@ -371,13 +371,6 @@ def error_line(schema: type[BaseModel], data: dict, err: ValidationError, prefix
     return f"{path}={show(value)} {message}"
 
 
-def check_value(key: str, value, check: Check) -> None:
-    """One value against one check, e.g. a keyword argument of a class configured by an open group."""
-    problem = check.problem(value)
-    if problem:
-        raise ConfigError(f"{key}={show(value)} {problem}")
-
-
 def check_overrides(argv: list[str]) -> None:
     """Command-line overrides Hydra cannot parse, named as one line (Hydra's own message omits the key).
 

@@ -65,6 +65,18 @@ def box(low, high=None):
     return gym.spaces.Box(np.asarray(low, dtype=np.float32), np.asarray(high, dtype=np.float32))
 
 
+def supervisor(algo: str, **keys):
+    """The supervisor `algo=<algo>` builds, with its keys changed by `keys` (checked as run.py checks them); the
+    context the loop passes is the keys' names: action_space=..., num_envs=..."""
+    from omegaconf import OmegaConf
+
+    from dagger.supervisors import CONTEXT, build_supervisor
+
+    context = {key: keys.pop(key) for key in list(keys) if key in CONTEXT}
+    cfg = {**OmegaConf.to_container(compose(f"algo={algo}").algo, resolve=True), **keys}
+    return build_supervisor(cfg, **context)
+
+
 class Acts:
     """A learner whose action at each state is `act(obs)`, for supervisor tests that need a known learner."""
 

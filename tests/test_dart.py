@@ -8,7 +8,7 @@ from gymnasium.spaces import Box
 from dagger.config import ConfigError
 from dagger.data import Dataset
 from dagger.supervisors.dart import DART
-from tests.conftest import QUICK, assert_learns, learning_runs, run_cli
+from tests.conftest import QUICK, assert_learns, learning_runs, supervisor
 
 # h = (2, 2), centre (0, 1)
 SPACE = Box(np.array([-2.0, -1.0], dtype=np.float32), np.array([2.0, 3.0], dtype=np.float32))
@@ -150,15 +150,7 @@ def test_total_variance_rescales_to_the_papers_trace():
 ])
 def test_bad_values_are_refused(kwargs, message):
     with pytest.raises(ConfigError, match=message):
-        DART(SPACE, **kwargs)
-
-
-def test_a_bad_value_stops_the_cli_with_one_line(tmp_path):
-    result = run_cli(*QUICK, "algo=dart", "algo.noise_scale=-1", "logger=none", run_dir=tmp_path / "run", check=False)
-    assert result.returncode != 0
-    last = result.stderr.strip().splitlines()[-1]
-    assert last == "error: algo.noise_scale=-1 must be a finite number >= 0", result.stderr
-    assert not (tmp_path / "run" / "metrics.csv").exists()
+        supervisor("dart", action_space=SPACE, **kwargs)
 
 
 @pytest.mark.learning

@@ -14,10 +14,9 @@ from dagger.policy import build_learner
 from dagger.policy.ensemble import EnsembleLearner
 from dagger.policy.mlp import MLPLearner
 from dagger.supervisors import build_supervisor
-from dagger.supervisors import NEEDS_ENSEMBLE
 from dagger.supervisors.ensemble_dagger import EnsembleDAgger
 from tests.conftest import (QUICK, ROOT, TIMINGS, assert_learns, box, kill_after_first_iteration_and_resume,
-                            learning_runs, policy_config, run_cli)
+                            learning_runs, policy_config)
 
 SMALL = dict(hidden=[64, 64], activation="relu", loss="mse", lr=3e-3, batch_size=64, gradient_steps=300,
              epochs=0, lr_schedule="constant", warm_start=True)
@@ -234,13 +233,6 @@ def test_ensemble_dagger_learns_the_cheap_task(seeds):
 def test_killed_run_resumes_to_the_same_numbers(straight, tmp_path):
     again = kill_after_first_iteration_and_resume(ARGS, tmp_path / "resumed")
     pd.testing.assert_frame_equal(again, straight.drop(columns=TIMINGS))
-
-
-def test_a_plain_mlp_is_refused(tmp_path):
-    result = run_cli(*QUICK, "algo=ensemble_dagger", "policy=mlp", "logger=none", run_dir=tmp_path / "run",
-                     check=False)
-    assert result.returncode != 0
-    assert NEEDS_ENSEMBLE.format(algo="algo=ensemble_dagger") in result.stderr
 
 
 def test_act_and_uncertainty_is_act_and_uncertainty_from_one_pass():

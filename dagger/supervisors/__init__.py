@@ -12,16 +12,17 @@ A new algorithm is one `Supervisor` subclass in this package plus one `conf/algo
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any, get_type_hints
 
-from pydantic import Field
+from pydantic import Field, create_model
 
 import numpy as np
 import torch
 
-from dagger.config import ConfigError, OpenSchema, Text, parse
+from dagger.config import ConfigError, OpenSchema, Schema, Text, parse
 from dagger.policy import Learner, UncertainLearner
 
 Act = Callable[[np.ndarray], np.ndarray]
@@ -108,11 +109,23 @@ class AlgoConfig(OpenSchema):
     target: Annotated[str, Text()] = Field(alias="_target_")
 
 
-def build_supervisor(algo_cfg: AlgoConfig, **context) -> Supervisor:
-    """The supervisor `conf/algo/<name>.yaml` describes; `context` (schedule, action space, number of envs, the
-    learner) is passed to every supervisor, which takes what it needs."""
-    import inspect
+CONTEXT = ("schedule", "action_space", "observation_space", "num_envs", "learner", "seed")  # passed to every class
 
+
+def keyword_schema(cls: type[Supervisor]) -> type[Schema]:
+    """The `algo` keys a supervisor class takes: its keyword arguments beyond the CONTEXT, typed by their
+    annotations (`Annotated[float, Number(0, 2)]`), with their defaults."""
+    hints = get_type_hints(cls.__init__, include_extras=True)
+    fields = {name: (hints.get(name, Any), ... if param.default is param.empty else param.default)
+              for name, param in inspect.signature(cls).parameters.items()
+              if name not in CONTEXT and param.kind is not param.VAR_KEYWORD}
+    return create_model(f"{cls.__name__}Keys", __base__=Schema, **fields)
+
+
+def build_supervisor(algo_cfg: AlgoConfig, **context) -> Supervisor:
+    """The supervisor `conf/algo/<name>.yaml` describes: its class from `_target_`, its keys checked against the
+    class's keyword arguments (`keyword_schema`); `context` (schedule, spaces, number of envs, the learner, the
+    seed) is passed to every supervisor, which takes what it needs."""
     from hydra.utils import get_class
 
     if not isinstance(algo_cfg, AlgoConfig):
@@ -124,9 +137,10 @@ def build_supervisor(algo_cfg: AlgoConfig, **context) -> Supervisor:
             raise TypeError(cls)
     except Exception:  # noqa: BLE001 - an unknown class is bad input
         raise ConfigError(f"algo._target_={algo_cfg.target!r} is not a supervisor class") from None
-    accepted = inspect.signature(cls).parameters
+    schema = keyword_schema(cls)
     for key in params:
-        if key not in accepted or key in context:
+        if key not in schema.model_fields:
             raise ConfigError(f"algo.{key}: unknown key for algo={name} ({cls.__name__} takes "
-                              f"{', '.join(k for k in accepted if k not in context and k != '_context') or 'no keys'})")
-    return cls(**context, **params)
+                              f"{', '.join(schema.model_fields) or 'no keys'})")
+    keys = parse(schema, params, "algo.")
+    return cls(**context, **{key: getattr(keys, key) for key in schema.model_fields})

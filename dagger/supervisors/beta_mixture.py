@@ -9,20 +9,21 @@ exponential); `algo=bc` fixes beta = 1: the expert acts throughout and the same 
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 
-from dagger.config import Number, check_value
-from dagger.schedules import BetaSchedule
+from dagger.config import Nullable, Number
 from dagger.policy import Learner
+from dagger.schedules import BetaSchedule
 from dagger.supervisors import Act, Decision, Supervisor
 
 
 class BetaMixture(Supervisor):
     """The expert acts with probability beta_i, independently per env and step; the expert labels every state."""
 
-    def __init__(self, schedule: BetaSchedule | None, beta: float | None = None, **_context):
-        if beta is not None:
-            check_value("algo.beta", beta, Number(0, 1))
+    def __init__(self, schedule: BetaSchedule | None,
+                 beta: Annotated[float | None, Nullable(Number(0, 1), "the schedule's beta_i")] = None, **_context):
         self.schedule, self.fixed_beta = schedule, beta
         self.beta = 1.0
 

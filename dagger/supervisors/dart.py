@@ -39,10 +39,12 @@ dimensions) and `learner_error_std` (the same for Sigma_hat_i, before scaling), 
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 import torch
 
-from dagger.config import Boolean, Nullable, Number, check_value
+from dagger.config import Boolean, Nullable, Number
 from dagger.policy.fitting import PREDICT_CHUNK as CHUNK
 from dagger.envs import ActionScale
 from dagger.policy import Learner
@@ -53,12 +55,10 @@ from dagger.supervisors import Act, Decision, Supervisor
 class DART(Supervisor):
     """The expert acts with Gaussian noise fitted to the learner's error; every state gets the clean label."""
 
-    def __init__(self, action_space, noise_scale: float = 1.0, initial_std: float = 0.0,
-                 total_variance: float | None = None, diagonal: bool = False, **_context):
-        check_value("algo.noise_scale", noise_scale, Number(low=0))
-        check_value("algo.initial_std", initial_std, Number(low=0))
-        check_value("algo.total_variance", total_variance, Nullable(Number(above=0), "the estimate's own trace"))
-        check_value("algo.diagonal", diagonal, Boolean())
+    def __init__(self, action_space, noise_scale: Annotated[float, Number(low=0)] = 1.0,
+                 initial_std: Annotated[float, Number(low=0)] = 0.0,
+                 total_variance: Annotated[float | None, Nullable(Number(above=0), "the estimate's own trace")] = None,
+                 diagonal: Annotated[bool, Boolean()] = False, **_context):
         self.low = np.asarray(action_space.low, dtype=np.float64)
         self.high = np.asarray(action_space.high, dtype=np.float64)
         self.half = ActionScale.of(action_space).half

@@ -21,9 +21,11 @@ cloning on the expert's own states in the limit).
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 
-from dagger.config import Number, check_value
+from dagger.config import Number
 from dagger.envs import ActionScale
 from dagger.policy import Learner
 from dagger.supervisors import Act, Decision, Supervisor, action_gap, require_ensemble
@@ -32,9 +34,8 @@ class EnsembleDAgger(Supervisor):
     """The ensemble's mean acts where sigma <= max_spread and delta <= max_discrepancy (the expert elsewhere);
     the expert labels every state."""
 
-    def __init__(self, action_space, max_spread: float = 0.1, max_discrepancy: float = 0.2, **_context):
-        check_value("algo.max_spread", max_spread, Number(low=0))
-        check_value("algo.max_discrepancy", max_discrepancy, Number(low=0))
+    def __init__(self, action_space, max_spread: Annotated[float, Number(low=0)] = 0.1,
+                 max_discrepancy: Annotated[float, Number(low=0)] = 0.2, **_context):
         self.max_spread, self.max_discrepancy = float(max_spread), float(max_discrepancy)
         self.half = ActionScale.of(action_space).half
         if _context.get("learner") is not None:  # passed by the caller: refuse before any work

@@ -31,9 +31,11 @@ drivers), a reading of how far the learner is from the expert where it is being 
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 
-from dagger.config import ConfigError, Number, check_value, show
+from dagger.config import ConfigError, Number, show
 from dagger.envs import ActionScale
 from dagger.policy import Learner
 from dagger.supervisors import Act, Decision, Takeovers, action_gap
@@ -42,9 +44,9 @@ from dagger.supervisors import Act, Decision, Takeovers, action_gap
 class HGDAgger(Takeovers):
     """The learner drives; the expert takes over above `takeover`, hands back below `handback`."""
 
-    def __init__(self, action_space, num_envs: int, takeover: float = 0.3, handback: float = 0.1, **_context):
-        check_value("algo.takeover", takeover, Number(0, 2))  # the RMS gap in scaled units is at most 2
-        check_value("algo.handback", handback, Number(low=0))
+    def __init__(self, action_space, num_envs: int,
+                 takeover: Annotated[float, Number(0, 2)] = 0.3,  # the RMS gap in scaled units is at most 2
+                 handback: Annotated[float, Number(low=0)] = 0.1, **_context):
         if handback > takeover:
             raise ConfigError(f"algo.handback={show(handback)} must be <= algo.takeover={show(takeover)} "
                               "(the supervisor hands back below handback after taking over above takeover)")

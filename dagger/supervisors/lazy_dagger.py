@@ -28,9 +28,11 @@ Choices where the paper leaves one open:
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 
-from dagger.config import ConfigError, Number, check_value, show
+from dagger.config import ConfigError, Number, show
 from dagger.policy import Learner
 from dagger.supervisors import Act, Decision, Takeovers, action_gap
 from dagger.supervisors.safe_dagger import SafeDAgger
@@ -40,11 +42,9 @@ class LazyDAgger(Takeovers, SafeDAgger):
     """SafeDAgger's classifier with hysteresis: take over when it predicts a gap > tau_sup, hand back when the
     actual gap < tau_auto; noise on the supervisor's executed actions."""
 
-    def __init__(self, action_space, observation_space, num_envs: int, seed: int, tau_sup: float = 0.1,
-                 tau_auto: float = 0.05, noise_std: float = 0.1, **_context):
-        check_value("algo.tau_sup", tau_sup, Number(0, 2))
-        check_value("algo.tau_auto", tau_auto, Number(low=0))
-        check_value("algo.noise_std", noise_std, Number(low=0))
+    def __init__(self, action_space, observation_space, num_envs: int, seed: int,
+                 tau_sup: Annotated[float, Number(0, 2)] = 0.1, tau_auto: Annotated[float, Number(low=0)] = 0.05,
+                 noise_std: Annotated[float, Number(low=0)] = 0.1, **_context):
         if tau_auto > tau_sup:
             raise ConfigError(f"algo.tau_auto={show(tau_auto)} must be <= algo.tau_sup={show(tau_sup)} "
                               "(the supervisor hands back below tau_auto after taking over above tau_sup)")

@@ -28,11 +28,13 @@ so queries = labels = states the classifier flags. Choices where the paper leave
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 
 import torch
 
-from dagger.config import Number, check_value
+from dagger.config import Number
 from dagger.data import Columns
 from dagger.gates import SafetyClassifier, seeded
 from dagger.envs import ActionScale
@@ -43,8 +45,8 @@ from dagger.supervisors import Act, Decision, Supervisor, action_gap
 class SafeDAgger(Supervisor):
     """The learner acts where the safety classifier says safe; the expert acts, and labels, where it says unsafe."""
 
-    def __init__(self, action_space, observation_space, seed: int, tau: float = 0.1, **_context):
-        check_value("algo.tau", tau, Number(0, 2))  # the RMS gap in scaled units is at most 2
+    def __init__(self, action_space, observation_space, seed: int,
+                 tau: Annotated[float, Number(0, 2)] = 0.1, **_context):  # the RMS gap in scaled units is at most 2
         self.tau, self.seed = float(tau), int(seed)
         self.half = ActionScale.of(action_space).half
         self.obs_dim = observation_space.shape[0]

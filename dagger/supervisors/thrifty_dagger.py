@@ -37,10 +37,12 @@ calibrated on learner states, beside `target_rate`).
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 import torch
 
-from dagger.config import ConfigError, Number, check_value, show
+from dagger.config import ConfigError, Number, show
 from dagger.gates import RiskCritic, seeded
 from dagger.envs import ActionScale
 from dagger.policy import Learner
@@ -85,12 +87,11 @@ class ThriftyDAgger(Takeovers):
     """The ensemble learner drives; the supervisor takes over at novel or risky states (thresholds from a target
     intervention rate) and hands back once the learner agrees with it and the risk is low."""
 
-    def __init__(self, action_space, observation_space, num_envs: int, seed: int, target_rate: float = 0.01,
-                 gamma: float = 0.98, **_context):
-        check_value("algo.target_rate", target_rate, Number(above=0))
+    def __init__(self, action_space, observation_space, num_envs: int, seed: int,
+                 target_rate: Annotated[float, Number(above=0)] = 0.01,
+                 gamma: Annotated[float, Number(0, 0.999)] = 0.98, **_context):
         if target_rate >= 1:
             raise ConfigError(f"algo.target_rate={show(target_rate)} must be in (0, 1): interventions per learner step")
-        check_value("algo.gamma", gamma, Number(0, 0.999))
         self.target_rate, self.gamma, self.seed = float(target_rate), float(gamma), int(seed)
         self.scale = ActionScale.of(action_space)
         self.half = self.scale.half
