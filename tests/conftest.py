@@ -138,23 +138,28 @@ def metrics_without_timings(run_dir: Path) -> pd.DataFrame:
     return pd.read_csv(run_dir / "metrics.csv").drop(columns=TIMINGS)
 
 
-def kill_after_first_iteration_and_resume(args: list[str], run_dir: Path) -> pd.DataFrame:
-    """Start `run.py args`, SIGKILL it once its first iteration is checkpointed, rerun it; its final metrics."""
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args, f"hydra.run.dir={run_dir}"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        ckpt = run_dir / "checkpoint.pt"
-        if ckpt.is_file() and torch.load(ckpt, weights_only=True)["progress"]["iteration"] >= 1:
-            break
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be interrupted"
-    killed_rows = len(pd.read_csv(run_dir / "metrics.csv"))
-    result = run_cli(*args, run_dir=run_dir)
-    assert "resuming after iteration" in result.stdout
+def interrupt_after_first_iteration_and_resume(run_dir: Path, *overrides: str) -> pd.DataFrame:
+    """Run `overrides` in-process into `run_dir`, stop it as SIGTERM would once iteration 1 is checkpointed, run the
+    same command again (it resumes); the final metrics. A real SIGKILL at every write: tests/test_integrity.py."""
+    from dagger import loop
+    from dagger.app import Interrupted, RunStopped
+
+    checkpoint = loop.checkpoint
+
+    def checkpoint_then_stop(p, data, progress):
+        checkpoint(p, data, progress)
+        if progress.iteration >= 1:
+            raise Interrupted(signal.SIGTERM)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loop, "checkpoint", checkpoint_then_stop)
+        with pytest.raises(RunStopped) as stopped:
+            run_in_process(run_dir, *overrides)
+    assert stopped.value.status == "interrupted", str(stopped.value)
+    stopped_rows = len(pd.read_csv(run_dir / "metrics.csv"))
+    run_in_process(run_dir, *overrides)
     again = metrics_without_timings(run_dir)
-    assert killed_rows < len(again), "the kill came after the last iteration"
+    assert stopped_rows < len(again), "the run stopped after its last iteration"
     return again
 
 

@@ -15,7 +15,7 @@ from dagger.policy.ensemble import EnsembleLearner
 from dagger.policy.mlp import MLPLearner
 from dagger.supervisors import build_supervisor
 from dagger.supervisors.ensemble_dagger import EnsembleDAgger
-from tests.conftest import (QUICK, ROOT, TIMINGS, assert_learns, box, kill_after_first_iteration_and_resume,
+from tests.conftest import (QUICK, ROOT, TIMINGS, assert_learns, box, interrupt_after_first_iteration_and_resume,
                             learning_runs, policy_config)
 
 SMALL = dict(hidden=[64, 64], activation="relu", loss="mse", lr=3e-3, batch_size=64, gradient_steps=300,
@@ -231,7 +231,7 @@ def test_ensemble_dagger_learns_the_cheap_task(seeds):
 
 
 def test_killed_run_resumes_to_the_same_numbers(straight, tmp_path):
-    again = kill_after_first_iteration_and_resume(ARGS, tmp_path / "resumed")
+    again = interrupt_after_first_iteration_and_resume(tmp_path / "resumed", *ARGS)
     pd.testing.assert_frame_equal(again, straight.drop(columns=TIMINGS))
 
 

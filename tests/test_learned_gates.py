@@ -13,7 +13,7 @@ from dagger.policy.ensemble import EnsembleLearner
 from dagger.supervisors.lazy_dagger import LazyDAgger
 from dagger.supervisors.safe_dagger import SafeDAgger
 from dagger.supervisors.thrifty_dagger import ThriftyDAgger, calibrate
-from tests.conftest import (QUICK, Acts, policy_config, assert_learns, kill_after_first_iteration_and_resume, learning_runs,
+from tests.conftest import (QUICK, Acts, policy_config, assert_learns, interrupt_after_first_iteration_and_resume, learning_runs,
                             metrics_without_timings)
 
 OBS = Box(-10 * np.ones(2, dtype=np.float32), 10 * np.ones(2, dtype=np.float32))
@@ -188,7 +188,7 @@ def test_each_gate_learns_the_cheap_task_with_fewer_queries_than_steps(gated_run
 
 def test_each_gate_resumes_to_the_same_numbers(gated_run, tmp_path):
     algo, args, run_dir, _ = gated_run
-    again = kill_after_first_iteration_and_resume(args, tmp_path / "resumed")
+    again = interrupt_after_first_iteration_and_resume(tmp_path / "resumed", *args)
     pd.testing.assert_frame_equal(again, metrics_without_timings(run_dir))
 
 

@@ -6,8 +6,9 @@ import sys
 import pandas as pd
 import pytest
 
-from tests.conftest import (PENDULUM_EXPERT, QUICK, assert_learns, kill_after_first_iteration_and_resume,
-                            learning_runs, metrics_without_timings, run_cli)
+from dagger.app import RunStopped
+from tests.conftest import (PENDULUM_EXPERT, QUICK, assert_learns, interrupt_after_first_iteration_and_resume,
+                            learning_runs, metrics_without_timings, run_cli, run_in_process)
 
 REQUIRED = ["iteration", "return_mean", "return_std", "dataset_size", "expert_labels", "env_steps", "beta",
             "expert_return_mean", "expert_return_std", "train_loss", "wall_time_s"]
@@ -75,8 +76,8 @@ def test_dagger_learns_the_cheap_task(tmp_path):
 
 def test_initial_demonstrations_make_iteration_zero(tmp_path):
     run_dir = tmp_path / "run"
-    run_cli(*QUICK, "schedule=constant", "schedule.iterations=1", "schedule.initial_expert_steps=300",
-            "logger=none", run_dir=run_dir)
+    run_in_process(run_dir, *QUICK, "schedule=constant", "schedule.iterations=1", "schedule.initial_expert_steps=300",
+                   "logger=none")
     metrics = pd.read_csv(run_dir / "metrics.csv")
     assert metrics.iteration.tolist() == [0, 1]
     assert metrics.expert_labels.tolist() == [300, 500]
@@ -92,19 +93,18 @@ def test_initial_demonstrations_make_iteration_zero(tmp_path):
 ], ids=["dart", "hg_dagger"])
 def test_killed_run_resumes_to_the_same_numbers(tmp_path, algo):
     args = [*QUICK, *algo, "schedule.iterations=4", "logger=none", "policy.gradient_steps=600"]
-    run_cli(*args, run_dir=tmp_path / "straight")
-    again = kill_after_first_iteration_and_resume(args, tmp_path / "resumed")
+    run_in_process(tmp_path / "straight", *args)
+    again = interrupt_after_first_iteration_and_resume(tmp_path / "resumed", *args)
     pd.testing.assert_frame_equal(again, metrics_without_timings(tmp_path / "straight"))
 
 
 def test_resuming_with_a_different_experiment_is_refused(tmp_path):
     run_dir = tmp_path / "run"
-    run_cli(*QUICK, "schedule.iterations=1", "logger=none", run_dir=run_dir)
+    run_in_process(run_dir, *QUICK, "schedule.iterations=1", "logger=none")
     before = (run_dir / "metrics.csv").read_text()
-    result = run_cli(*QUICK, "schedule.iterations=2", "schedule.rollout_steps=300", "logger=none",
-                     run_dir=run_dir, check=False)
-    assert result.returncode != 0
-    assert "schedule.rollout_steps=300 differs from 200" in result.stderr
+    with pytest.raises(RunStopped, match="schedule.rollout_steps=300 differs from 200") as stopped:
+        run_in_process(run_dir, *QUICK, "schedule.iterations=2", "schedule.rollout_steps=300", "logger=none")
+    assert stopped.value.status == "refused"
     assert (run_dir / "metrics.csv").read_text() == before
 
 
@@ -121,16 +121,14 @@ def test_resuming_with_a_different_experiment_is_refused(tmp_path):
 ])
 def test_bad_input_stops_with_one_clear_line(tmp_path, overrides, message):
     run_dir = tmp_path / "run"
-    result = run_cli(*QUICK, *overrides, run_dir=run_dir, check=False)
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith("error: ") and message in lines[-1], result.stderr
-    assert "Traceback" not in result.stderr
-    assert not (run_dir / "metrics.csv").exists()
+    with pytest.raises(RunStopped) as stopped:
+        run_in_process(run_dir, *QUICK, *overrides)
+    assert stopped.value.status == "refused" and message in str(stopped.value) and "\n" not in str(stopped.value)
+    assert not run_dir.exists()
 
 
 def test_eval_every_evaluates_multiples_and_the_last_iteration_only(tmp_path):
-    run_cli(*QUICK, "schedule.iterations=5", "eval.every=2", "logger=none", run_dir=tmp_path)
+    run_in_process(tmp_path, *QUICK, "schedule.iterations=5", "eval.every=2", "logger=none")
     metrics = pd.read_csv(tmp_path / "metrics.csv")
     evaluated = metrics.iteration[metrics.return_mean.notna()].tolist()
     assert evaluated == [2, 4, 5]
