@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from dagger.config import COUNT, SEED, Boolean, ConfigError, Nullable, Schema, Text, as_container, first_line, parse, \
     pick_device
 from dagger.envs import EnvConfig
-from dagger.experts import ExpertConfig
+from dagger.expert.expert import ExpertConfig
 from dagger.policy import AnyLearnerConfig, learner_config
 from dagger.rollout import EvalConfig
 from dagger.runs import RunFolder, load_state
@@ -228,7 +228,7 @@ def build_parts(settings: RunConfig, cfg: DictConfig, folder: RunFolder, state: 
     import torch
 
     from dagger.envs import make_env
-    from dagger.experts import load_expert
+    from dagger.expert.expert import load_expert
     from dagger.loop import Budget, Parts, restore
     from dagger.minari_datasets import load_demonstrations
     from dagger.policy import build_learner

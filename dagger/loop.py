@@ -25,7 +25,7 @@ import torch
 
 from dagger.config import ConfigError, first_line
 from dagger.data import Dataset
-from dagger.experts import Expert
+from dagger.expert.expert import Expert
 from dagger.files import atomic_write
 from dagger.policy import Learner
 from dagger.rollout import Collector, Evaluator, Rollout

@@ -8,7 +8,8 @@ from omegaconf import DictConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dagger.config import ConfigError, check_output_dir, check_overrides, parse, register_resolvers  # noqa: E402
-from dagger.expert_training import TrainConfig, publish, train  # noqa: E402
+from dagger.expert.publishing import publish  # noqa: E402
+from dagger.expert.training import TrainConfig, train  # noqa: E402
 
 register_resolvers()
 

@@ -170,7 +170,7 @@ def tiny_experts(tmp_path_factory) -> dict[str, Path]:
     import gymnasium as gym
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-    from dagger.experts import algorithm_class
+    from dagger.expert.layout import algorithm_class
 
     folder = tmp_path_factory.mktemp("experts")
     paths = {}

@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 
 from dagger.app import RunConfig, parse_run
 from dagger.config import ROOT_CONF, parse
-from dagger.expert_training import TrainConfig
+from dagger.expert.training import TrainConfig
 from tests.conftest import ROOT, run_cli
 
 GROUPS = {group: sorted(p.stem for p in (ROOT_CONF / group).glob("*.yaml"))

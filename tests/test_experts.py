@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from dagger.config import ConfigError
-from dagger.experts import ExpertConfig, load_expert
+from dagger.expert.expert import ExpertConfig, load_expert
 
 
 def expert_cfg(algo: str, path) -> ExpertConfig:

@@ -253,7 +253,7 @@ def test_yaml_in_a_run_folder_never_runs_code_on_resume_or_in_the_report(finishe
 
 
 def test_a_ship_dir_manifest_never_runs_code(tmp_path):
-    from dagger.expert_training import check_ship_dir
+    from dagger.expert.publishing import check_ship_dir
 
     (tmp_path / "manifest.yaml").write_text(python_tag(tmp_path / "ran"))
     with pytest.raises(ConfigError, match="manifest.yaml is unreadable"):

@@ -20,9 +20,10 @@ import pytest
 import yaml
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-import dagger.experts
+import dagger.expert.statistics
 from dagger.config import PROJECT_ROOT, ConfigError, parse
-from dagger.experts import ExpertConfig, algorithm_class, load_expert
+from dagger.expert.expert import ExpertConfig, load_expert
+from dagger.expert.layout import algorithm_class
 from dagger.files import sha256
 from tests.conftest import Payload
 
@@ -318,7 +319,7 @@ def test_zoo_config_with_other_python_tags_is_refused(tiny_experts, tmp_path):
 def test_shipped_zip_copied_without_its_statistics_is_an_error(tiny_experts, tmp_path, monkeypatch):
     model = shutil.copyfile(ppo_run(tiny_experts) / f"{ENV_ID}.zip", tmp_path / f"{ENV_ID}.zip")
     manifest = tmp_path / "manifest.yaml"
-    monkeypatch.setattr(dagger.experts, "SHIPPED_MANIFEST", manifest)
+    monkeypatch.setattr(dagger.expert.statistics, "SHIPPED_MANIFEST", manifest)
     manifest.write_text(yaml.safe_dump({f"ppo/{ENV_ID}": {"sha256": sha256(model), "normalize": True}}))
     refused(lambda: load_expert(cfg("ppo", model), "pendulum", gym.make(ENV_ID)), tmp_path / "ran",
             str(model), f"ppo/{ENV_ID}", "vecnormalize.pkl")

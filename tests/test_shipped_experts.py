@@ -3,9 +3,9 @@ import gymnasium as gym
 import pytest
 
 from dagger.config import PROJECT_ROOT
-from dagger.expert_training import EVAL_SEED, episode_returns, load_manifest
+from dagger.expert.expert import ExpertConfig, load_expert
+from dagger.expert.publishing import EVAL_SEED, episode_returns, load_manifest
 from dagger.files import sha256
-from dagger.experts import ExpertConfig, load_expert
 
 EXPERTS = PROJECT_ROOT / "experts"
 MANIFEST = load_manifest(EXPERTS)

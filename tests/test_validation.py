@@ -442,18 +442,18 @@ def check_run(args: list[str], tmp: Path) -> None:
 
 def check_train(args: list[str], monkeypatch) -> None:
     """experts/train.py up to its first training step."""
-    from dagger import expert_training
     from dagger.config import parse
+    from dagger.expert import publishing, training
 
     def started(*_, **__):
         raise Accepted
 
-    monkeypatch.setattr(expert_training, "CheckpointAndEvaluate", started)
-    cfg = parse(expert_training.TrainConfig, compose_config("train", args))
+    monkeypatch.setattr(training, "CheckpointAndEvaluate", started)
+    cfg = parse(training.TrainConfig, compose_config("train", args))
     if cfg.publish_only:
-        expert_training.publish(cfg)
+        publishing.publish(cfg)
     else:
-        expert_training.train(cfg)
+        training.train(cfg)
     raise Accepted
 
 

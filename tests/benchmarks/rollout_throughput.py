@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from dagger.config import PROJECT_ROOT
 from dagger.envs import make_env
-from dagger.experts import load_expert
+from dagger.expert.expert import load_expert
 from dagger.policy import Learner
 from dagger.rollout import Collector
 from dagger.schedules import BetaSchedule

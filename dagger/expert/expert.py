@@ -1,0 +1,112 @@
+"""Stable-Baselines3 checkpoints as batched experts: `act(obs) -> actions` for many states at once.
+
+`load_expert` finds the checkpoint (layout), reads the model `.zip` (safe_zip) and its observation
+statistics (statistics) without running code the files carry, unless `expert.trust=true`: then it
+loads with SB3's own `cls.load` and `pickle.load` instead, for files you trust.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+
+from dagger.config import COUNT, Boolean, ConfigError, Mapping, Schema, Text, resolve_path
+from dagger.expert.layout import Algorithm, algorithm_class, find_checkpoint, train_command
+from dagger.expert.safe_zip import check_algorithm, check_shapes, one_line, read_model_data, safe_custom_objects
+from dagger.expert.statistics import ObsNormalizer, check_statistics_present, read_statistics
+
+
+class ExpertTrainingConfig(Schema):
+    """`expert.train`: how experts/train.py trains this kind of expert."""
+
+    timesteps: Annotated[int, COUNT]
+    normalize: Annotated[bool, Boolean()]
+    hyperparams: Annotated[dict[str, Any], Mapping(what="a mapping of stable-baselines3 keyword arguments")]
+
+
+class ExpertConfig(Schema):
+    """The `expert` group: which checkpoint labels the states, and how it is read."""
+
+    algo: Algorithm
+    path: Annotated[str, Text()]
+    deterministic: Annotated[bool, Boolean()]
+    trust: Annotated[bool, Boolean()] = False
+    train: ExpertTrainingConfig | None = None  # experts/train.py's; conf/expert/ sets it
+
+
+@dataclass
+class Expert:
+    """A trained SB3 policy that labels batches of states.
+
+    `files` records what was loaded: `{"algo", "model", "model_sha256", "stats", "stats_sha256"}`.
+    """
+
+    model: BaseAlgorithm
+    deterministic: bool = True
+    obs_normalizer: ObsNormalizer | None = None  # VecNormalize statistics applied to observations
+    files: dict[str, str | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.model.policy.set_training_mode(False)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """Actions for a batch of raw observations, shape (n, obs_dim) -> (n, act_dim).
+
+        The same actions as `model.predict` (same float32 input, network, unscaling and clipping),
+        without its per-call checks and preprocessing, which cost as much as the network on small batches."""
+        if self.obs_normalizer is not None:
+            obs = self.obs_normalizer.normalize_obs(obs)
+        policy = self.model.policy
+        with torch.no_grad():
+            actions = policy._predict(torch.as_tensor(obs, dtype=torch.float32, device=policy.device),
+                                      deterministic=self.deterministic)
+        actions = actions.cpu().numpy().reshape((-1, *policy.action_space.shape))
+        if policy.squash_output:
+            return policy.unscale_action(actions)
+        return np.clip(actions, policy.action_space.low, policy.action_space.high)
+
+
+def load_expert(expert_cfg: ExpertConfig, env_name: str, env: gym.Env, device: str = "cpu") -> Expert:
+    """Load `expert.path` for this env, checking it exists, is the configured algorithm and matches the
+    env's spaces. Bad input raises ConfigError (one line); nothing is printed."""
+    env_id = env.spec.id
+    algo, trust = expert_cfg.algo, expert_cfg.trust
+    cls = algorithm_class(algo)
+    try:
+        model_path, stats_path = find_checkpoint(resolve_path(expert_cfg.path), env_id, algo)
+    except FileNotFoundError as err:
+        raise ConfigError(f"expert.path: no {algo} checkpoint at {err.args[0]}; train one with "
+                          f"`{train_command(env_name, algo)}`") from None
+
+    raw = model_path.read_bytes()  # hashed and loaded from the same bytes
+    model_sha256 = hashlib.sha256(raw).hexdigest()
+    data = read_model_data(raw, model_path)
+    algo = check_algorithm(data, algo, model_path, trust)
+    if trust:
+        # Schedules are training-only and may not unpickle across library versions.
+        custom = {"learning_rate": 0.0, "lr_schedule": lambda _: 0.0, "clip_range": lambda _: 0.0}
+    else:
+        custom = safe_custom_objects(data, algo, env, model_path)
+    try:
+        model = cls.load(io.BytesIO(raw), device=device, custom_objects=custom)
+    except Exception as err:  # noqa: BLE001 - a broken or foreign file gets one clear line
+        raise ConfigError(f"expert.path={model_path}: cannot load as {cls.__name__}: {one_line(err)}") from None
+    check_shapes("observation", model.observation_space.shape, env.observation_space.shape, env_id, model_path)
+    check_shapes("action", model.action_space.shape, env.action_space.shape, env_id, model_path)
+
+    normalizer, stats_sha256 = None, None
+    if stats_path is None:
+        check_statistics_present(model_path, model_sha256)
+    else:
+        stats = stats_path.read_bytes()
+        stats_sha256 = hashlib.sha256(stats).hexdigest()
+        normalizer = read_statistics(stats, stats_path, env.observation_space.shape, trust)
+    files = {"algo": algo.upper(), "model": str(model_path), "model_sha256": model_sha256,
+             "stats": None if stats_path is None else str(stats_path), "stats_sha256": stats_sha256}
+    return Expert(model=model, deterministic=expert_cfg.deterministic, obs_normalizer=normalizer, files=files)

@@ -1,0 +1,85 @@
+"""Where an expert's files are: the algorithms and their SB3 classes, rl-baselines3-zoo's layout of
+checkpoints, and the command that trains a missing one.
+
+rl-baselines3-zoo's `config.yml` is parsed by a safe YAML loader that only adds the zoo's `OrderedDict`
+tag (read as a plain dict).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal, get_args
+
+import yaml
+from stable_baselines3.common.base_class import BaseAlgorithm
+
+from dagger.config import ConfigError
+
+
+Algorithm = Literal["sac", "td3", "tqc", "ppo"]
+ALGORITHMS = get_args(Algorithm)
+
+
+def algorithm_class(algo: str) -> type[BaseAlgorithm]:
+    """The SB3 class for an `expert.algo` name."""
+    if algo == "tqc":
+        from sb3_contrib import TQC
+
+        return TQC
+    import stable_baselines3 as sb3
+
+    classes = {"sac": sb3.SAC, "td3": sb3.TD3, "ppo": sb3.PPO}
+    if algo not in classes:
+        raise ConfigError(f"expert.algo={algo!r} is not one of {', '.join(ALGORITHMS)}")
+    return classes[algo]
+
+
+def train_command(env_name: str, algo: str) -> str:
+    return f"python experts/train.py env={env_name} expert={algo}"
+
+
+def zoo_runs(folder: Path, env_id: str) -> list[Path]:
+    """rl-baselines3-zoo run folders `<EnvId>_<n>` inside `folder`, lowest n first."""
+    if not folder.is_dir():
+        return []
+    runs = [p for p in folder.iterdir() if p.is_dir() and re.fullmatch(rf"{re.escape(env_id)}_\d+", p.name)]
+    return sorted(runs, key=lambda p: int(p.name.rsplit("_", 1)[1]))
+
+
+def find_checkpoint(path: Path, env_id: str, algo: str | None = None) -> tuple[Path, Path | None]:
+    """The model .zip and its optional vecnormalize.pkl.
+
+    Accepts a .zip file, a folder holding `<EnvId>.zip`, an rl-baselines3-zoo algorithm folder with
+    runs `<EnvId>_<n>/` (the highest n is used), or the zoo's log root holding `<algo>/` (either of
+    the previous two). Zoo keeps the statistics in `<EnvId>/vecnormalize.pkl` beside the model; a
+    `vecnormalize.pkl` next to it also counts.
+    """
+    if path.is_dir():
+        folders = [path, path / algo] if algo else [path]
+        path = path / f"{env_id}.zip"  # named in the error when nothing matches
+        for folder in folders:
+            runs = zoo_runs(folder, env_id)
+            if runs:
+                path = runs[-1] / f"{env_id}.zip"
+                break
+            if (folder / f"{env_id}.zip").is_file():
+                path = folder / f"{env_id}.zip"
+                break
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    for stats in (path.with_suffix("") / "vecnormalize.pkl", path.parent / "vecnormalize.pkl"):
+        if stats.is_file():
+            return path, stats
+    return path, None
+
+
+class ZooConfigLoader(yaml.SafeLoader):
+    """Safe YAML plus the one Python tag rl-baselines3-zoo writes in config.yml, read as a plain dict."""
+
+
+def _ordered_dict(loader: ZooConfigLoader, node: yaml.Node) -> dict:
+    (pairs,) = loader.construct_sequence(node, deep=True)  # the tag's one argument: [[key, value], ...]
+    return dict(pairs)
+
+
+ZooConfigLoader.add_constructor("tag:yaml.org,2002:python/object/apply:collections.OrderedDict", _ordered_dict)
