@@ -26,8 +26,8 @@ from typing import Annotated, Literal
 
 from omegaconf import DictConfig, OmegaConf
 
-from dagger.config import COUNT, SEED, Boolean, ConfigError, Nullable, Schema, Text, as_container, first_line, parse, \
-    pick_device
+from dagger.config import (Boolean, COUNT, ConfigError, Nullable, SEED, Schema, Text, as_container, describe,
+                               first_line, parse, pick_device)
 from dagger.envs import EnvConfig
 from dagger.expert.expert import ExpertConfig
 from dagger.policy import AnyLearnerConfig, learner_config
@@ -154,7 +154,7 @@ def refusal(err: BaseException) -> str:
         return f"interrupted by {err} before the run started; nothing was written"
     if isinstance(err, MemoryError):
         return "out of memory while building the run; nothing was written"
-    return first_line(err) if isinstance(err, ConfigError) else f"{type(err).__name__}: {first_line(err)}"
+    return first_line(err) if isinstance(err, ConfigError) else describe(err)
 
 
 def work(settings: RunConfig, folder: RunFolder, parts, title: str) -> list[dict]:
@@ -175,7 +175,7 @@ def work(settings: RunConfig, folder: RunFolder, parts, title: str) -> list[dict
         status = "interrupted" if isinstance(err, (Interrupted, KeyboardInterrupt)) else "failed"
         done = checkpointed_iterations(folder.path)
         what = ("interrupted by " + (str(err) or "SIGINT") if status == "interrupted"
-                else "out of memory" if isinstance(err, MemoryError) else f"{type(err).__name__}: {first_line(err)}")
+                else "out of memory" if isinstance(err, MemoryError) else describe(err))
         extra = {"wandb_error": parts.tracker.wandb_error} if parts.tracker.wandb_error else {}
         if status == "failed":
             extra["traceback"] = traceback.format_exc()

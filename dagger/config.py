@@ -40,6 +40,13 @@ def first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+def describe(err: BaseException, limit: int | None = None) -> str:
+    """An exception as `Type: first line of its message` (at most `limit` characters of the message), the way every
+    one-line error and status here names an exception that is not our own `ConfigError`."""
+    text = str(err).strip()
+    return f"{type(err).__name__}: {first_line(err)[:limit]}" if text else type(err).__name__
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, with its complaints as the one `error: ...` line every entry point uses; `hint` is the
     usage shown after the program's name."""

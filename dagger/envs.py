@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import gymnasium as gym
 import numpy as np
 
-from dagger.config import COUNT, ConfigError, Integer, Mapping, Nullable, RegisteredEnv, Schema, Text, first_line
+from dagger.config import COUNT, ConfigError, Integer, Mapping, Nullable, RegisteredEnv, Schema, Text, describe
 
 SIMULATORS = Integer(1, 1024)  # env copies in one process (rollout envs, evaluation episodes)
 
@@ -95,7 +95,7 @@ def kwargs_error(env_id: str, err: Exception) -> str:
     unexpected = re.search(r"unexpected keyword argument '([^']+)'", str(err))
     if unexpected:
         return f"env.kwargs: {env_id} does not accept {unexpected.group(1)}"
-    return f"env.kwargs: {env_id} fails with these keyword arguments: {type(err).__name__}: {first_line(err)}"
+    return f"env.kwargs: {env_id} fails with these keyword arguments: {describe(err)}"
 
 
 _TRIED: set[tuple[str, str]] = set()  # (env id, sorted kwargs) that already reset and stepped

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from dagger.config import ArgumentParser, ConfigError, first_line
+from dagger.config import ArgumentParser, ConfigError, describe, first_line
 from dagger.data import Dataset
 from dagger.minari_datasets import NAMESPACE, write_minari
 from dagger.runs import read_json, read_status
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as err:
         sys.exit(f"error: {err}")
     except (OSError, MemoryError) as err:  # a full disk, an unwritable datasets folder: the partial dataset is removed
-        sys.exit(f"error: writing the Minari dataset failed ({type(err).__name__}: {first_line(err)}); nothing was kept")
+        sys.exit(f"error: writing the Minari dataset failed ({describe(err)}); nothing was kept")
     import minari
 
     dataset = minari.load_dataset(dataset_id)

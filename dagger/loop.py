@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dagger.config import ConfigError, first_line
+from dagger.config import ConfigError, describe, first_line
 from dagger.data import Dataset
 from dagger.expert.expert import Expert
 from dagger.files import atomic_write
@@ -230,7 +230,7 @@ def restore(run_dir: Path, state: dict, learner: Learner, supervisor: Supervisor
     try:
         saved = Dataset.load(where)  # may be one iteration ahead if killed in between
     except Exception as err:  # noqa: BLE001 - missing, truncated, foreign or pickled: one line
-        raise ConfigError(f"{where}: cannot be read ({type(err).__name__}: {first_line(err)[:160]}); this run "
+        raise ConfigError(f"{where}: cannot be read ({describe(err, 160)}); this run "
                           "cannot be resumed, choose a new hydra.run.dir") from None
     n, m = state["dataset_size"], state.get("transitions_size", 0)
     saved_m = len(saved.transitions) if saved.transitions is not None else 0

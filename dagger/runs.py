@@ -15,7 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from dagger.config import ConfigError, first_line
+from dagger.config import ConfigError, describe, first_line
 from dagger.files import atomic_write, atomic_write_text
 
 # Keys that may change when a run is resumed: more iterations, other logging, videos or hardware.
@@ -196,7 +196,7 @@ def read_json(path: Path) -> dict:
     try:
         value = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, OSError) as err:
-        raise ConfigError(f"{path}: not valid JSON ({type(err).__name__}: {first_line(err)[:120]})") from None
+        raise ConfigError(f"{path}: not valid JSON ({describe(err, 120)})") from None
     return value if isinstance(value, dict) else {}
 
 

@@ -17,7 +17,7 @@ from typing import Annotated, Literal, get_args
 
 from omegaconf import DictConfig, OmegaConf
 
-from dagger.config import ListOf, Nullable, Schema, Text, first_line
+from dagger.config import ListOf, Nullable, Schema, Text, describe
 from dagger.files import atomic_write_text
 
 LoggerMode = Literal["offline", "online", "disabled"]
@@ -56,7 +56,7 @@ class Tracker:
         try:
             call()
         except Exception as err:  # noqa: BLE001 - W&B must never cost the local outputs
-            self.wandb_error = f"{what}: {type(err).__name__}: {first_line(err)}"
+            self.wandb_error = f"{what}: {describe(err)}"
             log.warning("W&B failed (%s); continuing without it, metrics.csv and curve.png are still written",
                         self.wandb_error)
             wandb_run, self.wandb = self.wandb, None

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dagger.config import ConfigError, first_line
+from dagger.config import ConfigError, describe
 from dagger.envs import EnvConfig
 from dagger.files import atomic_write
 from dagger.schedules import every_or_last
@@ -54,7 +54,7 @@ class VideoRecorder:
             self.folder.mkdir(parents=True, exist_ok=True)
             atomic_write(path, lambda tmp: write_mp4(tmp, frames, playback))
         except Exception as err:  # noqa: BLE001 - no renderer, no codec: the run goes on without videos
-            self.error = f"{type(err).__name__}: {first_line(err)[:300]}"
+            self.error = describe(err, 300)
             self.enabled = False
             self.close()
             log.warning(f"video: rendering failed with MUJOCO_GL={os.environ.get('MUJOCO_GL')} ({self.error}); "

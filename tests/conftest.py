@@ -6,13 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 PENDULUM_EXPERT = ROOT / "experts" / "sac" / "InvertedPendulum-v5.zip"

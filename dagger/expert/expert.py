@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from dagger.config import COUNT, Boolean, ConfigError, Mapping, Schema, Text, resolve_path
+from dagger.config import Boolean, COUNT, ConfigError, Mapping, Schema, Text, first_line, resolve_path
 from dagger.expert.layout import Algorithm, algorithm_class, find_checkpoint, train_command
-from dagger.expert.safe_zip import check_algorithm, check_shapes, one_line, read_model_data, safe_custom_objects
+from dagger.expert.safe_zip import check_algorithm, check_shapes, read_model_data, safe_custom_objects
 from dagger.expert.statistics import ObsNormalizer, check_statistics_present, read_statistics
 
 
@@ -96,7 +96,7 @@ def load_expert(expert_cfg: ExpertConfig, env_name: str, env: gym.Env, device: s
     try:
         model = cls.load(io.BytesIO(raw), device=device, custom_objects=custom)
     except Exception as err:  # noqa: BLE001 - a broken or foreign file gets one clear line
-        raise ConfigError(f"expert.path={model_path}: cannot load as {cls.__name__}: {one_line(err)}") from None
+        raise ConfigError(f"expert.path={model_path}: cannot load as {cls.__name__}: {first_line(err)}") from None
     check_shapes("observation", model.observation_space.shape, env.observation_space.shape, env_id, model_path)
     check_shapes("action", model.action_space.shape, env.action_space.shape, env_id, model_path)
 

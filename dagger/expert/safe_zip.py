@@ -24,15 +24,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from dagger.config import ConfigError
+from dagger.config import ConfigError, first_line
 from dagger.expert.layout import ALGORITHMS, algorithm_class
 
 
 TRUST_HINT = "set expert.trust=true only if you trust this file"
-
-
-def one_line(err: object) -> str:
-    return " ".join(str(err).split())
 
 
 # The policy class SB3 saves for each algorithm's MlpPolicy, and a key only that algorithm saves.
@@ -95,7 +91,7 @@ def read_model_data(raw: bytes, where: Path) -> dict[str, Any]:
         with zipfile.ZipFile(io.BytesIO(raw)) as archive:
             data = json.loads(archive.read("data"))
     except (zipfile.BadZipFile, KeyError, ValueError) as err:
-        raise ConfigError(f"expert.path={where}: not a Stable-Baselines3 model ({one_line(err)})") from None
+        raise ConfigError(f"expert.path={where}: not a Stable-Baselines3 model ({first_line(err)})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"expert.path={where}: not a Stable-Baselines3 model (its data is not a JSON object)")
     return data

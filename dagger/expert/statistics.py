@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-from dagger.config import PROJECT_ROOT, ConfigError
+from dagger.config import ConfigError, PROJECT_ROOT, first_line
 from dagger.expert.layout import ZooConfigLoader
-from dagger.expert.safe_zip import TRUST_HINT, one_line
+from dagger.expert.safe_zip import TRUST_HINT
 
 try:
     from numpy._core.multiarray import _reconstruct, scalar
@@ -142,7 +142,7 @@ def read_statistics(raw: bytes, where: Path, obs_shape: tuple, trust: bool) -> O
     except ConfigError:
         raise
     except Exception as err:  # noqa: BLE001 - a broken file gets one clear line
-        raise ConfigError(f"expert.path={where}: cannot read the normalisation statistics ({one_line(err)})") from None
+        raise ConfigError(f"expert.path={where}: cannot read the normalisation statistics ({first_line(err)})") from None
     state = root.state if isinstance(root, StandIn) and root.name == VECNORMALIZE else None
     rms = state.get("obs_rms") if isinstance(state, dict) else None
     rms_state = rms.state if isinstance(rms, StandIn) and rms.name == RUNNING_MEAN_STD else None
@@ -156,7 +156,7 @@ def check_statistics_present(model_path: Path, model_sha256: str) -> None:
         try:
             hyperparams = yaml.load(config.read_text(), Loader=ZooConfigLoader)  # noqa: S506 - a SafeLoader
         except (yaml.YAMLError, ValueError, TypeError) as err:
-            raise ConfigError(f"expert.path={config}: cannot read ({one_line(err)})") from None
+            raise ConfigError(f"expert.path={config}: cannot read ({first_line(err)})") from None
         normalize = hyperparams.get("normalize") if isinstance(hyperparams, dict) else None
         if normalize and normalize not in ("False", "false"):
             raise ConfigError(f"expert.path={config} says normalize={normalize!r} but there is no "

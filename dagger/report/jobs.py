@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dagger.config import first_line
+from dagger.config import describe
 
 IGNORED_OVERRIDES = ("seed", "hydra/launcher", "+sweeps", "logger", "logger.mode")
 TASK_OVERRIDE = "env"  # a sweep over tasks (+sweeps=benchmark) reports per task, and across tasks
@@ -21,11 +21,6 @@ class BrokenJob(Exception):
 
     def __init__(self, path: Path, reason: str):
         super().__init__(f"broken: {path}: {reason}")
-
-
-def describe(err: Exception) -> str:
-    """An error as `Type: first line of its message`."""
-    return f"{type(err).__name__}: {first_line(err)}" if str(err).strip() else type(err).__name__
 
 
 def read_overrides(path: Path) -> dict[str, str]:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from dagger.config import ArgumentParser
+from dagger.config import ArgumentParser, describe
 from dagger.files import atomic_write_text
 from dagger.report.dashboard import log_to_wandb
-from dagger.report.jobs import describe, find_runs
+from dagger.report.jobs import find_runs
 from dagger.report.plots import plot_heatmap, plot_performance_profile, plot_sweep_curves
 from dagger.report.statistics import aggregate_across_tasks, markdown_tables, summarize_sweep
 from dagger.tracking import LOGGER_MODES

@@ -40,7 +40,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
-import torch
 
 from dagger.config import ConfigError, Number, show
 from dagger.gates import RiskCritic, seeded
