@@ -378,6 +378,18 @@ def error_line(schema: type[BaseModel], data: dict, err: ValidationError, prefix
     return f"{path}={show(value)} {message}"
 
 
+def job_overrides() -> list[str]:
+    """This Hydra job's command-line overrides (a sweep job's swept values among them); [] outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def override_values(overrides: list[str]) -> dict[str, str]:
+    """`key=value` overrides as {key: value}, keys as typed (`+sweeps`, `~seed`); entries without `=` are left out."""
+    return dict(o.split("=", 1) for o in overrides if "=" in o)
+
+
 def check_overrides(argv: list[str]) -> None:
     """Command-line overrides Hydra cannot parse, named as one line (Hydra's own message omits the key).
 

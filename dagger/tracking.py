@@ -17,7 +17,7 @@ from typing import Annotated, Literal, get_args
 
 from omegaconf import DictConfig, OmegaConf
 
-from dagger.config import ListOf, Nullable, Schema, Text, describe
+from dagger.config import ListOf, Nullable, Schema, Text, describe, job_overrides, override_values
 from dagger.files import atomic_write_text
 
 LoggerMode = Literal["offline", "online", "disabled"]
@@ -122,7 +122,8 @@ class Tracker:
 def start_wandb(run_dir: Path, logger_cfg: LoggerConfig, config: DictConfig, provenance: dict | None = None):
     """A W&B run in `run_dir/wandb`, offline unless `logger.mode=online`, with the resolved config."""
     config = OmegaConf.to_container(config, resolve=True)
-    config["overrides"] = command_line_overrides()  # the swept values, to group by in the W&B UI
+    overrides = override_values(job_overrides())  # the swept values, to group by in the W&B UI
+    config["overrides"] = {key.lstrip("+~"): value for key, value in overrides.items()}
     config["provenance"] = provenance or {}
     run = init_wandb(run_dir, project=logger_cfg.project, entity=logger_cfg.entity, group=logger_cfg.group,
                      job_type=logger_cfg.job_type, name=logger_cfg.name, tags=list(logger_cfg.tags),
@@ -156,16 +157,6 @@ def metrics_table(rows: list[dict]):
 
     columns = list(dict.fromkeys(key for row in rows for key in row))
     return wandb.Table(columns=columns, data=[[row.get(c) for c in columns] for row in rows])
-
-
-def command_line_overrides() -> dict[str, str]:
-    """`key=value` overrides of this job (a sweep's swept values among them)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return {}
-    pairs = (o.split("=", 1) for o in HydraConfig.get().overrides.task if "=" in o)
-    return {key.lstrip("+~"): value for key, value in pairs}
 
 
 def summarize(rows: list[dict]) -> dict:

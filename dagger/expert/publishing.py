@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import yaml
 
-from dagger.config import ConfigError, first_line
+from dagger.config import ConfigError, first_line, job_overrides
 from dagger.envs import make_env
 from dagger.expert.expert import ExpertConfig, load_expert
 from dagger.expert.layout import train_command
@@ -144,13 +144,9 @@ def publish(cfg: TrainConfig) -> dict:
 
 def training_record(cfg: TrainConfig) -> dict:
     """How this expert is trained: seed, hyperparameters and the command-line overrides that matter."""
-    from hydra.core.hydra_config import HydraConfig
-
-    overrides = []
-    if HydraConfig.initialized():
-        skip = ("env=", "expert=", "expert.trust=", "publish_only=", "publish_episodes=", "work_dir=", "ship_dir=",
-                "expert.train.timesteps=")
-        overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith(skip)]
+    skip = ("env=", "expert=", "expert.trust=", "publish_only=", "publish_episodes=", "work_dir=", "ship_dir=",
+            "expert.train.timesteps=")
+    overrides = [o for o in job_overrides() if not o.startswith(skip)]
     return {"seed": cfg.seed, "normalize": cfg.expert.train.normalize, "overrides": overrides,
             "hyperparams": dict(cfg.expert.train.hyperparams)}
 

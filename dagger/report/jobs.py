@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dagger.config import describe
+from dagger.config import describe, override_values
 
 IGNORED_OVERRIDES = ("seed", "hydra/launcher", "+sweeps", "logger", "logger.mode")
 TASK_OVERRIDE = "env"  # a sweep over tasks (+sweeps=benchmark) reports per task, and across tasks
@@ -33,7 +33,7 @@ def read_overrides(path: Path) -> dict[str, str]:
         raise BrokenJob(path, f"unreadable ({describe(err)})") from None
     if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
         raise BrokenJob(path, "not a list of key=value overrides")
-    return dict(o.split("=", 1) for o in overrides if "=" in o)
+    return override_values(overrides)
 
 
 def read_job_status(run_dir: Path) -> str:
