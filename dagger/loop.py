@@ -30,6 +30,7 @@ from dagger.files import atomic_write
 from dagger.policy import Learner
 from dagger.rollout import Collector, Evaluator, Rollout
 from dagger.runs import save_state
+from dagger.schedules import BetaSchedule
 from dagger.supervisors import Supervisor
 from dagger.supervisors.beta_mixture import BetaMixture
 from dagger.tracking import Tracker
@@ -119,7 +120,7 @@ def run_dagger(parts: Parts) -> list[dict]:
     if progress is None:
         progress = Progress(measure_references(p))
         p.tracker.log_media(p.evaluator.media(p.expert.act, "expert"), 0)
-        expert_alone = BetaMixture(schedule=None, beta=1.0)  # the initial demonstrations are the expert's
+        expert_alone = BetaMixture(BetaSchedule("constant", 1.0))  # the initial demonstrations are the expert's
         if p.demonstrations is not None:  # D <- demonstrations from a Minari dataset; BC on them is iteration 0
             progress = iterate(p, expert_alone, data, progress, 0, 0, given=p.demonstrations)
         elif p.budget.initial_expert_steps > 0:  # D <- expert demonstrations; BC on them is iteration 0

@@ -96,9 +96,7 @@ BAD_INPUTS: list[Bad] = [
     run("algo._target_=", key="algo._target_"),
     run("algo._target_=dagger.nope.Thing", says="is not a supervisor class"),
     run("+algo.foo=1", says="unknown key for algo=dagger"),
-    run("algo=bc", "algo.beta=1.5", says="algo.beta=1.5 is outside [0, 1]"),
-    run("algo=bc", "algo.beta=abc"),
-    run("algo=bc", "algo.beta=nan"),
+    run("algo=bc", "+algo.beta=1.5", says="unknown key for algo=bc"),  # BC is schedule=bc: beta = 1 throughout
     run("algo=safe_dagger", "algo.tau=3", says="is outside [0, 2]"),
     run("algo=safe_dagger", "algo.tau=abc"),
     run("algo=safe_dagger", "+algo.tau_sup=0.1", says="unknown key for algo=safe_dagger"),

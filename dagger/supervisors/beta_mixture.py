@@ -5,15 +5,13 @@ Prediction to No-Regret Online Learning", Algorithm 3.1), and behaviour cloning 
 
 The mixture is drawn per env and per step (as `imitation` does; the paper leaves open whether it is
 drawn per step or per trajectory). beta_i comes from the `schedule` group (indicator, constant, linear,
-exponential); `algo=bc` fixes beta = 1: the expert acts throughout and the same labels are collected.
+exponential, bc). Behaviour cloning at an equal label budget is its beta = 1 case: `schedule=bc`, which `algo=bc`
+selects (the expert acts throughout and the same labels are collected).
 """
 from __future__ import annotations
 
-from typing import Annotated
-
 import numpy as np
 
-from dagger.config import Nullable, Number
 from dagger.policy import Learner
 from dagger.schedules import BetaSchedule
 from dagger.supervisors import Act, Decision, Supervisor
@@ -22,14 +20,13 @@ from dagger.supervisors import Act, Decision, Supervisor
 class BetaMixture(Supervisor):
     """The expert acts with probability beta_i, independently per env and step; the expert labels every state."""
 
-    def __init__(self, schedule: BetaSchedule | None,
-                 beta: Annotated[float | None, Nullable(Number(0, 1), "the schedule's beta_i")] = None, **_context):
-        self.schedule, self.fixed_beta = schedule, beta
+    def __init__(self, schedule: BetaSchedule, **_context):
+        self.schedule = schedule
         self.beta = 1.0
 
     def begin(self, iteration: int, learner, data) -> None:
         # Initial demonstrations (iteration 0) are the expert's alone.
-        self.beta = 1.0 if iteration == 0 else self.schedule(iteration) if self.fixed_beta is None else self.fixed_beta
+        self.beta = 1.0 if iteration == 0 else self.schedule(iteration)
 
     def decide(self, obs: np.ndarray, learner: Learner, expert: Act, rng: np.random.Generator) -> Decision:
         labels = expert(obs)

@@ -13,13 +13,14 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from dagger.config import PROJECT_ROOT
-from dagger.envs import make_env
-from dagger.expert.expert import load_expert
-from dagger.policy import Learner
+from dagger.config import PROJECT_ROOT, parse
+from dagger.envs import EnvConfig, make_env
+from dagger.expert.expert import ExpertConfig, load_expert
+from dagger.policy.mlp import MLPLearner
 from dagger.rollout import Collector
 from dagger.schedules import BetaSchedule
 from dagger.supervisors.beta_mixture import BetaMixture
+from tests.conftest import policy_config
 
 STEPS = 10_000
 
@@ -39,10 +40,10 @@ def raw_rate(env_cfg) -> float:
 
 def collect_rate(env_cfg, expert, num_envs: int, beta: float) -> float:
     collector = Collector(env_cfg, num_envs, seed=0)
-    space = collector.venv.single_action_space
-    learner = Learner(collector.venv.single_observation_space.shape[0], space.low, space.high, hidden=[256, 256],
-                      activation="relu", loss="mse", lr=1e-3, batch_size=256, gradient_steps=1, warm_start=True)
-    mixture = BetaMixture(BetaSchedule("constant", beta), beta=beta)
+    venv = collector.venv
+    learner = MLPLearner(policy_config("mlp"), venv.single_observation_space, venv.single_action_space)
+    mixture = BetaMixture(BetaSchedule("constant", beta))
+    mixture.begin(1, learner, None)  # beta_1 = beta
     rng = np.random.default_rng(0)
     collector.collect(mixture, expert.act, learner, 200, rng)  # warm-up
     start = time.perf_counter()
@@ -53,10 +54,9 @@ def collect_rate(env_cfg, expert, num_envs: int, beta: float) -> float:
 def main() -> None:
     torch.set_num_threads(1)
     name = sys.argv[1] if len(sys.argv) > 1 else "walker"
-    env_cfg = OmegaConf.load(PROJECT_ROOT / "conf" / "env" / f"{name}.yaml")
+    env_cfg = parse(EnvConfig, OmegaConf.load(PROJECT_ROOT / "conf" / "env" / f"{name}.yaml"), "env.")
     path = sys.argv[2] if len(sys.argv) > 2 else str(PROJECT_ROOT / "experts" / "sac" / f"{env_cfg.id}.zip")
-    expert = load_expert(OmegaConf.create({"algo": "sac", "path": path, "deterministic": True}), name,
-                         make_env(env_cfg))
+    expert = load_expert(ExpertConfig(algo="sac", path=path, deterministic=True), name, make_env(env_cfg))
     print(f"{env_cfg.id}, one thread, {STEPS} steps per figure")
     raw = raw_rate(env_cfg)
     print(f"raw env.step, random actions, 1 env: {raw:8.0f} steps/s")
