@@ -126,19 +126,28 @@ class Check:
         return core_schema.no_info_plain_validator_function(self.validate)
 
 
+def in_words(what: str, low=None, high=None, above=None, number=str) -> str:
+    """`what` and its bounds, as the messages say them: "an integer in [1, 256]", "a finite number > 0"."""
+    if low is not None and high is not None:
+        return f"{what} in [{number(low)}, {number(high)}]"
+    if above is not None:
+        return f"{what} > {number(above)}"
+    if low is not None:
+        return f"{what} >= {number(low)}"
+    return what if high is None else f"{what} <= {number(high)}"
+
+
 @dataclass(frozen=True)
 class Integer(Check):
     """An int (bools and floats refused, even 2.0) in [low, high]; either bound may be open-ended."""
+
+    convert = staticmethod(int)
 
     low: int | None = None
     high: int | None = None
 
     def describe(self) -> str:
-        if self.low is not None and self.high is not None:
-            return f"an integer in [{self.low}, {self.high}]"
-        if self.low is not None:
-            return f"an integer >= {self.low}"
-        return "an integer" if self.high is None else f"an integer <= {self.high}"
+        return in_words("an integer", self.low, self.high)
 
     def problem(self, value):
         if isinstance(value, float) and value.is_integer() and self.problem(int(value)) is None:  # 2.0, 1e6
@@ -148,26 +157,20 @@ class Integer(Check):
             return f"must be {self.describe()}"
         return None
 
-    def convert(self, value):
-        return int(value)
-
 
 @dataclass(frozen=True)
 class Number(Check):
-    """A finite int or float (bools refused) with optional bounds; `above` is a strict lower bound."""
+    """A finite int or float (bools refused) with optional bounds; `above` is a strict lower bound. Checked values
+    become floats."""
+
+    convert = staticmethod(float)
 
     low: float | None = None
     high: float | None = None
     above: float | None = None
 
     def describe(self) -> str:
-        if self.low is not None and self.high is not None:
-            return f"a finite number in [{self.low:g}, {self.high:g}]"
-        if self.above is not None:
-            return f"a finite number > {self.above:g}"
-        if self.low is not None:
-            return f"a finite number >= {self.low:g}"
-        return "a finite number"
+        return in_words("a finite number", self.low, self.high, self.above, number=lambda x: f"{x:g}")
 
     def problem(self, value):
         if not is_number(value) or not math.isfinite(value):
@@ -177,9 +180,6 @@ class Number(Check):
         if (self.above is not None and value <= self.above) or (self.low is not None and value < self.low):
             return f"must be {self.describe()}"
         return None
-
-    def convert(self, value):
-        return float(value)
 
 
 @dataclass(frozen=True)
