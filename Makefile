@@ -18,8 +18,9 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	$(PY) run.py env=$(ENV) expert=$(ALGO)
 
+# Test files run in parallel (one worker per core, at most 4); each file's tests share one worker and its fixtures.
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 # Real engines on this machine: single-node Slurm (Debian packages, needs root) and a local Ray head.
 test-cluster: install

@@ -138,7 +138,9 @@ def metrics_without_timings(run_dir: Path) -> pd.DataFrame:
 
 def interrupt_after_first_iteration_and_resume(run_dir: Path, *overrides: str) -> pd.DataFrame:
     """Run `overrides` in-process into `run_dir`, stop it as SIGTERM would once iteration 1 is checkpointed, run the
-    same command again (it resumes); the final metrics. A real SIGKILL at every write: tests/test_integrity.py."""
+    same command again (it resumes); the final metrics. A real SIGKILL at every write: tests/test_integrity.py.
+    (A run's first k rows do not depend on schedule.iterations >= k, so `schedule.iterations=3` appended to a longer
+    run's overrides checks its first three rows at the cost of three iterations.)"""
     from dagger import loop
     from dagger.app import Interrupted, RunStopped
 

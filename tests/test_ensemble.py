@@ -231,8 +231,8 @@ def test_ensemble_dagger_learns_the_cheap_task(seeds):
 
 
 def test_killed_run_resumes_to_the_same_numbers(straight, tmp_path):
-    again = interrupt_after_first_iteration_and_resume(tmp_path / "resumed", *ARGS)
-    pd.testing.assert_frame_equal(again, straight.drop(columns=TIMINGS))
+    again = interrupt_after_first_iteration_and_resume(tmp_path / "resumed", *ARGS, "schedule.iterations=3")
+    pd.testing.assert_frame_equal(again, straight.drop(columns=TIMINGS).iloc[:3])
 
 
 def test_act_and_uncertainty_is_act_and_uncertainty_from_one_pass():

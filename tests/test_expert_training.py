@@ -1,16 +1,35 @@
 """experts/train.py: trains, checkpoints, resumes and ships, for off-policy and normalised on-policy experts."""
+import contextlib
+import io
 import pickle
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
+from dagger.config import ConfigError, parse
+from dagger.expert.publishing import publish
+from dagger.expert.training import TrainConfig
+from dagger.expert.training import train as train_expert
 from dagger.files import sha256
-from tests.conftest import Payload, run_cli
+from tests.conftest import Payload
+from tests.test_validation import compose_config
 
 
-def train(tmp_path, *overrides, check: bool = True):
-    return run_cli("env=pendulum", f"work_dir={tmp_path / 'work'}", f"ship_dir={tmp_path / 'ship'}",
-                   "publish_episodes=2", "eval_episodes=1", *overrides, script="experts/train.py", check=check)
+def train(tmp_path, *overrides, check: bool = True) -> SimpleNamespace:
+    """`python experts/train.py ...` in-process (its config composed as Hydra composes it, the overrides recorded):
+    its return code, stdout and stderr (the `error:` line)."""
+    args = ["env=pendulum", f"work_dir={tmp_path / 'work'}", f"ship_dir={tmp_path / 'ship'}", "publish_episodes=2",
+            "eval_episodes=1", *overrides]
+    out, code, err = io.StringIO(), 0, ""
+    with contextlib.redirect_stdout(out):
+        try:
+            settings = parse(TrainConfig, compose_config("train", args))
+            publish(settings) if settings.publish_only else train_expert(settings)
+        except ConfigError as refused:
+            code, err = 1, f"error: {refused}\n"
+    assert code == 0 or not check, err
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err)
 
 
 def test_ppo_with_normalisation_ships_zoo_layout_and_manifest(tmp_path):

@@ -149,11 +149,14 @@ def test_a_signal_stops_the_run_in_one_line_and_a_rerun_resumes_it_exactly(finis
     assert proc.returncode != 0 and "Traceback" not in stderr, stderr
     assert stderr.strip().splitlines()[-1].startswith(f"error: interrupted by {sig.name}"), stderr
     assert json.loads((run_dir / "status.json").read_text())["status"] == "interrupted"
-    run_cli(*ARGS, run_dir=run_dir)
+    run_in_process(run_dir, *ARGS)
     pd.testing.assert_frame_equal(metrics_without_timings(run_dir), metrics_without_timings(finished))
 
 
-def test_a_sweep_runs_its_other_jobs_past_a_refused_one_and_exits_non_zero(tmp_path):
+def test_a_sweep_runs_its_other_jobs_past_a_refused_one_and_exits_non_zero(tmp_path, capsys):
+    from dagger.report import report
+
+
     sweep = tmp_path / "sweep"
     result = run_cli("-m", *QUICK, "schedule.iterations=1", "logger=none", "schedule.rollout_steps=-5,100",
                      f"hydra.sweep.dir={sweep}", check=False)
@@ -163,8 +166,9 @@ def test_a_sweep_runs_its_other_jobs_past_a_refused_one_and_exits_non_zero(tmp_p
     assert json.loads((sweep / "0" / "status.json").read_text())["status"] == "refused"
     assert (sweep / "0" / ".hydra" / "overrides.yaml").is_file() and not (sweep / "0" / "checkpoint.pt").exists()
     assert json.loads((sweep / "1" / "status.json").read_text())["status"] == "finished"
-    report = run_cli(str(sweep), script="-m dagger.report")
-    assert f"refused: {sweep / '0'}" in report.stdout and "1 finished, 1 failed or incomplete" in report.stdout
+    report(sweep)
+    out = capsys.readouterr().out
+    assert f"refused: {sweep / '0'}" in out and "1 finished, 1 failed or incomplete" in out
 
 
 @pytest.mark.parametrize("where", ["file", "under-a-file"])

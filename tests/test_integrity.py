@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 import torch
 
-from tests.conftest import PENDULUM_EXPERT, QUICK, ROOT, TIMINGS, Payload, run_cli, snapshot
+from dagger.app import RunStopped
+from tests.conftest import PENDULUM_EXPERT, QUICK, ROOT, TIMINGS, Payload, run_cli, run_in_process, snapshot
 
 ARGS = [*QUICK, "schedule.iterations=3", "logger=none"]
 
@@ -37,14 +38,22 @@ def assert_refused(result: subprocess.CompletedProcess, *fragments: str) -> None
     assert "Traceback" not in result.stderr
 
 
+def assert_refused_in_process(run_dir: Path, overrides: list[str], *fragments: str) -> None:
+    """run.py's library call refuses `overrides` in `run_dir` with one line holding every fragment."""
+    with pytest.raises(RunStopped) as stopped:
+        run_in_process(run_dir, *overrides)
+    line = str(stopped.value)
+    assert stopped.value.status == "refused" and "\n" not in line and all(f in line for f in fragments), line
+
+
 def test_crafted_run_checkpoint_never_executes(tmp_path, straight):
     run_dir = tmp_path / "run"
     shutil.copytree(straight, run_dir)
     marker = tmp_path / "pwned"
     torch.save({"progress": Payload(marker)}, run_dir / "checkpoint.pt")
     before = snapshot(run_dir)
-    result = run_cli(*ARGS[:-2], "schedule.iterations=4", "logger=none", run_dir=run_dir, check=False)
-    assert_refused(result, "checkpoint.pt", "nothing in it was executed")
+    assert_refused_in_process(run_dir, [*ARGS[:-2], "schedule.iterations=4", "logger=none"], "checkpoint.pt",
+                              "nothing in it was executed")
     assert not marker.exists()
     assert snapshot(run_dir) == before
 
@@ -59,13 +68,13 @@ def test_a_refused_resume_changes_nothing_in_the_folder(tmp_path, straight, chan
     shutil.copytree(straight, run_dir)
     before = snapshot(run_dir)
     assert ".hydra/overrides.yaml" in before
-    assert_refused(run_cli(*ARGS, change, run_dir=run_dir, check=False), message)
+    assert_refused_in_process(run_dir, [*ARGS, change], message)
     assert snapshot(run_dir) == before
 
 
 def test_a_refused_new_run_leaves_no_folder(tmp_path):
     run_dir = tmp_path / "run"
-    assert_refused(run_cli(*ARGS, "expert.path=/missing/expert.zip", run_dir=run_dir, check=False), "expert.path")
+    assert_refused_in_process(run_dir, [*ARGS, "expert.path=/missing/expert.zip"], "expert.path")
     assert not run_dir.exists()
 
 
@@ -73,14 +82,13 @@ def test_resuming_with_a_changed_expert_file_is_refused(tmp_path, tiny_experts):
     expert = tmp_path / "expert.zip"
     shutil.copyfile(PENDULUM_EXPERT, expert)
     run_dir = tmp_path / "run"
-    run_cli(*QUICK, "schedule.iterations=1", "logger=none", f"expert.path={expert}", run_dir=run_dir)
+    run_in_process(run_dir, *QUICK, "schedule.iterations=1", "logger=none", f"expert.path={expert}")
     recorded = json.loads((run_dir / "provenance.json").read_text())["expert"]
     assert recorded["model"] == str(expert) and len(recorded["model_sha256"]) == 64
     shutil.copyfile(tiny_experts["sac"], expert)  # another expert for the same task, at the same path
     before = snapshot(run_dir)
-    result = run_cli(*QUICK, "schedule.iterations=2", "logger=none", f"expert.path={expert}", run_dir=run_dir,
-                     check=False)
-    assert_refused(result, "expert model file changed", recorded["model_sha256"][:12], str(expert))
+    assert_refused_in_process(run_dir, [*QUICK, "schedule.iterations=2", "logger=none", f"expert.path={expert}"],
+                              "expert model file changed", recorded["model_sha256"][:12], str(expert))
     assert snapshot(run_dir) == before
 
 
@@ -155,6 +163,6 @@ def test_a_kill_while_writing_any_file_still_resumes_to_the_same_numbers(tmp_pat
                              sys.executable, str(ROOT / "run.py"), *ARGS, f"hydra.run.dir={run_dir}"],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert killed.returncode != 0 and tmp.exists(), f"the kill at {target} never happened: {killed.stderr}"
-    run_cli(*ARGS, run_dir=run_dir)
+    run_in_process(run_dir, *ARGS)
     pd.testing.assert_frame_equal(metrics(run_dir), metrics(straight))
     assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"

@@ -188,8 +188,8 @@ def test_each_gate_learns_the_cheap_task_with_fewer_queries_than_steps(gated_run
 
 def test_each_gate_resumes_to_the_same_numbers(gated_run, tmp_path):
     algo, args, run_dir, _ = gated_run
-    again = interrupt_after_first_iteration_and_resume(tmp_path / "resumed", *args)
-    pd.testing.assert_frame_equal(again, metrics_without_timings(run_dir))
+    again = interrupt_after_first_iteration_and_resume(tmp_path / "resumed", *args, "schedule.iterations=3")
+    pd.testing.assert_frame_equal(again, metrics_without_timings(run_dir).iloc[:3])
 
 
 def test_thrifty_steers_its_calibration_level_by_the_realised_rate():

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from dagger.minari_datasets import episode_indices
-from tests.conftest import QUICK, run_cli
+from dagger.app import RunStopped
+from dagger.export import main as export_main
+from tests.conftest import QUICK, run_cli, run_in_process
 
 DATASET = "dagger-lab/pendulum/roundtrip-v0"
 
@@ -56,7 +58,7 @@ def test_a_run_starts_from_the_exported_dataset_as_iteration_zero(exported, tmp_
     import minari
 
     run_dir = tmp_path / "seeded"
-    run_cli(*QUICK, "schedule.iterations=1", "logger=none", f"schedule.initial_demos={DATASET}", run_dir=run_dir)
+    run_in_process(run_dir, *QUICK, "schedule.iterations=1", "logger=none", f"schedule.initial_demos={DATASET}")
     metrics = pd.read_csv(run_dir / "metrics.csv")
     assert metrics.iteration.tolist() == [0, 1]
     assert metrics.expert_labels.tolist() == [400, 600] and metrics.env_steps.tolist() == [0, 200]
@@ -71,12 +73,10 @@ def test_a_run_starts_from_the_exported_dataset_as_iteration_zero(exported, tmp_
 
 
 def test_a_dataset_of_another_task_is_refused_in_one_line(exported, tmp_path):
-    result = run_cli("env=hopper", "logger=none", f"schedule.initial_demos={DATASET}", run_dir=tmp_path / "run",
-                     check=False)
-    last = result.stderr.strip().splitlines()[-1]
-    assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert last.startswith(f"error: schedule.initial_demos='{DATASET}': its observation space"), last
-    assert not (tmp_path / "run").exists()
+    with pytest.raises(RunStopped) as stopped:
+        run_in_process(tmp_path / "run", "env=hopper", "logger=none", f"schedule.initial_demos={DATASET}")
+    assert str(stopped.value).startswith(f"schedule.initial_demos='{DATASET}': its observation space"), stopped.value
+    assert stopped.value.status == "refused" and not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("args, says", [
@@ -90,10 +90,10 @@ def test_export_refuses_bad_input_in_one_line_and_leaves_the_dataset_alone(expor
 
     run_dir, _ = exported
     args = [a.format(run=run_dir, tmp=tmp_path) for a in args]
-    result = run_cli(*args, script="-m dagger.export", check=False)
-    last = result.stderr.strip().splitlines()[-1]
-    assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert last.startswith("error: ") and says in last, last
+    with pytest.raises(SystemExit) as stopped:  # python -m dagger.export, in-process
+        export_main(args)
+    assert isinstance(stopped.value.code, str) and "\n" not in stopped.value.code, stopped.value.code
+    assert stopped.value.code.startswith("error: ") and says in stopped.value.code, stopped.value.code
     assert minari.load_dataset(DATASET).total_steps == 400
 
 
