@@ -166,7 +166,7 @@ def test_a_sweep_runs_its_other_jobs_past_a_refused_one_and_exits_non_zero(tmp_p
     assert json.loads((sweep / "0" / "status.json").read_text())["status"] == "refused"
     assert (sweep / "0" / ".hydra" / "overrides.yaml").is_file() and not (sweep / "0" / "checkpoint.pt").exists()
     assert json.loads((sweep / "1" / "status.json").read_text())["status"] == "finished"
-    report(sweep)
+    report(sweep, reps=2_000)
     out = capsys.readouterr().out
     assert f"refused: {sweep / '0'}" in out and "1 finished, 1 failed or incomplete" in out
 
@@ -250,7 +250,7 @@ def test_yaml_in_a_run_folder_never_runs_code_on_resume_or_in_the_report(finishe
         shutil.copytree(finished, tmp_path / "sweep" / str(k))
         (tmp_path / "sweep" / str(k) / ".hydra" / "overrides.yaml").write_text(f"- seed={k}\n")
     (job / where).write_text(python_tag(marker))
-    report(tmp_path / "sweep")
+    report(tmp_path / "sweep", reps=2_000)
     if where == "config.yaml":
         assert "config.yaml: cannot be read" in str(extend(job))
     assert not marker.exists()

@@ -38,7 +38,7 @@ def benchmark(tmp_path):
 
 
 def test_per_task_rows_and_rliable_aggregate_match_the_runs(benchmark, capsys):
-    summary = report(benchmark).set_index(["task", "configuration"])
+    summary = report(benchmark, reps=2_000).set_index(["task", "configuration"])
     for (task, algo), finals in FINAL.items():
         row = summary.loc[(task, f"algo={algo}")]
         assert row.final_norm_return == pytest.approx(np.mean(finals))
@@ -68,7 +68,7 @@ def test_a_configuration_missing_a_task_is_left_out_of_the_aggregate(benchmark):
 
     for job in (benchmark / "Walker2d-v5").glob("algo=bc,*"):
         shutil.rmtree(job)
-    report(benchmark)
+    report(benchmark, reps=2_000)
     aggregate = pd.read_csv(benchmark / "aggregate.csv")
     assert aggregate.configuration.tolist() == ["algo=dagger"]
 

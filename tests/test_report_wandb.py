@@ -28,8 +28,9 @@ def sweep(tmp_path):
 
 
 def run_report(root, mode="offline", check=True) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dagger.report", str(root), "--wandb"], capture_output=True,
-                          text=True, check=check, env={**os.environ, "WANDB_MODE": mode, "WANDB_SILENT": "true"})
+    return subprocess.run([sys.executable, "-m", "dagger.report", str(root), "--wandb", "--reps", "2000"],
+                          capture_output=True, text=True, check=check,
+                          env={**os.environ, "WANDB_MODE": mode, "WANDB_SILENT": "true"})
 
 
 def wandb_records(root) -> list[dict]:

@@ -65,7 +65,7 @@ def test_all_runs_share_one_wandb_group_with_readable_names(sweep):
 
 def test_report_matches_the_runs_own_metrics(sweep, capsys):
     root, _ = sweep
-    summary = report(root).set_index("configuration")
+    summary = report(root, reps=2_000).set_index("configuration")
     assert (root / "summary.csv").is_file() and (root / "curves.png").is_file()
     assert (root / "heatmap.png").is_file()  # a two-dimensional grid
     assert "4 finished, 0 failed or incomplete" in capsys.readouterr().out
@@ -104,7 +104,7 @@ def test_report_lists_unfinished_runs_instead_of_crashing(tmp_path, capsys):
     killed = tmp_path / "killed"
     shutil.copytree(good / ".hydra", killed / ".hydra")
     (killed / "status.json").write_text(json.dumps({"status": "running"}))
-    summary = report(tmp_path)
+    summary = report(tmp_path, reps=2_000)
     out = capsys.readouterr().out
     assert f"running: {killed}" in out and "1 finished, 1 failed or incomplete" in out
     assert len(summary) == 1

@@ -270,6 +270,7 @@ BAD_INPUTS: list[Bad] = [
     report("a-file", key="is not a directory"),
     report("empty-dir", key="no runs under"),
     report("bad-wandb-mode", key="argument --wandb-mode: invalid choice: 'sometimes'"),
+    report("bad-reps", key="argument --reps: must be an integer >= 1, not '0'"),
     report("metrics-garbage", key="metrics.csv", broken=True),
     report("metrics-empty", key="metrics.csv", broken=True),
     report("metrics-missing-columns", key="metrics.csv", broken=True, says="missing columns normalized_return"),
@@ -351,6 +352,9 @@ def report_args(case: Bad, tmp: Path) -> list[str]:
     if case.setup == "bad-wandb-mode":
         (tmp / "empty").mkdir(exist_ok=True)
         return [str(tmp / "empty"), "--wandb-mode", "sometimes"]
+    if case.setup == "bad-reps":
+        (tmp / "empty").mkdir(exist_ok=True)
+        return [str(tmp / "empty"), "--reps", "0"]
     root = tmp / "sweep"
     write_job(root / "good", "- seed=0\n- schedule.iterations=2\n")
     write_job(root / "broken", **{"overrides_yaml": "- seed=0\n- schedule.iterations=3\n", **CORRUPTIONS[case.setup]})

@@ -57,7 +57,10 @@ SUMMARY_COLUMNS = ("task", "configuration", "seeds", "final_norm_return", "final
                    *(f"{kind}_{pct}pct" for pct in REACH_PCTS for kind in ("labels_to", "seeds_reaching")), *SPENT)
 
 
-def aggregate_across_tasks(runs: pd.DataFrame, reps: int = 20_000) -> pd.DataFrame:
+REPS = 20_000  # bootstrap resamples of the aggregate's confidence intervals (python -m dagger.report --reps)
+
+
+def aggregate_across_tasks(runs: pd.DataFrame, reps: int = REPS) -> pd.DataFrame:
     """Per configuration, across tasks: IQM, mean and median of the final normalised return, with 95%
     stratified-bootstrap intervals (rliable; Agarwal et al. 2021). Seeds are paired across tasks by their
     seed; configurations missing a task or a seed are left out."""

@@ -2,6 +2,7 @@
 (`main`, run by `python -m dagger.report`)."""
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -13,18 +14,18 @@ from dagger.files import atomic_write_text
 from dagger.report.dashboard import log_to_wandb
 from dagger.report.jobs import find_runs
 from dagger.report.plots import plot_heatmap, plot_performance_profile, plot_sweep_curves
-from dagger.report.statistics import aggregate_across_tasks, markdown_tables, summarize_sweep
+from dagger.report.statistics import REPS, aggregate_across_tasks, markdown_tables, summarize_sweep
 from dagger.tracking import LOGGER_MODES
 
 
-def report(root: Path, wandb_mode: str | None = None) -> pd.DataFrame:
+def report(root: Path, wandb_mode: str | None = None, reps: int = REPS) -> pd.DataFrame:
     """Write summary.csv, summary.md, curves.png and (for 2-D grids) heatmap.png into `root`, and across
-    tasks aggregate.csv and profile.png; print the tables. With `wandb_mode`, also log them into one W&B
-    run (job_type report, in the sweep's group) under `root/wandb`."""
+    tasks aggregate.csv (its intervals from `reps` bootstrap resamples) and profile.png; print the tables. With
+    `wandb_mode`, also log them into one W&B run (job_type report, in the sweep's group) under `root/wandb`."""
     runs = find_runs(root)
     if runs.empty:
         raise SystemExit(f"error: no runs under {root} (expected job folders with .hydra/overrides.yaml)")
-    summary, aggregate = summarize_sweep(runs), aggregate_across_tasks(runs)
+    summary, aggregate = summarize_sweep(runs), aggregate_across_tasks(runs, reps)
     try:
         atomic_write_text(root / "summary.csv", summary.to_csv(index=False))
         atomic_write_text(root / "summary.md", markdown_tables(summary, aggregate))
@@ -67,14 +68,24 @@ def report(root: Path, wandb_mode: str | None = None) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> None:
     parser = ArgumentParser(prog="python -m dagger.report", description=report.__doc__,
-                            hint=f"<multirun dir> [--wandb] [--wandb-mode {'|'.join(LOGGER_MODES)}]")
+                            hint=f"<multirun dir> [--wandb] [--wandb-mode {'|'.join(LOGGER_MODES)}] [--reps N]")
     parser.add_argument("multirun_dir", type=Path, help="a sweep's folder, e.g. multirun/budget_grid/walker-sac")
     parser.add_argument("--wandb", action="store_true",
                         help="also log the report into one W&B run in the sweep's group, under <multirun dir>/wandb")
     parser.add_argument("--wandb-mode", choices=LOGGER_MODES,
                         help="the W&B run's mode (implies --wandb; default: $WANDB_MODE, else offline)")
+    parser.add_argument("--reps", type=positive, default=REPS,
+                        help=f"bootstrap resamples of the aggregate's confidence intervals (default {REPS:,}; "
+                             "fewer for a quick look)")
     args = parser.parse_args(argv)
     if not args.multirun_dir.is_dir():
         raise SystemExit(f"error: {args.multirun_dir} is not a directory")
     wandb_mode = args.wandb_mode or ((os.environ.get("WANDB_MODE") or "offline") if args.wandb else None)
-    report(args.multirun_dir, wandb_mode)
+    report(args.multirun_dir, wandb_mode, args.reps)
+
+
+def positive(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, not {text!r}")
+    return int(text)
