@@ -107,3 +107,40 @@ def test_cosine_schedule_anneals_each_fit_from_lr_to_zero():
         assert all(a > b for a, b in zip(fit, fit[1:]))  # strictly decreasing within a fit
     learner.cfg = learner.cfg.model_copy(update={"lr_schedule": "constant"})
     assert {learner.lr_at(s, 40) for s in range(40)} == {0.01}
+
+
+def test_ema_acts_with_the_moving_average_of_the_weights_and_resumes_with_it():
+    """policy.ema=d: the fit's iterates are unchanged, the learner acts with theta_avg <- d theta_avg + (1 - d) theta_t
+    (from the weights at the first fit), and its checkpoint holds the average."""
+    data, _ = linear_expert_data(300)
+    keys = dict(hidden=[16], activation="relu", loss="mse", lr=0.01, batch_size=50, gradient_steps=20, epochs=0,
+                lr_schedule="constant", warm_start=True)
+
+    def fitted(ema: float) -> tuple[MLPLearner, list[list[torch.Tensor]]]:
+        torch.manual_seed(0)
+        learner = mlp_learner(**keys, ema=ema)
+        iterates = [[p.detach().clone() for p in learner.policy.net.parameters()]]
+        step = learner.optimizer.step
+        learner.optimizer.step = lambda: (step(), iterates.append([p.detach().clone()
+                                                                   for p in learner.policy.net.parameters()]))
+        for it in range(2):
+            learner.fit(data, torch.Generator().manual_seed(it))
+        return learner, iterates
+
+    plain, plain_iterates = fitted(0.0)
+    averaged, iterates = fitted(0.9)
+    assert plain.averaged is None and "averaged" not in plain.state_dict()
+    for a, b in zip(plain_iterates[-1], iterates[-1]):
+        assert torch.equal(a, b)  # the average does not touch the fit
+    expected = iterates[0]
+    for weights in iterates[1:]:
+        expected = [0.9 * e + 0.1 * w for e, w in zip(expected, weights)]
+    for got, want in zip(averaged.averaged.net.parameters(), expected):
+        torch.testing.assert_close(got, want)
+    obs = data.obs[:7]
+    assert not np.allclose(averaged.act(obs), plain.act(obs))
+    np.testing.assert_array_equal(averaged.act(obs), averaged.averaged.act(obs))
+    resumed = mlp_learner(**keys, ema=0.9)
+    resumed.load_state_dict(averaged.state_dict())
+    np.testing.assert_array_equal(resumed.act(obs), averaged.act(obs))
+    assert set(averaged.policy_state_dict()) == set(plain.policy_state_dict())

@@ -26,9 +26,10 @@ def cosine_lr(lr: float, step: int, steps: int) -> float:
 
 
 def minibatch_steps(optimizer: torch.optim.Optimizer, steps: int, lr_at: Callable[[int], float],
-                    batch_loss: Callable[[], torch.Tensor]) -> torch.Tensor:
-    """`steps` optimiser steps on `batch_loss()` (a fresh minibatch each), the learning rate `lr_at(step)`;
-    returns the losses of the last tenth of the steps (at least one)."""
+                    batch_loss: Callable[[], torch.Tensor],
+                    after_step: Callable[[], None] | None = None) -> torch.Tensor:
+    """`steps` optimiser steps on `batch_loss()` (a fresh minibatch each), the learning rate `lr_at(step)`, then
+    `after_step()` (if given); returns the losses of the last tenth of the steps (at least one)."""
     tail = max(1, steps // 10)
     losses = torch.zeros(tail)
     for step in range(steps):
@@ -38,6 +39,8 @@ def minibatch_steps(optimizer: torch.optim.Optimizer, steps: int, lr_at: Callabl
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if after_step is not None:
+            after_step()
         if step >= steps - tail:
             losses[step - (steps - tail)] = loss.detach()
     return losses

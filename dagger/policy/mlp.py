@@ -9,9 +9,18 @@ negative log-likelihood of a* under N(mu_theta(s), sigma_theta(s)^2) (`loss: gau
 Observations are standardised with D's statistics at every fit. Choices: Adam, `max(gradient_steps,
 ceil(epochs |D| / batch_size))` minibatches per fit, the learning rate cosine-annealed to 0 within each fit, and
 warm-started from the previous iteration's weights unless `warm_start: false`.
+
+With `ema: d > 0` the learner acts with an exponential moving average of its weights (Polyak averaging), updated
+after every minibatch t and carried across fits while warm-starting:
+
+    theta_avg <- d * theta_avg + (1 - d) * theta_t
+
+It starts from the weights at the first fit (and again whenever the weights are drawn afresh); the observation
+statistics it standardises with are always D's current ones. `ema: 0` acts with the last iterate, as before.
 """
 from __future__ import annotations
 
+import copy
 import math
 from typing import Annotated, Literal
 
@@ -40,6 +49,7 @@ class MLPConfig(LearnerConfig):
     epochs: Annotated[float, Number(low=0)]
     lr_schedule: Literal["constant", "cosine"]
     warm_start: Annotated[bool, Boolean()]
+    ema: Annotated[float, Number(0, 0.9999)]  # 0: act with the fitted weights; d: with their moving average
 
 
 class MLPPolicy(nn.Module):
@@ -105,6 +115,7 @@ class MLPLearner:
         self.cfg, self.device = cfg, device
         self.policy = self.make_policy()
         self.optimizer = self._new_optimizer()
+        self.averaged: MLPPolicy | None = None  # the moving average of the weights (ema > 0), once fitted
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.policy.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay,
@@ -118,8 +129,18 @@ class MLPLearner:
         """The learning rate of minibatch `step` of `steps`: constant, or cosine-annealed from lr to 0 in each fit."""
         return cosine_lr(self.cfg.lr, step, steps) if self.cfg.lr_schedule == "cosine" else self.cfg.lr
 
+    def acting(self) -> MLPPolicy:
+        """The network that acts: the weights' moving average (ema > 0) once there is one, else the weights."""
+        return self.averaged if self.averaged is not None else self.policy
+
     def act(self, obs: np.ndarray) -> np.ndarray:
-        return self.policy.act(obs)
+        return self.acting().act(obs)
+
+    def _average(self) -> None:
+        """theta_avg <- d * theta_avg + (1 - d) * theta, after a minibatch."""
+        with torch.no_grad():
+            torch._foreach_lerp_(list(self.averaged.net.parameters()), list(self.policy.net.parameters()),
+                                 1.0 - self.cfg.ema)
 
     def fit(self, data: Dataset, generator: torch.Generator) -> dict[str, float]:
         """Train on all of D for `fit_steps(|D|)` minibatches; returns the mean loss of the last 10% and the count."""
@@ -127,7 +148,13 @@ class MLPLearner:
             torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
             self.policy = self.make_policy()
             self.optimizer = self._new_optimizer()
+            self.averaged = None
         self.policy.set_obs_stats(data.obs)
+        if self.cfg.ema > 0:
+            if self.averaged is None:
+                self.averaged = copy.deepcopy(self.policy)
+            self.averaged.load_state_dict({**self.averaged.state_dict(), "obs_mean": self.policy.obs_mean,
+                                           "obs_std": self.policy.obs_std})
         with torch.no_grad():  # once per fit, not per minibatch (the same numbers either way)
             obs = self.policy.standardize(torch.as_tensor(data.obs, device=self.device))
             targets = self.policy.scale(torch.as_tensor(data.acts, device=self.device))
@@ -137,16 +164,22 @@ class MLPLearner:
             idx = torch.randint(n, (batch,), generator=generator).to(self.device)
             return self.policy.scaled_loss(obs[idx], targets[idx])
 
-        losses = minibatch_steps(self.optimizer, steps, lambda step: self.lr_at(step, steps), batch_loss)
+        losses = minibatch_steps(self.optimizer, steps, lambda step: self.lr_at(step, steps), batch_loss,
+                                 self._average if self.averaged is not None else None)
         return {"train_loss": float(losses.mean()), "gradient_steps": steps}
 
     def policy_state_dict(self) -> dict:
         """The weights that act (saved as learner.pt)."""
-        return self.policy.state_dict()
+        return self.acting().state_dict()
 
     def state_dict(self) -> dict:
-        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict()}
+        averaged = {"averaged": self.averaged.state_dict()} if self.averaged is not None else {}
+        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(), **averaged}
 
     def load_state_dict(self, state: dict) -> None:
         self.policy.load_state_dict(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.averaged = None
+        if "averaged" in state:
+            self.averaged = copy.deepcopy(self.policy)
+            self.averaged.load_state_dict(state["averaged"])
