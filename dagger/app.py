@@ -22,20 +22,22 @@ import threading
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from omegaconf import DictConfig, OmegaConf
 
-from dagger.config import (Boolean, COUNT, ConfigError, Nullable, SEED, Schema, Text, as_container, describe,
-                               first_line, parse, pick_device)
-from dagger.envs import EnvConfig
-from dagger.expert.expert import ExpertConfig
-from dagger.policy import AnyLearnerConfig, learner_config
-from dagger.rollout import EvalConfig
+from dagger.config import (COUNT, SEED, Boolean, ConfigError, Nullable, Schema, Text, as_container, describe,
+                           first_line, parse, pick_device)
 from dagger.runs import RunFolder, load_state
-from dagger.schedules import ScheduleConfig
-from dagger.supervisors import AlgoConfig
-from dagger.tracking import LoggerConfig
+
+if TYPE_CHECKING:  # imported by parse_run: torch, SB3 and MuJoCo load inside run()'s checks, not at import
+    from dagger.envs import EnvConfig
+    from dagger.expert.expert import ExpertConfig
+    from dagger.policy import AnyLearnerConfig
+    from dagger.rollout import EvalConfig
+    from dagger.schedules import ScheduleConfig
+    from dagger.supervisors import AlgoConfig
+    from dagger.tracking import LoggerConfig
 
 log = logging.getLogger("run")
 
@@ -59,6 +61,16 @@ class RunConfig(Schema):
 
 def parse_run(cfg: DictConfig) -> RunConfig:
     """Every key of the run config, typed and checked before any work; bad input is one `ConfigError` line."""
+    from dagger.envs import EnvConfig
+    from dagger.expert.expert import ExpertConfig
+    from dagger.policy import AnyLearnerConfig, learner_config
+    from dagger.rollout import EvalConfig
+    from dagger.schedules import ScheduleConfig
+    from dagger.supervisors import AlgoConfig
+    from dagger.tracking import LoggerConfig
+
+    groups = (EnvConfig, ExpertConfig, AnyLearnerConfig, EvalConfig, ScheduleConfig, AlgoConfig, LoggerConfig)
+    RunConfig.model_rebuild(_types_namespace={group.__name__: group for group in groups})
     data = as_container(cfg)
     settings = parse(RunConfig, data)
     return settings.model_copy(update={"policy": learner_config(data["policy"])})

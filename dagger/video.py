@@ -15,14 +15,17 @@ import os
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dagger.config import ConfigError, describe
-from dagger.envs import EnvConfig
 from dagger.files import atomic_write
 from dagger.schedules import every_or_last
-from dagger.supervisors import Act
+
+if TYPE_CHECKING:  # run.py imports this module (check_mujoco_gl) before its own checks: nothing heavy here
+    from dagger.envs import EnvConfig
+    from dagger.supervisors import Act
 
 log = logging.getLogger(__name__)
 
