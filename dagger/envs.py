@@ -58,6 +58,8 @@ def make_env(env_cfg: EnvConfig, **overrides) -> gym.Env:
     except gym.error.Error as err:
         raise ConfigError(f"env.id={env_id!r}: {err}") from err
     except (TypeError, ValueError) as err:
+        if not env_cfg.kwargs:  # nothing of the user's was passed: the task itself cannot be built here
+            raise ConfigError(f"env.id={env_id!r} cannot be built: {describe(err)}") from None
         raise ConfigError(kwargs_error(env_id, err)) from None
     try:
         check_spaces(env)
