@@ -19,11 +19,12 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError, core_schema
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -296,6 +297,27 @@ class OpenSchema(Schema):
     by the class); they are in `model_extra`."""
 
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+
+class Targeted(Schema):
+    """A group that names its class (`algo`, `policy`): the option's `name` and the class's dotted path, `_target_`."""
+
+    name: Annotated[str, Text()]
+    target: Annotated[str, Text()] = Field(alias="_target_")
+
+
+def target_class(key: str, target, is_kind: Callable[[type], bool], kind: str) -> type:
+    """The class a `_target_` names, when `is_kind(cls)`; otherwise one line: `<key>=<target> is not <kind>`."""
+    from hydra.utils import get_class
+
+    try:
+        cls = get_class(str(target))
+        right = is_kind(cls)
+    except Exception:  # noqa: BLE001 - an unknown class is bad input
+        right = False
+    if not right:
+        raise ConfigError(f"{key}={show(target)} is not {kind}")
+    return cls
 
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)

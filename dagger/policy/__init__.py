@@ -8,14 +8,13 @@ other keys) and its constructor takes `(cfg, observation_space, action_space, de
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
 import torch
-from pydantic import Field
 
-from dagger.config import ConfigError, OpenSchema, Schema, Text, parse, show
+from dagger.config import OpenSchema, Schema, Targeted, parse, target_class
 
 
 @runtime_checkable
@@ -51,11 +50,8 @@ class UncertainLearner(Protocol):
         """Both from one pass (the gates need both at every step)."""
 
 
-class LearnerConfig(Schema):
-    """The keys every `policy` option has; each learner class's `Config` adds its own."""
-
-    name: Annotated[str, Text()]
-    target: Annotated[str, Text()] = Field(alias="_target_")
+class LearnerConfig(Targeted):
+    """The keys every `policy` option has (its name and `_target_`); each learner class's `Config` adds its own."""
 
 
 class AnyLearnerConfig(LearnerConfig, OpenSchema):
@@ -63,15 +59,11 @@ class AnyLearnerConfig(LearnerConfig, OpenSchema):
 
 
 def learner_class(target: Any) -> type:
-    from hydra.utils import get_class
+    """The learner class `policy._target_` names: one whose `Config` is a LearnerConfig."""
+    def has_config(cls) -> bool:
+        return isinstance(getattr(cls, "Config", None), type) and issubclass(cls.Config, LearnerConfig)
 
-    try:
-        cls = get_class(str(target))
-        if not isinstance(getattr(cls, "Config", None), type) or not issubclass(cls.Config, LearnerConfig):
-            raise TypeError(cls)
-    except Exception:  # noqa: BLE001 - an unknown class is bad input
-        raise ConfigError(f"policy._target_={show(target)} is not a learner class (one with a Config schema)") from None
-    return cls
+    return target_class("policy._target_", target, has_config, "a learner class (one with a Config schema)")
 
 
 def learner_config(policy_cfg) -> LearnerConfig:

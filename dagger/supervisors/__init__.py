@@ -15,14 +15,14 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, get_type_hints
+from typing import Any, get_type_hints
 
-from pydantic import Field, create_model
+from pydantic import create_model
 
 import numpy as np
 import torch
 
-from dagger.config import ConfigError, OpenSchema, Schema, Text, parse
+from dagger.config import ConfigError, OpenSchema, Schema, Targeted, parse, target_class
 from dagger.policy import Learner, UncertainLearner
 
 Act = Callable[[np.ndarray], np.ndarray]
@@ -101,12 +101,9 @@ def require_ensemble(learner: Learner, algo: str) -> UncertainLearner:
     return learner
 
 
-class AlgoConfig(OpenSchema):
-    """The `algo` group: its name and supervisor class; its other keys are the class's keyword arguments, checked
-    by the class."""
-
-    name: Annotated[str, Text()]
-    target: Annotated[str, Text()] = Field(alias="_target_")
+class AlgoConfig(Targeted, OpenSchema):
+    """The `algo` group: its name and supervisor class (`_target_`); its other keys are the class's keyword
+    arguments, checked by the class's keyword_schema."""
 
 
 CONTEXT = ("schedule", "action_space", "observation_space", "num_envs", "learner", "seed")  # passed to every class
@@ -126,17 +123,10 @@ def build_supervisor(algo_cfg: AlgoConfig, **context) -> Supervisor:
     """The supervisor `conf/algo/<name>.yaml` describes: its class from `_target_`, its keys checked against the
     class's keyword arguments (`keyword_schema`); `context` (schedule, spaces, number of envs, the learner, the
     seed) is passed to every supervisor, which takes what it needs."""
-    from hydra.utils import get_class
-
     if not isinstance(algo_cfg, AlgoConfig):
         algo_cfg = parse(AlgoConfig, algo_cfg, "algo.")
     params, name = dict(algo_cfg.model_extra or {}), algo_cfg.name
-    try:
-        cls = get_class(algo_cfg.target)
-        if not issubclass(cls, Supervisor):
-            raise TypeError(cls)
-    except Exception:  # noqa: BLE001 - an unknown class is bad input
-        raise ConfigError(f"algo._target_={algo_cfg.target!r} is not a supervisor class") from None
+    cls = target_class("algo._target_", algo_cfg.target, lambda cls: issubclass(cls, Supervisor), "a supervisor class")
     schema = keyword_schema(cls)
     for key in params:
         if key not in schema.model_fields:
