@@ -148,6 +148,8 @@ BAD_INPUTS: list[Bad] = [
     run("policy.activation=sigmoid"),
     run("policy.warm_start=maybe", says="must be true or false"),
     run("policy.warm_start=1"),
+    run("policy.ema=1", says="policy.ema=1 is outside [0, 0.9999]"),
+    run("policy.ema=-0.5"),
     run("+policy.dropout=0.1", says="unknown key"),
     run("policy=nope", hydra=True),
     # ---- run.py: top-level keys ----
