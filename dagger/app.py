@@ -241,10 +241,11 @@ def build_parts(settings: RunConfig, cfg: DictConfig, folder: RunFolder, state: 
 
     from dagger.envs import make_env
     from dagger.expert.expert import load_expert
+    from dagger.expert.references import shipped_reference
     from dagger.loop import Budget, Parts, restore
     from dagger.minari_datasets import load_demonstrations
     from dagger.policy import build_learner
-    from dagger.rollout import Collector, Evaluator
+    from dagger.rollout import Collector, Evaluator, envs_in_parallel
     from dagger.schedules import build_schedule
     from dagger.supervisors import build_supervisor
     from dagger.tracking import Tracker
@@ -260,16 +261,19 @@ def build_parts(settings: RunConfig, cfg: DictConfig, folder: RunFolder, state: 
     expert = load_expert(c.expert, c.env.name, probe, device=device)
     if state is not None:
         folder.check_expert(expert.files, saved=state.get("expert"))
+    reference = shipped_reference(expert.files["model_sha256"])  # a shipped expert's fixed normaliser
     learner = build_learner(c.policy, probe.observation_space, probe.action_space, device)
+    num_envs = envs_in_parallel(c.schedule.collection, c.env.num_envs, c.schedule.rollout_steps,
+                                probe.spec.max_episode_steps)
     supervisor = build_supervisor(c.algo, schedule=schedule, action_space=probe.action_space,
-                                  observation_space=probe.observation_space, num_envs=c.env.num_envs,
+                                  observation_space=probe.observation_space, num_envs=num_envs,
                                   learner=learner, seed=c.seed)
     budget = Budget(c.schedule.iterations, c.schedule.rollout_steps, c.schedule.initial_expert_steps)
-    budget.check_memory(probe.observation_space.shape[0], probe.action_space.shape[0], c.env.num_envs)
+    budget.check_memory(probe.observation_space.shape[0], probe.action_space.shape[0], num_envs)
     demonstrations = (load_demonstrations(c.schedule.initial_demos, probe.observation_space, probe.action_space,
                                           c.env.id) if c.schedule.initial_demos else None)
     probe.close()
-    collector = Collector(c.env, c.env.num_envs, seed=c.seed)
+    collector = Collector(c.env, num_envs, seed=c.seed, collection=c.schedule.collection)
     resumed = restore(folder.path, state, learner, supervisor, collector) if state is not None else None
     eval_seed = c.seed + 1_000_000  # evaluation episodes never share seeds with the rollouts
     video = VideoRecorder(c.env, folder.path, seed=eval_seed, every=c.eval.video_every, fps=c.eval.video_fps,
@@ -277,6 +281,8 @@ def build_parts(settings: RunConfig, cfg: DictConfig, folder: RunFolder, state: 
     evaluator = Evaluator(c.env, c.eval.episodes, seed=eval_seed, every=c.eval.every, video=video)
     # All checks passed: from here on the run folder is written.
     folder.start(cfg, expert.files, hydra_files or {"config.yaml": OmegaConf.to_yaml(cfg)})
+    log.info("collection: %s, %d env(s) side by side", "whole episodes of pi_i from a reset every iteration"
+             if c.schedule.collection == "episodes" else "episodes carried over across iterations", num_envs)
     log.info("expert: %s %s (sha256 %s)%s", expert.files["algo"], expert.files["model"],
              expert.files["model_sha256"][:16],
              f", statistics {expert.files['stats']} (sha256 {expert.files['stats_sha256'][:16]})"
@@ -286,4 +292,5 @@ def build_parts(settings: RunConfig, cfg: DictConfig, folder: RunFolder, state: 
         folder.update_status(wandb_error=tracker.wandb_error)
     return Parts(expert=expert, learner=learner, supervisor=supervisor, budget=budget, collector=collector,
                  evaluator=evaluator, tracker=tracker, run_dir=folder.path, seed=c.seed,
-                 demonstrations=demonstrations, resumed=resumed)
+                 demonstrations=demonstrations, resumed=resumed,
+                 reference=reference)

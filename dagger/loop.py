@@ -73,18 +73,46 @@ class Parts:
     seed: int
     demonstrations: Rollout | None = None  # D_0 loaded from a Minari dataset (schedule.initial_demos)
     resumed: Resumed | None = None         # the state of a run being resumed, restored before the folder is touched
+    reference: dict | None = None          # the shipped expert's fixed references (dagger.expert.references)
 
 
 @dataclass
 class References:
-    """The returns a learner's return is judged against, measured once per run."""
+    """The returns a learner's return is judged against: the expert's and a uniform-random policy's on this run's
+    evaluation episodes, and, for a shipped expert, the fixed references of its manifest entry
+    (`dagger.expert.references`, 100 episodes each), which the normalised return uses where they exist."""
 
     expert_mean: float
     expert_std: float
     random_mean: float
+    fixed_expert_mean: float | None = None
+    fixed_random_mean: float | None = None
+
+    @property
+    def normalized_by(self) -> str:
+        return "manifest" if self.fixed_expert_mean is not None else "run"
 
     def normalized(self, value: float) -> float:
-        return (value - self.random_mean) / max(self.expert_mean - self.random_mean, 1e-8)
+        """(R - random) / (expert - random) by the fixed references where there are, else by this run's measure."""
+        if self.fixed_expert_mean is None:
+            return self.run_normalized(value)
+        return normalize(value, self.fixed_expert_mean, self.fixed_random_mean)
+
+    def run_normalized(self, value: float) -> float:
+        return normalize(value, self.expert_mean, self.random_mean)
+
+    def columns(self) -> dict:
+        """The references in a row: this run's measure, and the pair the normalised return divides by."""
+        fixed = self.normalized_by == "manifest"
+        return {"expert_return_mean": self.expert_mean, "expert_return_std": self.expert_std,
+                "random_return_mean": self.random_mean,
+                "reference_expert_return": self.fixed_expert_mean if fixed else self.expert_mean,
+                "reference_random_return": self.fixed_random_mean if fixed else self.random_mean,
+                "normalized_by": self.normalized_by}
+
+
+def normalize(value: float, expert: float, random: float) -> float:
+    return (value - random) / max(expert - random, 1e-8)
 
 
 @dataclass
@@ -139,7 +167,7 @@ def iterate(p: Parts, supervisor: Supervisor, data: Dataset, progress: Progress,
     t0 = time.perf_counter()
     supervisor.begin(i, p.learner, data)
     rollout = (given if given is not None
-               else p.collector.collect(supervisor, p.expert.act, p.learner, steps, rng(p, i)))
+               else p.collector.collect(supervisor, p.expert.act, p.learner, steps, rng(p, i), i))
     if i == 0:  # the algorithm takes over the demonstrations' running episodes without counting a switch
         p.collector.hand_over()
     data.add(rollout.obs, rollout.labels, rollout.transitions, i)  # D <- D + D_i: labelled states, expert's actions
@@ -171,33 +199,42 @@ def iterate(p: Parts, supervisor: Supervisor, data: Dataset, progress: Progress,
 
 
 def evaluation(returns: np.ndarray | None, refs: "References") -> dict:
-    """The learner's return (the seed's means, stds), normalised by the references; nan when not evaluated."""
+    """The learner's return (the seed's means, stds), normalised by the references (and by this run's own measure
+    of the expert); nan when not evaluated."""
     if returns is None:
-        return {"return_mean": float("nan"), "return_std": float("nan"), "normalized_return": float("nan")}
-    return {"return_mean": float(returns.mean()), "return_std": float(returns.std()),
-            "normalized_return": refs.normalized(float(returns.mean()))}
+        nan = float("nan")
+        return {"return_mean": nan, "return_std": nan, "normalized_return": nan, "run_normalized_return": nan}
+    mean = float(returns.mean())
+    return {"return_mean": mean, "return_std": float(returns.std()), "normalized_return": refs.normalized(mean),
+            "run_normalized_return": refs.run_normalized(mean)}
 
 
 def counts(progress: Progress, data: Dataset, rollout: Rollout) -> dict:
     """Budgets spent so far (cumulative), the expert's and random references, and this rollout's counts."""
     return {"dataset_size": len(data), "expert_labels": len(data), "expert_queries": progress.expert_queries,
-            "interventions": progress.interventions, "env_steps": progress.env_steps,
-            "expert_return_mean": progress.refs.expert_mean, "expert_return_std": progress.refs.expert_std,
-            "random_return_mean": progress.refs.random_mean,
+            "interventions": progress.interventions, "env_steps": progress.env_steps, **progress.refs.columns(),
             "rollout_return_mean": float(np.mean(rollout.episode_returns)) if rollout.episode_returns else float("nan"),
             **rollout.counts}
 
 
 def measure_references(p: Parts) -> References:
-    """The expert's and a uniform-random policy's returns on the evaluation episodes."""
+    """The expert's and a uniform-random policy's returns on the evaluation episodes, beside the shipped expert's
+    fixed references (`Parts.reference`)."""
     t0 = time.perf_counter()
     expert = p.evaluator.returns(p.expert.act)
     space = p.evaluator.venv.single_action_space
     random = np.random.default_rng(p.seed)
     uniform = p.evaluator.returns(lambda obs: random.uniform(space.low, space.high, (len(obs), *space.shape)))
     log.info(f"expert return {expert.mean():.1f} ± {expert.std():.1f}, random {uniform.mean():.1f} "
-                  f"over {len(expert)} episodes ({time.perf_counter() - t0:.1f}s)")
-    return References(float(expert.mean()), float(expert.std()), float(uniform.mean()))
+             f"over {len(expert)} episodes ({time.perf_counter() - t0:.1f}s)")
+    fixed = p.reference or {}
+    if fixed:
+        log.info(f"normalised by the manifest's references over {fixed['episodes']} episodes: expert "
+                 f"{fixed['expert_return_mean']:.1f}, random {fixed['random_return_mean']:.1f}")
+    else:
+        log.info("normalised by this run's measure (the expert has no reference in experts/manifest.yaml)")
+    return References(float(expert.mean()), float(expert.std()), float(uniform.mean()),
+                      fixed.get("expert_return_mean"), fixed.get("random_return_mean"))
 
 
 def rng(p: Parts, iteration: int) -> np.random.Generator:

@@ -2,9 +2,20 @@
 
 Per vector step the supervisor decides, for every env, the executed action, who is in control and
 which states are labelled; the collector steps the envs, keeps the labelled states, and counts what
-happened (switches of control, terminations while the learner drives). Rollout episodes carry on
-across iterations, so a small per-iteration budget still reaches states late in an episode;
-`state_dict()` snapshots the simulators so a resumed run continues exactly.
+happened (switches of control, terminations while the learner drives).
+
+The budget rule (`schedule.collection`):
+
+    episodes (default, Algorithm 3.1: "sample T-step trajectories using pi_i"): iteration i resets its envs
+        (seeds drawn from (seed, i)) and runs pi_i from there, each env starting a new episode from a reset
+        whenever one ends, for exactly `rollout_steps` steps. Only as many envs run side by side as the budget
+        has room for whole T-step episodes (`envs_in_parallel`: min(env.num_envs, max(1, rollout_steps // T))),
+        so the budget is not split into short slices; an episode still running when the budget is spent is
+        recorded as truncated there. Every state labelled in iteration i was reached by pi_i from a reset.
+    carry_over (earlier versions): the env.num_envs episodes carry on across iterations, so iteration i labels
+        a slice of episodes that earlier policies began.
+
+`state_dict()` snapshots the simulators so a resumed run continues exactly in either rule.
 """
 from __future__ import annotations
 
@@ -19,6 +30,7 @@ from pydantic import field_validator
 from pydantic_core import PydanticCustomError
 
 from dagger.config import COUNT, Boolean, Integer, ListOf, Nullable, Schema
+from dagger.schedules import Collection
 from dagger.envs import SIMULATORS, EnvConfig, make_vec_env
 from dagger.schedules import every_or_last
 from dagger.policy import Learner
@@ -39,20 +51,32 @@ class Rollout:
     transitions: dict[str, np.ndarray] | None = None  # every visited step (`dagger.data.Transitions` fields)
 
 
-class Collector:
-    """Persistent vectorised environments that a supervisor drives, iteration after iteration."""
+def envs_in_parallel(collection: Collection, num_envs: int, rollout_steps: int, episode_steps: int) -> int:
+    """The envs that step side by side: all `num_envs` when episodes carry over; for whole episodes, only as many
+    as the budget holds T-step episodes (at least one), so that 8 envs do not cut 1,000 steps into 125-step slices."""
+    if collection == "carry_over":
+        return num_envs
+    return min(num_envs, max(1, rollout_steps // episode_steps))
 
-    def __init__(self, env_cfg: EnvConfig, num_envs: int, seed: int):
+
+class Collector:
+    """Vectorised environments that a supervisor drives, iteration after iteration, under the budget rule
+    `collection` (see the module's docstring)."""
+
+    def __init__(self, env_cfg: EnvConfig, num_envs: int, seed: int, collection: Collection = "episodes"):
         self.venv = make_vec_env(env_cfg, num_envs)
-        self.num_envs = num_envs
+        self.num_envs, self.seed, self.collection = num_envs, seed, collection
         self.obs, _ = self.venv.reset(seed=seed)
         self.ep_return = np.zeros(num_envs)
         self.control = np.full(num_envs, UNKNOWN)
         self.supervised = np.zeros(num_envs, dtype=bool)  # the supervisor drove some step of this episode
 
     def collect(self, supervisor: Supervisor, expert: Act, learner: Learner, steps: int,
-                rng: np.random.Generator) -> Rollout:
-        """Take `steps` environment steps (the rollout budget) with the supervisor deciding who acts."""
+                rng: np.random.Generator, iteration: int) -> Rollout:
+        """Take `steps` environment steps (the rollout budget) of iteration `iteration` with the supervisor
+        deciding who acts."""
+        if self.collection == "episodes":
+            self.start_episodes(supervisor, iteration)
         obs_chunks, label_chunks, finished, learner_only, steps_seen = [], [], [], [], []
         counted = env_steps = queries = 0
         supervised = to_supervisor = to_learner = failures = 0
@@ -86,8 +110,20 @@ class Collector:
             env_steps += self.num_envs
         counts = control_counts(steps, supervised, to_supervisor, to_learner, failures, learner_only)
         seen = {k: np.concatenate([s[k] for s in steps_seen]) for k in steps_seen[0]}
+        if self.collection == "episodes":
+            mark_cut_episodes(seen)
         return Rollout(np.concatenate(obs_chunks), np.concatenate(label_chunks).astype(np.float32), env_steps,
                        queries, finished, counts, seen)
+
+    def start_episodes(self, supervisor: Supervisor, iteration: int) -> None:
+        """Every env starts a new episode from a reset, seeded by (seed, iteration): the trajectories of pi_i."""
+        seed = int(np.random.SeedSequence(self.seed, spawn_key=(iteration,)).generate_state(1)[0])
+        self.obs, _ = self.venv.reset(seed=seed)
+        self.ep_return[:] = 0.0
+        self.control[:] = UNKNOWN
+        self.supervised[:] = False
+        for env in range(self.num_envs):
+            supervisor.episode_ended(env)
 
     def hand_over(self) -> None:
         """Another supervisor continues the running episodes: its first step is not a switch."""
@@ -132,6 +168,15 @@ def control_counts(steps: int, supervised: int, to_supervisor: int = 0, to_learn
             "switches_to_learner": to_learner, "learner_failures": failures,
             "learner_only_episodes": len(learner_only),
             "learner_only_return_mean": float(np.mean(learner_only)) if learner_only else float("nan")}
+
+
+def mark_cut_episodes(seen: dict[str, np.ndarray]) -> None:
+    """Each env's last recorded step, where its episode had not ended, ends the episode as truncated: the budget
+    cut it there (the next iteration starts from a reset)."""
+    for env in np.unique(seen["env"]):
+        last = np.flatnonzero(seen["env"] == env)[-1]
+        if not (seen["terminated"][last] or seen["truncated"][last]):
+            seen["truncated"][last] = True
 
 
 def transitions(obs: np.ndarray, d, next_obs: np.ndarray, reward: np.ndarray, terminated: np.ndarray,

@@ -10,6 +10,7 @@ from pydantic_core import PydanticCustomError
 from dagger.config import COUNT, Integer, Nullable, Number, Schema, Text
 
 Kind = Literal["indicator", "constant", "linear", "exponential"]
+Collection = Literal["episodes", "carry_over"]  # the budget rule: see dagger.rollout
 
 
 class ScheduleConfig(Schema):
@@ -21,6 +22,7 @@ class ScheduleConfig(Schema):
     iterations: Annotated[int, COUNT]
     beta_ramp: Annotated[int, COUNT]
     rollout_steps: Annotated[int, COUNT]
+    collection: Collection = "episodes"
     initial_expert_steps: Annotated[int, Integer(0)]
     initial_demos: Annotated[str | None, Nullable(Text(), "no demonstrations")] = None
 

@@ -20,6 +20,7 @@ from dagger.envs import make_env
 from dagger.expert.expert import ExpertConfig, load_expert
 from dagger.expert.layout import train_command
 from dagger.expert.work_dir import TrainingProgress, candidate_dir, trained_timesteps
+from dagger.expert.references import measure_reference
 from dagger.files import atomic_write, atomic_write_text, sha256
 
 if TYPE_CHECKING:
@@ -122,6 +123,7 @@ def publish(cfg: TrainConfig) -> dict:
         "eval_episodes": len(returns), "deterministic": True,
         "random_return_mean": round(float(np.mean(random_returns)), 2),
         "random_return_std": round(float(np.std(random_returns)), 2),
+        "reference": measure_reference(cfg.env, expert.act),  # the fixed normaliser of runs with this expert
         "command": " ".join([train_command(cfg.env.name, algo), f"expert.train.timesteps={trained}",
                              *training["overrides"]]),
         "versions": {p: version(p) for p in ("stable_baselines3", "sb3_contrib", "torch", "gymnasium", "mujoco")}
