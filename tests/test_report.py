@@ -81,3 +81,30 @@ def test_the_aggregate_intervals_are_the_same_on_a_rerun(benchmark):
     first = aggregate_across_tasks(runs, reps=2_000)
     np.random.random(7)  # whatever else moved numpy's global generator in between
     pd.testing.assert_frame_equal(aggregate_across_tasks(runs, reps=2_000), first)
+
+
+def test_steadiness_is_the_share_of_later_evaluations_at_85_percent_after_first_reaching_90():
+    from dagger.report.statistics import steadiness
+
+    nan = float("nan")
+    assert steadiness([0.5, 0.92, nan, 0.8, 0.9, 0.86]) == pytest.approx(2 / 3)  # 0.8 fell; nan was not evaluated
+    assert steadiness([0.95, 0.85, 0.849]) == pytest.approx(1 / 2)  # 0.85 counts, 0.849 does not
+    assert steadiness([0.3, 0.89]) != steadiness([0.3, 0.89])  # never reached: nan
+    assert steadiness([0.3, 0.95]) != steadiness([0.3, 0.95])  # reached at the last evaluation: nothing after
+
+
+def test_the_report_says_which_references_normalised_and_gives_both(benchmark):
+    for job in (benchmark / "Hopper-v5").glob("*/metrics.csv"):
+        metrics = pd.read_csv(job)
+        metrics.assign(normalized_by="manifest", run_normalized_return=metrics.normalized_return - 0.1).to_csv(
+            job, index=False)
+    summary = report(benchmark, reps=2_000).set_index(["task", "configuration"])
+    hopper, walker = summary.loc[("Hopper-v5", "algo=dagger")], summary.loc[("Walker2d-v5", "algo=dagger")]
+    assert hopper.normalized_by == "manifest" and walker.normalized_by == "run"
+    assert hopper.final_run_norm_return == pytest.approx(hopper.final_norm_return - 0.1)
+    assert walker.final_run_norm_return == pytest.approx(walker.final_norm_return)
+    # dagger's Hopper seeds: iteration 1 at 0.8, the final at 0.97, 0.99, 0.91, 1.02: each reaches 90% at its
+    # last evaluation, so none has a later one
+    assert hopper.steady_seeds == 0
+    markdown = (benchmark / "summary.md").read_text()
+    assert "fixed 100-episode references" in markdown and "each run's own measure" in markdown

@@ -135,3 +135,27 @@ def test_eval_every_evaluates_multiples_and_the_last_iteration_only(tmp_path):
     assert (metrics.eval_time_s[metrics.return_mean.isna()] < 0.05).all()  # no episodes were run there
     assert metrics.expert_labels.tolist() == [200, 400, 600, 800, 1000]  # collection and fit happen every iteration
     assert (tmp_path / "curve.png").is_file()
+
+
+def test_a_shipped_expert_normalises_by_its_fixed_references_and_another_by_the_runs_measure(tmp_path, tiny_experts):
+    import yaml
+
+    (entry,) = [e for e in yaml.safe_load((PENDULUM_EXPERT.parents[1] / "manifest.yaml").read_text()).values()
+                if e["env_id"] == "InvertedPendulum-v5"]
+    ref = entry["reference"]
+    assert ref["episodes"] >= 100
+    run_in_process(tmp_path / "shipped", *QUICK, "schedule.iterations=1", "logger=none")
+    shipped = pd.read_csv(tmp_path / "shipped" / "metrics.csv").iloc[-1]
+    assert shipped.normalized_by == "manifest"
+    assert (shipped.reference_expert_return, shipped.reference_random_return) == (
+        ref["expert_return_mean"], ref["random_return_mean"])
+    assert shipped.normalized_return == pytest.approx(
+        (shipped.return_mean - ref["random_return_mean"]) / (ref["expert_return_mean"] - ref["random_return_mean"]))
+    assert shipped.run_normalized_return == pytest.approx(  # the run's own 10-episode measure, beside it
+        (shipped.return_mean - shipped.random_return_mean) / (shipped.expert_return_mean - shipped.random_return_mean))
+
+    run_in_process(tmp_path / "own", *QUICK, "schedule.iterations=1", "logger=none",
+                   f"expert.path={tiny_experts['sac']}")
+    own = pd.read_csv(tmp_path / "own" / "metrics.csv").iloc[-1]
+    assert own.normalized_by == "run" and own.normalized_return == own.run_normalized_return
+    assert own.reference_expert_return == own.expert_return_mean
