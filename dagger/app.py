@@ -198,10 +198,12 @@ def work(settings: RunConfig, folder: RunFolder, parts, title: str) -> list[dict
                                  "rerun the same command to resume") from None
     finally:
         with signals_ignored():
+            if failed:  # stop the videos still being rendered before anything waits for them
+                parts.evaluator.close(cancel=True)
             with contextlib.suppress(Exception):
                 parts.tracker.finish({} if failed else summarize(rows), curve, failed=failed)
             parts.collector.close()
-            parts.evaluator.close()
+            parts.evaluator.close()  # waits for the last videos
     problems = {key: value for key, value in (("wandb_error", parts.tracker.wandb_error),
                                               ("video_error", parts.evaluator.video.error)) if value}
     folder.write_status("finished", iterations=settings.schedule.iterations, **problems)
@@ -287,9 +289,7 @@ def build_parts(settings: RunConfig, cfg: DictConfig, folder: RunFolder, state: 
              expert.files["model_sha256"][:16],
              f", statistics {expert.files['stats']} (sha256 {expert.files['stats_sha256'][:16]})"
              if expert.files.get("stats") else "")
-    tracker = Tracker(folder.path, c.logger, cfg, provenance={"expert": expert.files})
-    if tracker.wandb_error:
-        folder.update_status(wandb_error=tracker.wandb_error)
+    tracker = Tracker(folder.path, c.logger, cfg, provenance={"expert": expert.files})  # W&B starts in the background
     return Parts(expert=expert, learner=learner, supervisor=supervisor, budget=budget, collector=collector,
                  evaluator=evaluator, tracker=tracker, run_dir=folder.path, seed=c.seed,
                  demonstrations=demonstrations, resumed=resumed,

@@ -19,6 +19,7 @@ The budget rule (`schedule.collection`):
 """
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -244,15 +245,16 @@ class Evaluator:
             running &= ~(terminated | truncated)
         return total
 
-    def media(self, act: Act, name: str, iteration: int | None = None, last: int | None = None) -> dict[str, Path]:
+    def media(self, act: Act, name: str, iteration: int | None = None, last: int | None = None) -> dict[str, Future]:
         """The video of `act` on the first evaluation episode, keyed `video/<name>`, when one is due at
-        `iteration` (every `video_every` iterations and the last; once when `iteration` is None), else {}."""
-        if self.video is None or (iteration is not None and not self.video.due(iteration, last)):
+        `iteration` (every `video_every` iterations and the last; once when `iteration` is None), else {}. It is
+        rendered in the background from a copy of the policy: the value is a future of the mp4's path (or None)."""
+        if self.video is None or not self.video.enabled or (iteration is not None and not self.video.due(iteration, last)):
             return {}
-        path = self.video.record(act, name if iteration is None else f"{name}-iter{iteration:03d}")
-        return {f"video/{name}": path} if path is not None else {}
+        return {f"video/{name}": self.video.record_later(act, name if iteration is None else f"{name}-iter{iteration:03d}")}
 
-    def close(self) -> None:
+    def close(self, cancel: bool = False) -> None:
+        """Close the envs and wait for the videos being rendered (`cancel`: drop them)."""
         self.venv.close()
         if self.video is not None:
-            self.video.close()
+            self.video.close(cancel)

@@ -12,6 +12,7 @@ import io
 import logging
 import os
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
@@ -41,18 +42,31 @@ log = logging.getLogger(__name__)
 
 
 class Tracker:
-    """Writes one row per iteration to `metrics.csv` and, when enabled, to a W&B run."""
+    """Writes one row per iteration to `metrics.csv` and, when enabled, to a W&B run.
+
+    Every W&B call (starting the run takes seconds) runs in order in one background thread, so W&B never holds up
+    the loop; `finish` waits for them."""
 
     def __init__(self, run_dir: Path, logger_cfg: LoggerConfig, config: DictConfig, provenance: dict | None = None):
         self.path = run_dir / "metrics.csv"
         self.rows: list[dict] = []
         self.wandb = None
         self.wandb_error: str | None = None
+        self._thread: ThreadPoolExecutor | None = None
         if logger_cfg.mode != "disabled":
-            self._guard("start", lambda: setattr(self, "wandb", start_wandb(run_dir, logger_cfg, config, provenance)))
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="wandb")
+            config = OmegaConf.to_container(config, resolve=True)  # now: the caller's config may change later
+            self._later("start", lambda: setattr(self, "wandb", start_wandb(run_dir, logger_cfg, config, provenance)))
+
+    def _later(self, what: str, call) -> None:
+        """Run a W&B call in the W&B thread, after the ones before it; nothing once W&B has failed."""
+        if self._thread is not None:
+            self._thread.submit(self._guard, what, call)
 
     def _guard(self, what: str, call) -> None:
         """Run a W&B call; on failure, say so once and go on without W&B."""
+        if what != "start" and self.wandb is None:
+            return
         try:
             call()
         except Exception as err:  # noqa: BLE001 - W&B must never cost the local outputs
@@ -71,8 +85,7 @@ class Tracker:
         self.rows = list(rows)
         self._write_csv()
         for row in self.rows:
-            if self.wandb is not None:
-                self._guard("log", lambda: self.wandb.log(row, step=row["iteration"]))
+            self._later("log", lambda row=row: self.wandb.log(row, step=row["iteration"]))
 
     def _write_csv(self) -> None:
         text = io.StringIO()
@@ -85,43 +98,51 @@ class Tracker:
     def log(self, row: dict) -> None:
         self.rows.append(row)
         self._write_csv()
-        if self.wandb is not None:
-            self._guard("log", lambda: self.wandb.log(row, step=row["iteration"]))
+        self._later("log", lambda: self.wandb.log(row, step=row["iteration"]))
 
-    def log_media(self, media: dict[str, Path], iteration: int) -> None:
-        """Files of the run at `iteration`: mp4s as `wandb.Video`, others as `wandb.Image` (nothing without W&B)."""
-        if self.wandb is None or not media:
-            return
+    def log_media(self, media: dict[str, Future], iteration: int) -> None:
+        """Files of the run at `iteration`, made in the background (futures of their paths): logged at
+        `iteration`'s step once made, mp4s as `wandb.Video`, others as `wandb.Image` (nothing without W&B; the files
+        are written either way). The W&B thread waits for them before any later row, so the step is still open
+        (W&B closes a step when a later one is logged)."""
+        if media:
+            self._later("log", lambda: self._log_files(media, iteration))
+
+    def _log_files(self, media: dict[str, Future], iteration: int) -> None:
         import wandb
 
+        paths = {key: None if future.cancelled() else future.result() for key, future in media.items()}
         logged = {key: wandb.Video(str(path), format="mp4") if path.suffix == ".mp4" else wandb.Image(str(path))
-                  for key, path in media.items()}
-        self._guard("log", lambda: self.wandb.log(logged, step=iteration))
+                  for key, path in paths.items() if path is not None}
+        if logged:
+            self.wandb.log(logged, step=iteration)
 
     def finish(self, summary: dict, curve: Path | None, failed: bool = False) -> None:
-        """The run's summary, its per-iteration table and its curve, then close the W&B run."""
-        if self.wandb is None:
+        """The run's summary, its per-iteration table and its curve, then close the W&B run (and wait for it)."""
+        if self._thread is None:
             return
+        rows = list(self.rows)
 
         def close() -> None:
             import wandb
 
             self.wandb.summary.update(summary)
-            step = self.rows[-1]["iteration"] if self.rows else 0
-            media = {"metrics_table": metrics_table(self.rows)} if self.rows else {}
+            step = rows[-1]["iteration"] if rows else 0
+            media = {"metrics_table": metrics_table(rows)} if rows else {}
             if curve is not None and curve.is_file():
                 media["curve"] = wandb.Image(str(curve))
             if media:
                 self.wandb.log(media, step=step)
             self.wandb.finish(exit_code=1 if failed else 0)
+            self.wandb = None
 
-        self._guard("finish", close)
-        self.wandb = None
+        self._later("finish", close)
+        self._thread.shutdown(wait=True)
+        self._thread = None
 
 
-def start_wandb(run_dir: Path, logger_cfg: LoggerConfig, config: DictConfig, provenance: dict | None = None):
+def start_wandb(run_dir: Path, logger_cfg: LoggerConfig, config: dict, provenance: dict | None = None):
     """A W&B run in `run_dir/wandb`, offline unless `logger.mode=online`, with the resolved config."""
-    config = OmegaConf.to_container(config, resolve=True)
     overrides = override_values(job_overrides())  # the swept values, to group by in the W&B UI
     config["overrides"] = {key.lstrip("+~"): value for key, value in overrides.items()}
     config["provenance"] = provenance or {}
