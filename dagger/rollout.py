@@ -86,7 +86,7 @@ class Collector:
             take = min(self.num_envs, steps - counted)  # a final partial vector step counts its first envs
             keep = d.labelled[:take]
             obs_chunks.append(self.obs[:take][keep].copy())
-            label_chunks.append(d.labels[:take][keep])
+            label_chunks.append(None if d.labels is None else d.labels[:take][keep])
             now = np.where(d.supervisor_acts, SUPERVISOR, LEARNER)
             supervised += int(d.supervisor_acts[:take].sum())
             to_supervisor += int(((self.control == LEARNER) & (now == SUPERVISOR))[:take].sum())
@@ -113,8 +113,9 @@ class Collector:
         seen = {k: np.concatenate([s[k] for s in steps_seen]) for k in steps_seen[0]}
         if self.collection == "episodes":
             mark_cut_episodes(seen)
-        return Rollout(np.concatenate(obs_chunks), np.concatenate(label_chunks).astype(np.float32), env_steps,
-                       queries, finished, counts, seen)
+        labels = label_later(obs_chunks, label_chunks, expert)
+        seen["label"][seen["labelled"]] = labels
+        return Rollout(np.concatenate(obs_chunks), labels, env_steps, queries, finished, counts, seen)
 
     def start_episodes(self, supervisor: Supervisor, iteration: int) -> None:
         """Every env starts a new episode from a reset, seeded by (seed, iteration): the trajectories of pi_i."""
@@ -171,6 +172,17 @@ def control_counts(steps: int, supervised: int, to_supervisor: int = 0, to_learn
             "learner_only_return_mean": float(np.mean(learner_only)) if learner_only else float("nan")}
 
 
+def label_later(obs_chunks: list[np.ndarray], label_chunks: list[np.ndarray | None], expert: Act) -> np.ndarray:
+    """The labels of a rollout's labelled states, in order: where a step's decision left them to later (None), the
+    expert labels all such states in one batch after the rollout, which costs far less than one call per step."""
+    later = [i for i, labels in enumerate(label_chunks) if labels is None]
+    if later:
+        batch = expert(np.concatenate([obs_chunks[i] for i in later]))
+        for i, labels in zip(later, np.split(batch, np.cumsum([len(obs_chunks[i]) for i in later])[:-1])):
+            label_chunks[i] = labels
+    return np.concatenate(label_chunks).astype(np.float32)
+
+
 def mark_cut_episodes(seen: dict[str, np.ndarray]) -> None:
     """Each env's last recorded step, where its episode had not ended, ends the episode as truncated: the budget
     cut it there (the next iteration starts from a reset)."""
@@ -189,11 +201,12 @@ def transitions(obs: np.ndarray, d, next_obs: np.ndarray, reward: np.ndarray, te
     if len(ended):
         final[ended] = np.stack([info["final_obs"][i] for i in ended])
     labelled = d.labelled[:take]
+    labels = np.full(d.actions.shape, np.nan) if d.labels is None else d.labels  # left to later: set by collect
     return {"obs": obs[:take].astype(np.float32), "acts": np.asarray(d.actions[:take], dtype=np.float32),
             "reward": np.asarray(reward[:take], dtype=np.float64), "next_obs": final[:take].astype(np.float32),
             "terminated": terminated[:take].copy(), "truncated": truncated[:take].copy(),
             "learner": ~d.supervisor_acts[:take],
-            "label": np.where(labelled[:, None], np.asarray(d.labels[:take], dtype=np.float32), np.float32(np.nan)),
+            "label": np.where(labelled[:, None], np.asarray(labels[:take], dtype=np.float32), np.float32(np.nan)),
             "labelled": labelled.copy(), "env": np.arange(take, dtype=np.int32)}
 
 

@@ -35,7 +35,9 @@ class Decision:
     actions: np.ndarray          # executed, (n, act_dim)
     supervisor_acts: np.ndarray  # bool (n,): the supervisor (expert) is in control
     labelled: np.ndarray         # bool (n,): this state enters D ...
-    labels: np.ndarray           # (n, act_dim): ... with this label (rows where `labelled`; others unused)
+    labels: np.ndarray | None    # (n, act_dim): ... with this label (rows where `labelled`; others unused), or
+                                 # None: the expert labels them after the rollout, in one batch (the decision
+                                 # did not need the expert's actions)
     queries: int                 # states shown to the expert at this step (labels and gate checks)
 
 

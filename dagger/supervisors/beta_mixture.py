@@ -29,8 +29,10 @@ class BetaMixture(Supervisor):
         self.beta = 1.0 if iteration == 0 else self.schedule(iteration)
 
     def decide(self, obs: np.ndarray, learner: Learner, expert: Act, rng: np.random.Generator) -> Decision:
-        labels = expert(obs)
         expert_acts = rng.random(len(obs)) < self.beta
+        if not expert_acts.any():  # the learner drives: the expert labels these states after the rollout
+            return Decision(learner.act(obs), expert_acts, np.ones(len(obs), dtype=bool), None, queries=len(obs))
+        labels = expert(obs)
         actions = labels if expert_acts.all() else np.where(expert_acts[:, None], labels, learner.act(obs))
         return Decision(actions, expert_acts, np.ones(len(obs), dtype=bool), labels, queries=len(obs))
 

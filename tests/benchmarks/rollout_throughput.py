@@ -45,9 +45,9 @@ def collect_rate(env_cfg, expert, num_envs: int, beta: float) -> float:
     mixture = BetaMixture(BetaSchedule("constant", beta))
     mixture.begin(1, learner, None)  # beta_1 = beta
     rng = np.random.default_rng(0)
-    collector.collect(mixture, expert.act, learner, 200, rng)  # warm-up
+    collector.collect(mixture, expert.act, learner, 200, rng, 0)  # warm-up
     start = time.perf_counter()
-    rollout = collector.collect(mixture, expert.act, learner, STEPS, rng)
+    rollout = collector.collect(mixture, expert.act, learner, STEPS, rng, 1)
     return rollout.env_steps / (time.perf_counter() - start)
 
 
