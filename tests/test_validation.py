@@ -75,6 +75,8 @@ BAD_INPUTS: list[Bad] = [
     run("schedule.rollout_steps=0"),
     run("schedule.rollout_steps=1.5"),
     run("schedule.rollout_steps=abc"),
+    run("schedule.collection=slices", says="is not one of episodes, carry_over"),
+    run("schedule.collection=null"),
     run("schedule.initial_expert_steps=-1"),
     run("schedule.initial_expert_steps=nan"),
     run("schedule.initial_expert_steps=0.5"),
