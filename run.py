@@ -1,6 +1,6 @@
 """Run a DAgger experiment: python run.py env=walker expert=sac [group=option ...] [key=value ...]
 
-Config groups (conf/): env, expert, policy, schedule, algo, logger. `--help` lists their options and
+Config groups (conf/): env, expert, obs, policy, schedule, algo, logger. `--help` lists their options and
 `--cfg job` prints the composed config. Outputs go to the run's Hydra directory. The work is one library
 call, `dagger.app.run`; this file is the command line around it.
 """
@@ -29,18 +29,18 @@ register_resolvers()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> dict:
-    from dagger.app import RunStopped, run
+    from dagger.app import RunStopped, metric, run
 
     hydra_cfg = HydraConfig.get()
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        return run(cfg, run_dir, sweep.hydra_files(cfg), videos=not in_sweep)  # videos: on for single runs
+        return metric(cfg, run(cfg, run_dir, sweep.hydra_files(cfg), videos=not in_sweep))  # videos: single runs
     except RunStopped as err:
         if not in_sweep or err.status == "interrupted":
             sys.exit(f"error: {err}")
         sweep.record_stopped_job(run_dir, cfg, err)  # the sweep's other jobs still run; it exits non-zero
-        return {"status": err.status, "error": str(err)}
+        return metric(cfg, {"status": err.status, "error": str(err)})
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from omegaconf import DictConfig, OmegaConf
 
 from dagger.config import (COUNT, SEED, Boolean, ConfigError, Nullable, Schema, Text, as_container, describe,
-                           first_line, parse, pick_device)
+                           first_line, parse, pick_device, show)
 from dagger.runs import RunFolder, load_state
 
 if TYPE_CHECKING:  # imported by parse_run: torch, SB3 and MuJoCo load inside run()'s checks, not at import
@@ -38,8 +38,14 @@ if TYPE_CHECKING:  # imported by parse_run: torch, SB3 and MuJoCo load inside ru
     from dagger.schedules import ScheduleConfig
     from dagger.supervisors import AlgoConfig
     from dagger.tracking import LoggerConfig
+    from dagger.views import AnyViewConfig
 
 log = logging.getLogger("run")
+
+
+# The summary numbers a run can return to a sweeper that optimises one (`optimized_metric`; dagger.tracking.summarize).
+OptimizedMetric = Literal["final_normalized_return", "last3_normalized_return", "best_normalized_return",
+                          "final_run_normalized_return", "steadiness", "final_return"]
 
 
 class RunConfig(Schema):
@@ -50,9 +56,11 @@ class RunConfig(Schema):
     threads: Annotated[int, COUNT]                     # torch CPU threads
     resume: Annotated[bool, Boolean()]
     sweep_name: Annotated[str | None, Nullable(Text())] = None  # set by +sweeps=<name>
+    optimized_metric: OptimizedMetric | None = None  # the number `run` returns to a sweeper (hydra/sweeper=optuna)
     eval: EvalConfig
     env: EnvConfig
     expert: ExpertConfig
+    obs: AnyViewConfig        # the student's view; parse_run puts the view class's own Config in its place
     policy: AnyLearnerConfig  # parse_run puts the learner class's own Config (chosen by `_target_`) in its place
     schedule: ScheduleConfig
     algo: AlgoConfig
@@ -68,12 +76,14 @@ def parse_run(cfg: DictConfig) -> RunConfig:
     from dagger.schedules import ScheduleConfig
     from dagger.supervisors import AlgoConfig
     from dagger.tracking import LoggerConfig
+    from dagger.views import AnyViewConfig, view_config
 
-    groups = (EnvConfig, ExpertConfig, AnyLearnerConfig, EvalConfig, ScheduleConfig, AlgoConfig, LoggerConfig)
+    groups = (EnvConfig, ExpertConfig, AnyViewConfig, AnyLearnerConfig, EvalConfig, ScheduleConfig, AlgoConfig,
+              LoggerConfig)
     RunConfig.model_rebuild(_types_namespace={group.__name__: group for group in groups})
     data = as_container(cfg)
     settings = parse(RunConfig, data)
-    return settings.model_copy(update={"policy": learner_config(data["policy"])})
+    return settings.model_copy(update={"policy": learner_config(data["policy"]), "obs": view_config(data["obs"])})
 
 
 class RunStopped(Exception):
@@ -127,7 +137,7 @@ def run(cfg: DictConfig, run_dir: Path, hydra_files: dict[str, str] | None = Non
     """Run (or resume, or find finished) the experiment `cfg` in `run_dir`; returns the run's summary.
 
     `hydra_files` are written into `.hydra/` once the checks pass; `videos` is the default for `eval.video=null`.
-    Raises `RunStopped`."""
+    Raises `RunStopped`. With `optimized_metric` set, `metric(cfg, summary)` is the number a sweeper reads."""
     folder = RunFolder(Path(run_dir))
     with signals_interrupt():
         try:
@@ -149,6 +159,13 @@ def run(cfg: DictConfig, run_dir: Path, hydra_files: dict[str, str] | None = Non
     log.info("outputs: %s", folder.path)
     folder.release()
     return summarize(rows)
+
+
+def metric(cfg: DictConfig, summary: dict) -> dict | float:
+    """What a run returns to Hydra: its summary, or the one number `optimized_metric` names (a sweeper such as
+    Optuna's needs a number; a run that did not finish gives nan)."""
+    name = cfg.get("optimized_metric")
+    return summary if not name else float(summary.get(name, float("nan")))
 
 
 def stop_logging_into(folder: Path) -> None:
@@ -252,6 +269,7 @@ def build_parts(settings: RunConfig, cfg: DictConfig, folder: RunFolder, state: 
     from dagger.supervisors import build_supervisor
     from dagger.tracking import Tracker
     from dagger.video import VideoRecorder
+    from dagger.views import build_view
 
     c = settings
     device = pick_device(c.device)
@@ -264,23 +282,27 @@ def build_parts(settings: RunConfig, cfg: DictConfig, folder: RunFolder, state: 
     if state is not None:
         folder.check_expert(expert.files, saved=state.get("expert"))
     reference = shipped_reference(expert.files["model_sha256"])  # a shipped expert's fixed normaliser
-    learner = build_learner(c.policy, probe.observation_space, probe.action_space, device)
+    view = build_view(c.obs, probe, expert.act, seed=[c.seed, 1])  # the student's view (the probe is reset)
+    learner = build_learner(c.policy, view.space, probe.action_space, device)
     num_envs = envs_in_parallel(c.schedule.collection, c.env.num_envs, c.schedule.rollout_steps,
                                 probe.spec.max_episode_steps)
     supervisor = build_supervisor(c.algo, schedule=schedule, action_space=probe.action_space,
-                                  observation_space=probe.observation_space, num_envs=num_envs,
-                                  learner=learner, seed=c.seed)
+                                  observation_space=view.space, num_envs=num_envs, learner=learner, seed=c.seed)
     budget = Budget(c.schedule.iterations, c.schedule.rollout_steps, c.schedule.initial_expert_steps)
-    budget.check_memory(probe.observation_space.shape[0], probe.action_space.shape[0], num_envs)
+    budget.check_memory(view.dim, probe.action_space.shape[0], num_envs, probe.observation_space.shape[0])
+    if c.schedule.initial_demos and not view.identity:
+        raise ConfigError(f"schedule.initial_demos={c.schedule.initial_demos}: starting from a dataset is not "
+                          f"supported yet for a student that sees less (obs={c.obs.name}, history={c.obs.history}, "
+                          f"actions={show(c.obs.actions)}); use schedule.initial_expert_steps")
     demonstrations = (load_demonstrations(c.schedule.initial_demos, probe.observation_space, probe.action_space,
                                           c.env.id) if c.schedule.initial_demos else None)
     probe.close()
-    collector = Collector(c.env, num_envs, seed=c.seed, collection=c.schedule.collection)
+    collector = Collector(c.env, num_envs, seed=c.seed, collection=c.schedule.collection, view=view)
     resumed = restore(folder.path, state, learner, supervisor, collector) if state is not None else None
     eval_seed = c.seed + 1_000_000  # evaluation episodes never share seeds with the rollouts
     video = VideoRecorder(c.env, folder.path, seed=eval_seed, every=c.eval.video_every, fps=c.eval.video_fps,
                           size=tuple(c.eval.video_size), enabled=videos if c.eval.video is None else c.eval.video)
-    evaluator = Evaluator(c.env, c.eval.episodes, seed=eval_seed, every=c.eval.every, video=video)
+    evaluator = Evaluator(c.env, c.eval.episodes, seed=eval_seed, every=c.eval.every, video=video, view=view)
     # All checks passed: from here on the run folder is written.
     folder.start(cfg, expert.files, hydra_files or {"config.yaml": OmegaConf.to_yaml(cfg)})
     log.info("collection: %s, %d env(s) side by side", "whole episodes of pi_i from a reset every iteration"

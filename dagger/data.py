@@ -1,6 +1,6 @@
-"""The aggregated dataset D of (state, expert action) pairs, kept as contiguous arrays, and every visited
-transition of the rollouts: the episodes as they were collected (the gates learn from them, and
-`dagger.export` writes them as a Minari dataset)."""
+"""The aggregated dataset D of (student's view, expert action) pairs, kept as contiguous arrays, and every visited
+transition of the rollouts: the episodes as they were collected, the student's view beside the full state that
+the expert read (the gates learn from them, and `dagger.export` writes them as a Minari dataset)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,15 +39,19 @@ class Columns:
 
 
 class Transitions(Columns):
-    """Every visited step: s, the executed action, the reward, s' (the final state where the episode ended),
-    whether it terminated or was truncated there, whether the learner drove, the expert's label (nan where the
-    state was not labelled), the env it happened in (-1: loaded demonstrations) and the iteration."""
+    """Every visited step: the student's view o of s, the executed action, the reward, o' (of the final state where
+    the episode ended), whether it terminated or was truncated there, whether the learner drove, the expert's label
+    (nan where the state was not labelled), the env it happened in (-1: loaded demonstrations), the iteration, and
+    the full states s and s' the expert reads (the same as o and o' when the student sees everything)."""
 
     FIELDS = ("obs", "acts", "reward", "next_obs", "terminated", "truncated", "learner", "label", "labelled",
-              "env", "iteration")
+              "env", "iteration", "state", "next_state")
+    OPTIONAL = ("state", "next_state")  # files written before student views: the state is the observation
 
-    def __init__(self, obs_dim: int, act_dim: int, capacity: int = 1024):
+    def __init__(self, obs_dim: int, act_dim: int, capacity: int = 1024, state_dim: int | None = None):
+        state_dim = obs_dim if state_dim is None else state_dim
         super().__init__({"obs": ((obs_dim,), np.float32), "acts": ((act_dim,), np.float32),
+                          "state": ((state_dim,), np.float32), "next_state": ((state_dim,), np.float32),
                           "reward": ((), np.float64), "next_obs": ((obs_dim,), np.float32),
                           "terminated": ((), bool), "truncated": ((), bool), "learner": ((), bool),
                           "label": ((act_dim,), np.float32), "labelled": ((), bool),
@@ -55,12 +59,13 @@ class Transitions(Columns):
 
 
 class Dataset:
-    """D: (obs, expert action) pairs, and every visited transition (`Transitions`; `transitions=False` for a
-    file written before they were kept)."""
+    """D: (student's view, expert action) pairs, and every visited transition (`Transitions`; `transitions=False`
+    for a file written before they were kept). `state_dim` is the full state's width (the view's by default)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, capacity: int = 1024, transitions: bool = True):
+    def __init__(self, obs_dim: int, act_dim: int, capacity: int = 1024, transitions: bool = True,
+                 state_dim: int | None = None):
         self.pairs = Columns({"obs": ((obs_dim,), np.float32), "acts": ((act_dim,), np.float32)}, capacity)
-        self.transitions = Transitions(obs_dim, act_dim) if transitions else None
+        self.transitions = Transitions(obs_dim, act_dim, state_dim=state_dim) if transitions else None
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -82,6 +87,8 @@ class Dataset:
         if self.transitions is not None and transitions is not None:
             if iteration is not None:
                 transitions = {**transitions, "iteration": np.full(len(transitions["obs"]), iteration, np.int32)}
+            if "state" not in transitions:  # the student saw the full state (loaded demonstrations, older files)
+                transitions = {**transitions, "state": transitions["obs"], "next_state": transitions["next_obs"]}
             self.transitions.add(**transitions)
 
     def save(self, path: Path) -> None:
@@ -96,9 +103,12 @@ class Dataset:
         machine's memory before any is read (a crafted file cannot make it allocate or inflate without bound)."""
         check_declared_size(path)
         with np.load(path) as f:
-            keep = all(f"transition_{name}" in f.files for name in Transitions.FIELDS)
-            data = cls(f["obs"].shape[1], f["acts"].shape[1], capacity=max(1, len(f["obs"])), transitions=keep)
-            data.add(f["obs"], f["acts"], {name: f[f"transition_{name}"] for name in Transitions.FIELDS} if keep else None)
+            names = [name for name in Transitions.FIELDS if f"transition_{name}" in f.files]
+            keep = set(Transitions.FIELDS) - set(Transitions.OPTIONAL) <= set(names)
+            state_dim = f["transition_state"].shape[1] if "state" in names else None
+            data = cls(f["obs"].shape[1], f["acts"].shape[1], capacity=max(1, len(f["obs"])), transitions=keep,
+                       state_dim=state_dim)
+            data.add(f["obs"], f["acts"], {name: f[f"transition_{name}"] for name in names} if keep else None)
         return data
 
 

@@ -44,13 +44,15 @@ class Budget:
     rollout_steps: int
     initial_expert_steps: int = 0
 
-    def check_memory(self, obs_dim: int, act_dim: int, num_envs: int) -> None:
-        """D keeps every visited step (`dagger.data`: about 12 floats per state and action dimension, plus flags):
-        refuse a budget whose D would need more than half this machine's memory, before any work."""
+    def check_memory(self, obs_dim: int, act_dim: int, num_envs: int, state_dim: int | None = None) -> None:
+        """D keeps every visited step (`dagger.data`: three float32 copies of the student's view and of the action,
+        two of the full state, plus flags): refuse a budget whose D would need more than half this machine's memory,
+        before any work."""
         import os
 
+        state_dim = obs_dim if state_dim is None else state_dim
         steps = self.initial_expert_steps + self.iterations * (self.rollout_steps + num_envs)
-        need = steps * (4 * (3 * obs_dim + 3 * act_dim) + 24)
+        need = steps * (4 * (3 * obs_dim + 3 * act_dim + 2 * state_dim) + 24)
         have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         if need > have // 2:
             raise ConfigError(f"schedule.rollout_steps={self.rollout_steps} x schedule.iterations={self.iterations} "
@@ -141,7 +143,7 @@ def run_dagger(parts: Parts) -> list[dict]:
     """Run (or resume) the loop; returns the metrics rows."""
     p = parts
     if p.resumed is None:
-        data, progress = Dataset(*dims(p.collector)), None
+        data, progress = Dataset(*dims(p.collector), state_dim=state_dim(p.collector)), None
     else:
         data, progress = p.resumed.data, p.resumed.progress
         p.tracker.restore(p.resumed.rows)
@@ -176,7 +178,8 @@ def iterate(p: Parts, supervisor: Supervisor, data: Dataset, progress: Progress,
     fit = p.learner.fit(data, torch.Generator().manual_seed(p.seed * 100_003 + i)) if len(data) else {}
     t2 = time.perf_counter()
     # the learner alone, deterministic (only every `eval.every` iterations and at the last)
-    returns = p.evaluator.returns(p.learner.act) if p.evaluator.due(i, p.budget.iterations) else None
+    returns = (p.evaluator.returns(p.evaluator.student(p.learner.act)) if p.evaluator.due(i, p.budget.iterations)
+               else None)
     t3 = time.perf_counter()
     progress = Progress(progress.refs, i, progress.env_steps + rollout.env_steps,
                         progress.expert_queries + rollout.queries,
@@ -194,7 +197,7 @@ def iterate(p: Parts, supervisor: Supervisor, data: Dataset, progress: Progress,
              f"rollout {t1 - t0:4.1f}s fit {t2 - t1:4.1f}s eval {t3 - t2:4.1f}s")
     checkpoint(p, data, progress)
     # media (videos) after the checkpoint: they are outputs, not part of the run's state
-    p.tracker.log_media(p.evaluator.media(p.learner.act, "learner", i, p.budget.iterations), i)
+    p.tracker.log_media(p.evaluator.media(p.evaluator.student(p.learner.act), "learner", i, p.budget.iterations), i)
     return progress
 
 
@@ -255,8 +258,13 @@ def checkpoint(p: Parts, data: Dataset, progress: Progress) -> None:
 
 
 def dims(collector: Collector) -> tuple[int, int]:
-    venv = collector.venv
-    return venv.single_observation_space.shape[0], venv.single_action_space.shape[0]
+    """The widths of what the learner sees (the student's view) and of an action."""
+    return collector.view.dim, collector.venv.single_action_space.shape[0]
+
+
+def state_dim(collector: Collector) -> int:
+    """The width of the full observation the expert reads."""
+    return collector.venv.single_observation_space.shape[0]
 
 
 def restore(run_dir: Path, state: dict, learner: Learner, supervisor: Supervisor, collector: Collector) -> Resumed:
@@ -281,7 +289,7 @@ def restore(run_dir: Path, state: dict, learner: Learner, supervisor: Supervisor
     if not isinstance(n, int) or not isinstance(m, int) or len(saved) < n or saved_m < m:
         raise ConfigError(f"{where} holds {len(saved)} labels and {saved_m} transitions but "
                           f"the checkpoint needs {n} and {m}; this run cannot be resumed, choose a new hydra.run.dir")
-    data = Dataset(*dims(collector), capacity=max(1, n))
+    data = Dataset(*dims(collector), capacity=max(1, n), state_dim=state_dim(collector))
     data.add(saved.obs[:n], saved.acts[:n], saved.transitions.truncated(m))
     if not (np.isfinite(data.obs).all() and np.isfinite(data.acts).all()):
         raise ConfigError(f"{where} holds non-finite states or labels; choose a new hydra.run.dir")

@@ -203,7 +203,8 @@ def load_demonstrations(dataset_id: str, observation_space: gym.spaces.Box, acti
                             ("next_obs", obs[1:]), ("terminated", episode["terminations"]),
                             ("truncated", episode["truncations"]), ("learner", learner),
                             ("label", np.where(labelled[:, None], acts, np.nan)), ("labelled", labelled),
-                            ("env", np.full(n, -1)), ("iteration", np.zeros(n))):
+                            ("env", np.full(n, -1)), ("iteration", np.zeros(n)),
+                            ("state", obs[:-1]), ("next_state", obs[1:])):
             steps[name].append(np.asarray(value))
     if not steps["obs"]:
         raise ConfigError(f"{key}: the dataset holds no episodes")

@@ -37,6 +37,7 @@ from dagger.schedules import every_or_last
 from dagger.policy import Learner
 from dagger.supervisors import Act, Supervisor
 from dagger.video import VideoRecorder
+from dagger.views import Student, StudentView
 
 UNKNOWN, LEARNER, SUPERVISOR = -1, 0, 1  # who controlled each env at the previous step
 
@@ -64,10 +65,14 @@ class Collector:
     """Vectorised environments that a supervisor drives, iteration after iteration, under the budget rule
     `collection` (see the module's docstring)."""
 
-    def __init__(self, env_cfg: EnvConfig, num_envs: int, seed: int, collection: Collection = "episodes"):
+    def __init__(self, env_cfg: EnvConfig, num_envs: int, seed: int, collection: Collection = "episodes",
+                 view: StudentView | None = None):
         self.venv = make_vec_env(env_cfg, num_envs)
         self.num_envs, self.seed, self.collection = num_envs, seed, collection
-        self.obs, _ = self.venv.reset(seed=seed)
+        self.state, _ = self.venv.reset(seed=seed)  # what the envs return: the expert reads it
+        self.view = view or StudentView.full(self.venv.single_observation_space.shape[0],
+                                             self.venv.single_action_space.shape[0], seed)  # what the learner sees
+        self.view.restart(self.state)
         self.ep_return = np.zeros(num_envs)
         self.control = np.full(num_envs, UNKNOWN)
         self.supervised = np.zeros(num_envs, dtype=bool)  # the supervisor drove some step of this episode
@@ -78,14 +83,16 @@ class Collector:
         deciding who acts."""
         if self.collection == "episodes":
             self.start_episodes(supervisor, iteration)
-        obs_chunks, label_chunks, finished, learner_only, steps_seen = [], [], [], [], []
+        obs_chunks, state_chunks, label_chunks, finished, learner_only, steps_seen = [], [], [], [], [], []
         counted = env_steps = queries = 0
         supervised = to_supervisor = to_learner = failures = 0
         while counted < steps:
-            d = supervisor.decide(self.obs, learner, expert, rng)
+            obs = self.view.current()  # the learner's side (learner, gates) reads the student's view ...
+            d = supervisor.decide(obs, learner, expert, rng, state=self.state)  # ... the expert the full state
             take = min(self.num_envs, steps - counted)  # a final partial vector step counts its first envs
             keep = d.labelled[:take]
-            obs_chunks.append(self.obs[:take][keep].copy())
+            obs_chunks.append(obs[:take][keep])
+            state_chunks.append(self.state[:take][keep])
             label_chunks.append(None if d.labels is None else d.labels[:take][keep])
             now = np.where(d.supervisor_acts, SUPERVISOR, LEARNER)
             supervised += int(d.supervisor_acts[:take].sum())
@@ -94,9 +101,13 @@ class Collector:
             self.control = now
             queries += d.queries
             self.supervised |= d.supervisor_acts
-            before = self.obs
-            self.obs, reward, terminated, truncated, info = self.venv.step(d.actions)
-            steps_seen.append(transitions(before, d, self.obs, reward, terminated, truncated, info, take))
+            before = self.state
+            self.state, reward, terminated, truncated, info = self.venv.step(d.actions)
+            final = final_states(self.state, terminated | truncated, info)
+            self.view.advance(final, d.actions)
+            steps_seen.append(transitions(obs, before, d, self.view.current(), final, reward, terminated, truncated,
+                                          take))
+            self.view.restart(self.state, terminated | truncated)  # the envs that ended begin their next episode
             failures += int((terminated & ~d.supervisor_acts)[:take].sum())
             self.ep_return += reward
             for i in np.flatnonzero(terminated | truncated):
@@ -113,14 +124,15 @@ class Collector:
         seen = {k: np.concatenate([s[k] for s in steps_seen]) for k in steps_seen[0]}
         if self.collection == "episodes":
             mark_cut_episodes(seen)
-        labels = label_later(obs_chunks, label_chunks, expert)
+        labels = label_later(state_chunks, label_chunks, expert)
         seen["label"][seen["labelled"]] = labels
         return Rollout(np.concatenate(obs_chunks), labels, env_steps, queries, finished, counts, seen)
 
     def start_episodes(self, supervisor: Supervisor, iteration: int) -> None:
         """Every env starts a new episode from a reset, seeded by (seed, iteration): the trajectories of pi_i."""
         seed = int(np.random.SeedSequence(self.seed, spawn_key=(iteration,)).generate_state(1)[0])
-        self.obs, _ = self.venv.reset(seed=seed)
+        self.state, _ = self.venv.reset(seed=seed)
+        self.view.restart(self.state)
         self.ep_return[:] = 0.0
         self.control[:] = UNKNOWN
         self.supervised[:] = False
@@ -142,7 +154,7 @@ class Collector:
             mujoco.mj_getState(sim.model, sim.data, state, mujoco.mjtState.mjSTATE_INTEGRATION)
             envs.append({"sim": torch.from_numpy(state), "elapsed": _time_limit(env)._elapsed_steps,
                          "rng": sim.np_random.bit_generator.state})
-        return {"envs": envs, "obs": torch.from_numpy(self.obs.copy()),
+        return {"envs": envs, "obs": torch.from_numpy(self.state.copy()), "view": self.view.state_dict(),
                 "ep_return": torch.from_numpy(self.ep_return.copy()), "control": torch.from_numpy(self.control.copy()),
                 "supervised": torch.from_numpy(self.supervised.copy())}
 
@@ -153,7 +165,11 @@ class Collector:
             mujoco.mj_forward(sim.model, sim.data)
             _time_limit(env)._elapsed_steps = saved["elapsed"]
             sim.np_random.bit_generator.state = saved["rng"]
-        self.obs, self.ep_return = state["obs"].numpy().copy(), state["ep_return"].numpy().copy()
+        self.state, self.ep_return = state["obs"].numpy().copy(), state["ep_return"].numpy().copy()
+        if "view" in state:  # checkpoints from before student views saw the full state
+            self.view.load_state_dict(state["view"])
+        else:
+            self.view.restart(self.state)
         self.control = state["control"].numpy().copy()
         if "supervised" in state:  # checkpoints from before learner-only episodes were counted lack it
             self.supervised = state["supervised"].numpy().copy()
@@ -172,13 +188,14 @@ def control_counts(steps: int, supervised: int, to_supervisor: int = 0, to_learn
             "learner_only_return_mean": float(np.mean(learner_only)) if learner_only else float("nan")}
 
 
-def label_later(obs_chunks: list[np.ndarray], label_chunks: list[np.ndarray | None], expert: Act) -> np.ndarray:
+def label_later(state_chunks: list[np.ndarray], label_chunks: list[np.ndarray | None], expert: Act) -> np.ndarray:
     """The labels of a rollout's labelled states, in order: where a step's decision left them to later (None), the
-    expert labels all such states in one batch after the rollout, which costs far less than one call per step."""
+    expert labels all such states (full observations) in one batch after the rollout, which costs far less than one
+    call per step."""
     later = [i for i, labels in enumerate(label_chunks) if labels is None]
     if later:
-        batch = expert(np.concatenate([obs_chunks[i] for i in later]))
-        for i, labels in zip(later, np.split(batch, np.cumsum([len(obs_chunks[i]) for i in later])[:-1])):
+        batch = expert(np.concatenate([state_chunks[i] for i in later]))
+        for i, labels in zip(later, np.split(batch, np.cumsum([len(state_chunks[i]) for i in later])[:-1])):
             label_chunks[i] = labels
     return np.concatenate(label_chunks).astype(np.float32)
 
@@ -192,18 +209,24 @@ def mark_cut_episodes(seen: dict[str, np.ndarray]) -> None:
             seen["truncated"][last] = True
 
 
-def transitions(obs: np.ndarray, d, next_obs: np.ndarray, reward: np.ndarray, terminated: np.ndarray,
-                truncated: np.ndarray, info: dict, take: int) -> dict[str, np.ndarray]:
-    """The first `take` envs' steps as transitions; where an episode ended, s' is its final state (the env
-    has already reset to the next episode's first)."""
-    final = next_obs.copy()
-    ended = np.flatnonzero(terminated | truncated)
-    if len(ended):
-        final[ended] = np.stack([info["final_obs"][i] for i in ended])
+def final_states(next_state: np.ndarray, ended: np.ndarray, info: dict) -> np.ndarray:
+    """s' of every env: where an episode ended, its final state (the env has already reset to the next episode's
+    first)."""
+    final = next_state.copy()
+    for i in np.flatnonzero(ended):
+        final[i] = info["final_obs"][i]
+    return final
+
+
+def transitions(obs: np.ndarray, state: np.ndarray, d, next_obs: np.ndarray, next_state: np.ndarray,
+                reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, take: int) -> dict[str, np.ndarray]:
+    """The first `take` envs' steps as transitions: the student's view (obs, next_obs) and the full state beside it
+    (state, next_state); where an episode ended, s' is its final state."""
     labelled = d.labelled[:take]
     labels = np.full(d.actions.shape, np.nan) if d.labels is None else d.labels  # left to later: set by collect
     return {"obs": obs[:take].astype(np.float32), "acts": np.asarray(d.actions[:take], dtype=np.float32),
-            "reward": np.asarray(reward[:take], dtype=np.float64), "next_obs": final[:take].astype(np.float32),
+            "reward": np.asarray(reward[:take], dtype=np.float64), "next_obs": next_obs[:take].astype(np.float32),
+            "state": state[:take].astype(np.float32), "next_state": next_state[:take].astype(np.float32),
             "terminated": terminated[:take].copy(), "truncated": truncated[:take].copy(),
             "learner": ~d.supervisor_acts[:take],
             "label": np.where(labelled[:, None], np.asarray(labels[:take], dtype=np.float32), np.float32(np.nan)),
@@ -238,12 +261,20 @@ class Evaluator:
     """Runs a policy alone for `episodes` whole episodes in parallel, on the same seeds every time.
 
     The learner is evaluated at iterations that are multiples of `every`, and at the last one. With a
-    `video` recorder, `media` renders the first of those episodes (see `dagger.video`)."""
+    `video` recorder, `media` renders the first of those episodes (see `dagger.video`). A policy here reads the
+    full observation; `student(act)` is the learner on its own view of it (`view`; every evaluation sees the same
+    view noise)."""
 
     def __init__(self, env_cfg: EnvConfig, episodes: int, seed: int, every: int = 1,
-                 video: VideoRecorder | None = None):
+                 video: VideoRecorder | None = None, view: StudentView | None = None):
         self.venv = make_vec_env(env_cfg, episodes)
-        self.episodes, self.seed, self.every, self.video = episodes, seed, every, video
+        self.episodes, self.seed, self.every, self.video, self.view = episodes, seed, every, video, view
+
+    def student(self, act: Act) -> Act:
+        """The learner's `act` on its view of the full observations (`act` itself where it sees them all)."""
+        if self.view is None or self.view.identity:
+            return act
+        return Student(self.view.fresh(self.seed), act)
 
     def due(self, iteration: int, last: int) -> bool:
         return every_or_last(iteration, self.every, last)

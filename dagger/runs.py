@@ -19,7 +19,10 @@ from dagger.config import ConfigError, describe, first_line
 from dagger.files import atomic_write, atomic_write_text
 
 # Keys that may change when a run is resumed: more iterations, other logging, videos or hardware.
-RESUMABLE_CHANGES = ("schedule.iterations", "logger.", "resume", "threads", "device", "eval.video")
+RESUMABLE_CHANGES = ("schedule.iterations", "logger.", "resume", "threads", "device", "eval.video",
+                     "optimized_metric")
+# The student's view of a run written before views existed: the full observation.
+VIEW_BEFORE_VIEWS = {"obs.name": "full", "obs._target_": "dagger.views.Full", "obs.history": 1, "obs.actions": False}
 
 
 class RunFolder:
@@ -95,6 +98,8 @@ class RunFolder:
         new = flatten(OmegaConf.to_container(cfg, resolve=True))
         if new.get("schedule.beta") != "linear":  # the ramp length only matters to the linear schedule
             old.pop("schedule.beta_ramp", None), new.pop("schedule.beta_ramp", None)
+        if not any(key.startswith("obs.") for key in old):
+            old.update(VIEW_BEFORE_VIEWS)
         for key in sorted(old.keys() | new.keys()):
             if not key.startswith(RESUMABLE_CHANGES) and old.get(key) != new.get(key):
                 raise ConfigError(f"{key}={new.get(key)!r} differs from {old.get(key)!r} in the run being resumed "

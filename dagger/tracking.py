@@ -184,17 +184,20 @@ def summarize(rows: list[dict]) -> dict:
     """The run's headline numbers (W&B summary keys): final_* at the last iteration, best_* at the evaluated
     iteration with the highest return, expert_return* of the expert on the same evaluation episodes,
     *_normalized_return = (return - random) / (expert - random) by the references the rows name (`normalized_by`;
-    `final_run_normalized_return` by the run's own measure of the expert), the steadiness (`steadiness`: after the
+    `final_run_normalized_return` by the run's own measure of the expert; `last3_normalized_return` the mean of the
+    last three evaluations), the steadiness (`steadiness`: after the
     learner first reaches 90%, the share of later evaluations at or above 85%), the expert labels and wall time."""
     from dagger.report.statistics import steadiness
 
     evaluated = [r for r in rows if r["return_mean"] == r["return_mean"]]  # rows between evaluations hold nan
     final, best = rows[-1], max(evaluated or rows, key=lambda r: r["return_mean"])
+    last3 = [r["normalized_return"] for r in evaluated[-3:]]
     return {"final_return": final["return_mean"], "final_return_std": final["return_std"],
             "best_return": best["return_mean"], "best_iteration": best["iteration"],
             "expert_return": final["expert_return_mean"], "expert_return_std": final["expert_return_std"],
             "final_normalized_return": final["normalized_return"],
             "best_normalized_return": best["normalized_return"],
+            "last3_normalized_return": sum(last3) / len(last3) if last3 else float("nan"),
             "final_run_normalized_return": final.get("run_normalized_return", final["normalized_return"]),
             "normalized_by": final.get("normalized_by", "run"),
             "steadiness": steadiness([r["normalized_return"] for r in rows]),

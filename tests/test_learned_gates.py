@@ -115,7 +115,7 @@ def ensemble_with_transitions(n_learner: int = 400):
                          terminated=visited[:, 0] > 2.5, truncated=np.zeros(n, bool),
                          learner=np.arange(n) >= 100,  # the first 100 steps: the supervisor drove
                          label=np.full((n, 1), np.nan, np.float32), labelled=np.zeros(n, bool),
-                         env=np.zeros(n, np.int32), iteration=np.ones(n, np.int32))
+                         env=np.zeros(n, np.int32), iteration=np.ones(n, np.int32), state=visited, next_state=visited)
     return learner, data
 
 

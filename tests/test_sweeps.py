@@ -114,3 +114,30 @@ def test_bootstrap_interval_brackets_the_mean():
     low, high = bootstrap_ci([0.2, 0.4, 0.6, 0.8])
     assert low < 0.5 < high
     assert bootstrap_ci([0.7]) == (0.7, 0.7)
+
+
+def test_optunas_sweeper_reads_the_number_optimized_metric_names(tmp_path):
+    # Each trial returns the mean normalised return of its last three evaluations; Optuna keeps the best trial.
+    root = tmp_path / "search"
+    result = run_cli("-m", "+sweeps=learner_search", *QUICK, "schedule.iterations=3", "logger=none",
+                     "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=1", f"hydra.sweep.dir={root}")
+    best = next(line for line in (result.stdout + result.stderr).splitlines() if "Best value" in line)
+    optimization = (root / "optimization_results.yaml").read_text()
+    trials = [pd.read_csv(job / "metrics.csv").normalized_return.dropna().iloc[-3:].mean() for job in job_dirs(root)]
+    assert len(trials) == 2 and "best_value" in optimization
+    assert float(best.rsplit(":", 1)[1]) == pytest.approx(max(trials))
+
+
+def test_a_run_returns_the_summary_or_the_one_number_optimized_metric_names(tmp_path):
+    from dagger.app import metric
+    from tests.conftest import compose
+
+    summary = run_in_process(tmp_path / "run", *QUICK, "schedule.iterations=3", "logger=none")
+    evaluations = pd.read_csv(tmp_path / "run" / "metrics.csv").normalized_return.dropna()
+    assert summary["last3_normalized_return"] == pytest.approx(evaluations.iloc[-3:].mean())
+    assert metric(compose(*QUICK), summary) is summary
+    for name in ("last3_normalized_return", "final_normalized_return", "steadiness"):
+        assert metric(compose(*QUICK, f"optimized_metric={name}"), summary) == pytest.approx(summary[name],
+                                                                                           nan_ok=True)
+    with pytest.raises(RunStopped, match="optimized_metric='loss' is not one of final_normalized_return"):
+        run_in_process(tmp_path / "bad", *QUICK, "optimized_metric=loss")

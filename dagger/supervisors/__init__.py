@@ -1,7 +1,8 @@
 """The collection seam: who acts, and which visited states enter D with which label.
 
 Every algorithm of the DAgger family is one `Supervisor`. Per vectorised step, `decide` looks at the
-states of all envs and returns a `Decision`: the executed actions, who is in control of each env, which
+states of all envs (the student's view, which the learner and the gates read, and the full state, which the
+expert reads: `dagger.views`) and returns a `Decision`: the executed actions, who is in control of each env, which
 states are labelled, and their labels (the expert's action). The collector steps the envs, stores the
 labelled states, and counts switches of control, interventions and failures; the loop never changes
 for a new algorithm. A supervisor calls the expert only where it needs to, and counts every state it
@@ -50,7 +51,10 @@ class Supervisor:
     def begin(self, iteration: int, learner, data) -> None:
         """Called before collecting iteration `iteration` (1-based; 0 for initial demonstrations)."""
 
-    def decide(self, obs: np.ndarray, learner: Learner, expert: Act, rng: np.random.Generator) -> Decision:
+    def decide(self, obs: np.ndarray, learner: Learner, expert: Act, rng: np.random.Generator,
+               state: np.ndarray | None = None) -> Decision:
+        """One vectorised step: `obs` is what the learner sees of each env (the student's view; the learner and
+        the gates read it), `state` the full observation the expert reads (`obs` itself when None)."""
         raise NotImplementedError
 
     def episode_ended(self, env: int) -> None:

@@ -28,11 +28,13 @@ class BetaMixture(Supervisor):
         # Initial demonstrations (iteration 0) are the expert's alone.
         self.beta = 1.0 if iteration == 0 else self.schedule(iteration)
 
-    def decide(self, obs: np.ndarray, learner: Learner, expert: Act, rng: np.random.Generator) -> Decision:
+    def decide(self, obs: np.ndarray, learner: Learner, expert: Act, rng: np.random.Generator,
+               state: np.ndarray | None = None) -> Decision:
+        state = obs if state is None else state  # the expert reads the full state, the learner its view
         expert_acts = rng.random(len(obs)) < self.beta
         if not expert_acts.any():  # the learner drives: the expert labels these states after the rollout
             return Decision(learner.act(obs), expert_acts, np.ones(len(obs), dtype=bool), None, queries=len(obs))
-        labels = expert(obs)
+        labels = expert(state)
         actions = labels if expert_acts.all() else np.where(expert_acts[:, None], labels, learner.act(obs))
         return Decision(actions, expert_acts, np.ones(len(obs), dtype=bool), labels, queries=len(obs))
 

@@ -105,8 +105,10 @@ class DART(Supervisor):
 
     # ---- collection ----------------------------------------------------------------------------
 
-    def decide(self, obs: np.ndarray, learner: Learner, expert: Act, rng: np.random.Generator) -> Decision:
-        labels = np.asarray(expert(obs))
+    def decide(self, obs: np.ndarray, learner: Learner, expert: Act, rng: np.random.Generator,
+               state: np.ndarray | None = None) -> Decision:
+        state = obs if state is None else state  # the expert reads the full state, the learner its view
+        labels = np.asarray(expert(state))
         n = len(obs)
         if np.any(self.factor):
             eps = rng.standard_normal((n, len(self.half))) @ self.factor.T

@@ -50,8 +50,10 @@ class EnsembleDAgger(Supervisor):
         require_ensemble(learner, "algo=ensemble_dagger")
         self._reset_counts()
 
-    def decide(self, obs: np.ndarray, learner: Learner, expert: Act, rng: np.random.Generator) -> Decision:
-        labels = expert(obs)  # the expert is queried at every state: the discrepancy needs it, and it labels all
+    def decide(self, obs: np.ndarray, learner: Learner, expert: Act, rng: np.random.Generator,
+               state: np.ndarray | None = None) -> Decision:
+        state = obs if state is None else state  # the expert reads the full state, the learner its view
+        labels = expert(state)  # the expert is queried at every state: the discrepancy needs it, and it labels all
         novice, spread = learner.act_and_uncertainty(obs)  # the learner's act and spread, members run once
         spread = np.asarray(spread, dtype=np.float64)
         discrepancy = action_gap(novice, labels, self.half)

@@ -62,8 +62,10 @@ class HGDAgger(Takeovers):
     def begin(self, iteration: int, learner, data) -> None:
         self._gap_sum, self._gap_count = 0.0, 0
 
-    def decide(self, obs: np.ndarray, learner: Learner, expert: Act, rng: np.random.Generator) -> Decision:
-        expert_acts = np.asarray(expert(obs))
+    def decide(self, obs: np.ndarray, learner: Learner, expert: Act, rng: np.random.Generator,
+               state: np.ndarray | None = None) -> Decision:
+        state = obs if state is None else state  # the expert reads the full state, the learner its view
+        expert_acts = np.asarray(expert(state))
         learner_acts = np.asarray(learner.act(obs))
         g = self.gap(learner_acts, expert_acts)
         control = np.where(self.control, ~(g < self.handback), g > self.takeover)

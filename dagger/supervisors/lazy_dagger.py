@@ -57,13 +57,15 @@ class LazyDAgger(Takeovers, SafeDAgger):
         super()._reset_counts()
         self.supervised = 0
 
-    def decide(self, obs: np.ndarray, learner: Learner, expert: Act, rng: np.random.Generator) -> Decision:
+    def decide(self, obs: np.ndarray, learner: Learner, expert: Act, rng: np.random.Generator,
+               state: np.ndarray | None = None) -> Decision:
+        state = obs if state is None else state  # the expert reads the full state, the learner its view
         before = self.control
         novice = np.asarray(learner.act(obs))
         labels = np.zeros_like(novice)
         asked = before | (~before & self.unsafe(obs))   # the supervisor keeps, or is handed, control: ask it
         if asked.any():
-            labels[asked] = expert(obs[asked])
+            labels[asked] = expert(state[asked])
         gap = action_gap(novice, labels, self.half)
         control = np.where(before, ~(gap < self.tau_auto), asked)
         noise = rng.normal(0.0, self.noise_std, novice.shape) * self.half if self.noise_std > 0 else 0.0

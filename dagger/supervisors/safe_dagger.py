@@ -84,12 +84,14 @@ class SafeDAgger(Supervisor):
         self.fit_classifier(iteration, self.tau)
         self._reset_counts()
 
-    def decide(self, obs: np.ndarray, learner: Learner, expert: Act, rng: np.random.Generator) -> Decision:
+    def decide(self, obs: np.ndarray, learner: Learner, expert: Act, rng: np.random.Generator,
+               state: np.ndarray | None = None) -> Decision:
+        state = obs if state is None else state  # the expert reads the full state, the learner its view
         unsafe = self.unsafe(obs)
         novice = np.asarray(learner.act(obs))
         actions, labels = novice.copy(), np.zeros_like(novice)
         if unsafe.any():
-            labels[unsafe] = expert(obs[unsafe])  # the expert is shown only the flagged states
+            labels[unsafe] = expert(state[unsafe])  # the expert is shown only the flagged states
             actions[unsafe] = labels[unsafe]
         self.record(obs, novice, labels, unsafe)
         self.states += len(obs)

@@ -140,7 +140,9 @@ class ThriftyDAgger(Takeovers):
         self.thresholds = {"novelty_threshold": delta_h, "risk_threshold": beta_h, "handback_gap": handback,
                            "quantile": q, "calibration_rate": self.calibration_rate, "held_out_states": len(held_out)}
 
-    def decide(self, obs: np.ndarray, learner: Learner, expert: Act, rng: np.random.Generator) -> Decision:
+    def decide(self, obs: np.ndarray, learner: Learner, expert: Act, rng: np.random.Generator,
+               state: np.ndarray | None = None) -> Decision:
+        state = obs if state is None else state  # the expert reads the full state, the learner its view
         before = self.control
         gating = not np.isnan(self.thresholds["novelty_threshold"])
         if gating:  # the thresholds are set once a learner was fitted, and it is an UncertainLearner
@@ -154,7 +156,7 @@ class ThriftyDAgger(Takeovers):
             asked = np.ones(len(obs), dtype=bool)
         labels = np.zeros_like(novice)
         if asked.any():
-            labels[asked] = expert(obs[asked])
+            labels[asked] = expert(state[asked])
         if gating:
             agrees = action_gap(novice, labels, self.half) < self.thresholds["handback_gap"]
             safe = risk < self.thresholds["risk_threshold"]

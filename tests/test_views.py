@@ -1,0 +1,143 @@
+"""The student's view (dagger.views): what it holds against the simulator, that the expert reads the full state
+while the learner reads the view, that a run with a view resumes exactly, and the one-line refusals."""
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+import pytest
+
+from dagger.config import ConfigError
+from dagger.envs import EnvConfig
+from dagger.rollout import Collector
+from dagger.supervisors.beta_mixture import BetaMixture
+from dagger.schedules import BetaSchedule
+from dagger.views import NoVelocity, Noisy, StudentView, build_view, position_columns, view_config
+from tests.conftest import (QUICK, Acts, compose, interrupt_after_first_iteration_and_resume,
+                            metrics_without_timings, run_in_process)
+
+HOPPER = EnvConfig(name="hopper", id="Hopper-v5", num_envs=2, max_episode_steps=None, kwargs={})
+
+
+def obs_config(option: str, **keys):
+    from omegaconf import OmegaConf
+
+    return view_config({**OmegaConf.to_container(compose(f"obs={option}").obs, resolve=True), **keys})
+
+
+def zero_expert(states: np.ndarray) -> np.ndarray:
+    return np.zeros((len(states), 3))
+
+
+@pytest.mark.parametrize("env_id, positions", [("Walker2d-v5", 8), ("Hopper-v5", 5), ("Ant-v5", 13),
+                                               ("InvertedPendulum-v5", 2)])
+def test_no_velocity_is_the_simulators_joint_positions_at_every_step(env_id, positions):
+    env = gym.make(env_id)
+    assert position_columns(env) == positions
+    view = StudentView(NoVelocity.of(None, env, None), 1, False, env.action_space.shape[0], 0)
+    sim = env.unwrapped
+    skipped = sim.model.nq - positions  # the root coordinates the task leaves out
+    obs, _ = env.reset(seed=3)
+    view.restart(obs[None])
+    for _ in range(20):
+        np.testing.assert_allclose(view.current()[0], sim.data.qpos[skipped:])
+        assert not np.allclose(obs[positions:positions + sim.model.nv], 0)  # velocities it drops are not zero
+        action = env.action_space.sample()
+        obs, *_ = env.step(action)
+        view.advance(obs[None], action[None])
+
+
+def test_a_task_whose_observation_is_not_positions_then_velocities_is_refused_in_one_line():
+    with pytest.raises(ConfigError, match=r"^obs=no_velocity: Reacher-v5's observation does not start with"):
+        position_columns(gym.make("Reacher-v5"))
+
+
+def test_history_and_actions_stack_the_last_k_views_and_restart_at_an_episodes_start():
+    env = gym.make("Hopper-v5")
+    view = StudentView(NoVelocity.of(None, env, None), 3, True, 3, 0)
+    first = np.arange(2 * 11, dtype=np.float64).reshape(2, 11)
+    view.restart(first)
+    o = view.current()
+    assert o.shape == (2, 3 * 5 + 3)
+    np.testing.assert_array_equal(o[:, :15], np.tile(first[:, :5], 3))  # the first view fills the stack
+    np.testing.assert_array_equal(o[:, 15:], 0)                          # no previous action yet
+    second, a = first + 100, np.ones((2, 3))
+    view.advance(second, a)
+    view.advance(second + 100, 2 * a)
+    o = view.current()
+    np.testing.assert_array_equal(o[:, :15], np.hstack([first[:, :5], second[:, :5], second[:, :5] + 100]))
+    np.testing.assert_array_equal(o[:, 15:], 2 * a)
+    view.restart(first - 7, np.array([False, True]))  # env 1 begins a new episode; env 0 goes on
+    o2 = view.current()
+    np.testing.assert_array_equal(o2[0], o[0])
+    np.testing.assert_array_equal(o2[1], np.concatenate([np.tile(first[1, :5] - 7, 3), np.zeros(3)]))
+
+
+def test_noisy_adds_noise_of_noise_std_times_each_dimensions_spread():
+    env = gym.make("Hopper-v5")
+    rng = np.random.default_rng(0)
+    features = Noisy.of(obs_config("noisy", noise_std=0.5), env, lambda s: rng.uniform(-1, 1, (len(s), 3)))
+    spread = features.scale / 0.5
+    assert (spread > 0).all() and spread.shape == (11,)
+    states = np.zeros((20_000, 11))
+    noise = features(states, np.random.default_rng(1))
+    np.testing.assert_allclose(noise.std(0), features.scale, rtol=0.05)
+    np.testing.assert_allclose(noise.mean(0), 0, atol=0.05 * features.scale.max())
+
+
+def test_the_expert_labels_the_full_state_while_the_learner_and_D_see_the_view():
+    env = gym.make("Hopper-v5")
+    view = build_view(obs_config("no_velocity", history=2), env, zero_expert, seed=0)
+    collector = Collector(HOPPER, 2, seed=0, view=view)
+    seen_by = {"expert": [], "learner": []}
+
+    def expert(states):
+        seen_by["expert"].append(states.copy())
+        return np.tanh(states[:, :3])  # depends on the velocities too: a label the view alone cannot give
+
+    def learner(obs):
+        seen_by["learner"].append(obs.copy())
+        return np.zeros((len(obs), 3))
+
+    mixture = BetaMixture(BetaSchedule("constant", 0.5))  # both act: the learner is called at every step
+    mixture.begin(1, None, None)
+    rollout = collector.collect(mixture, expert, Acts(learner), 200, np.random.default_rng(0), 1)
+    assert {s.shape[1] for s in seen_by["expert"]} == {11}    # the full observation
+    assert {o.shape[1] for o in seen_by["learner"]} == {10}   # 2 x the 5 joint positions
+    t = rollout.transitions
+    assert rollout.obs.shape == (200, 10) and t["state"].shape == (200, 11)
+    np.testing.assert_allclose(rollout.labels, np.tanh(t["state"][:, :3]), rtol=1e-5)  # labels read the state
+    np.testing.assert_array_equal(t["obs"][:, 5:], t["state"][:, :5])  # the view's newest part is the state's
+    collector.close()
+
+
+def test_bad_views_are_refused_in_one_line_naming_the_key():
+    for option, keys, line in [
+        ("full", {"history": 0}, "obs.history=0 must be an integer >= 1"),
+        ("noisy", {"noise_std": -0.1}, "obs.noise_std=-0.1 must be a finite number >= 0"),
+        ("full", {"actions": "yes"}, "obs.actions='yes' must be true or false"),
+        ("full", {"noise_std": 0.1}, "obs.noise_std: unknown key"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            obs_config(option, **keys)
+        assert str(err.value).startswith(line), str(err.value)
+
+
+def test_a_run_with_a_noisy_history_view_resumes_to_the_same_numbers(tmp_path):
+    # Episodes carry over across iterations here, so the view's stack, last actions and noise generator in the
+    # checkpoint decide what the student sees after the resume.
+    args = [*QUICK, "obs=noisy", "obs.history=3", "obs.actions=true", "schedule.collection=carry_over",
+            "schedule.iterations=3", "logger=none"]
+    run_in_process(tmp_path / "straight", *args)
+    again = interrupt_after_first_iteration_and_resume(tmp_path / "resumed", *args)
+    pd.testing.assert_frame_equal(again, metrics_without_timings(tmp_path / "straight"))
+    state = np.load(tmp_path / "straight" / "dataset.npz")
+    assert state["obs"].shape[1] == 3 * 4 + 1 and state["transition_state"].shape[1] == 4
+
+
+def test_a_student_that_sees_positions_only_runs_every_algorithm_end_to_end(tmp_path):
+    for algo in ("hg_dagger", "safe_dagger"):
+        summary = run_in_process(tmp_path / algo, *QUICK, "obs=no_velocity", "obs.history=2", f"algo={algo}",
+                                 "schedule.iterations=2", "logger=none")
+        assert summary["expert_labels"] > 0
+        assert np.load(tmp_path / algo / "dataset.npz")["obs"].shape[1] == 2 * 2
