@@ -141,3 +141,43 @@ def test_a_student_that_sees_positions_only_runs_every_algorithm_end_to_end(tmp_
                                  "schedule.iterations=2", "logger=none")
         assert summary["expert_labels"] > 0
         assert np.load(tmp_path / algo / "dataset.npz")["obs"].shape[1] == 2 * 2
+
+
+def test_the_gru_student_fits_what_only_the_sequence_of_views_tells():
+    """Each D row is a window [p_{t-2}, p_{t-1}, p_t] of positions; the label is the velocity p_t - p_{t-1}, which no
+    single view holds. The GRU fitted on the windows predicts it; the loss stays near the labels' variance if it
+    reads the last view alone."""
+    import torch
+
+    from dagger.data import Dataset
+    from dagger.policy import build_learner
+    from tests.conftest import box, policy_config
+
+    rng = np.random.default_rng(0)
+    positions = rng.uniform(-0.5, 0.5, (4000, 3))
+    velocity = np.clip(2 * (positions[:, 2:] - positions[:, 1:2]), -1, 1)
+    data = Dataset(3, 1)
+    data.add(positions.astype(np.float32), velocity.astype(np.float32))
+    cfg = policy_config("gru", steps=3, actions=False, gru_size=32, hidden=[32], gradient_steps=1500, epochs=0)
+    learner = build_learner(cfg, box(3), box(1), "cpu")
+    learner.fit(data, torch.Generator().manual_seed(0))
+    error = np.mean((learner.act(positions) - velocity) ** 2)
+    assert error < 0.05 * velocity.var(), (error, velocity.var())
+
+
+def test_a_gru_student_needs_a_window_and_is_refused_in_one_line_without_one(tmp_path):
+    from dagger.app import RunStopped
+
+    with pytest.raises(RunStopped, match=r"^policy=gru reads the view's last obs.history views as a sequence: "
+                                         r"set obs.history >= 2 \(it is 1\)$"):
+        run_in_process(tmp_path / "run", *QUICK, "obs=no_velocity", "policy=gru", "logger=none")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.learning
+def test_a_gru_student_that_sees_positions_only_learns_the_cheap_task(tmp_path):
+    from tests.conftest import assert_learns, learning_runs
+
+    runs = learning_runs(tmp_path, *QUICK, "obs=no_velocity", "obs.history=4", "policy=gru", "policy.hidden=[64]",
+                         "policy.gru_size=64", "schedule.iterations=4", "logger=none")
+    assert_learns(runs)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 import gymnasium as gym
@@ -53,14 +54,16 @@ class MLPConfig(LearnerConfig):
 
 
 class MLPPolicy(nn.Module):
-    """obs -> action, with observation standardisation and action scaling built in."""
+    """obs -> action, with observation standardisation and action scaling built in; `net` maps the standardised
+    observation to the action head (default: an MLP of `hidden` layers)."""
 
     def __init__(self, obs_dim: int, scale: ActionScale, hidden: list[int], activation: str = "relu",
-                 loss: str = "mse"):
+                 loss: str = "mse", net: Callable[[int, int], nn.Module] | None = None):
         super().__init__()
         act_dim = len(scale.mid)
         self.loss_kind = loss
-        self.net = mlp([obs_dim, *hidden, act_dim * (2 if loss == "gaussian" else 1)], activation)
+        out_dim = act_dim * (2 if loss == "gaussian" else 1)
+        self.net = net(obs_dim, out_dim) if net is not None else mlp([obs_dim, *hidden, out_dim], activation)
         self.register_buffer("obs_mean", torch.zeros(obs_dim))
         self.register_buffer("obs_std", torch.ones(obs_dim))
         self.register_buffer("act_mid", torch.as_tensor(scale.mid, dtype=torch.float32))
@@ -111,11 +114,17 @@ class MLPLearner:
     def __init__(self, cfg: MLPConfig, observation_space: gym.spaces.Box, action_space: gym.spaces.Box,
                  device: str = "cpu"):
         obs_dim, scale = observation_space.shape[0], ActionScale.of(action_space)
-        self.make_policy = lambda: MLPPolicy(obs_dim, scale, cfg.hidden, cfg.activation, cfg.loss).to(device)
+        self.make_policy = lambda: MLPPolicy(obs_dim, scale, cfg.hidden, cfg.activation, cfg.loss,
+                                             self.network()).to(device)
         self.cfg, self.device = cfg, device
         self.policy = self.make_policy()
         self.optimizer = self._new_optimizer()
         self.averaged: MLPPolicy | None = None  # the moving average of the weights (ema > 0), once fitted
+
+    def network(self) -> Callable[[int, int], nn.Module] | None:
+        """What maps the standardised observation to the action head, given (obs_dim, out_dim): None for the MLP of
+        `hidden` layers (a subclass's own network otherwise)."""
+        return None
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.policy.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay,
