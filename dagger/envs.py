@@ -8,6 +8,9 @@ from typing import Annotated, Any
 import gymnasium as gym
 import numpy as np
 
+from pydantic import field_validator
+from pydantic_core import PydanticCustomError
+
 from dagger.config import COUNT, ConfigError, Integer, Mapping, Nullable, RegisteredEnv, Schema, Text, describe
 
 SIMULATORS = Integer(1, 1024)  # env copies in one process (rollout envs, evaluation episodes)
@@ -21,6 +24,18 @@ class EnvConfig(Schema):
     num_envs: Annotated[int, SIMULATORS]
     max_episode_steps: Annotated[int | None, Nullable(COUNT, "the task's own limit")]
     kwargs: Annotated[dict[str, Any], Mapping(what="a mapping of gymnasium.make keyword arguments")]
+
+    @field_validator("kwargs")
+    @classmethod
+    def no_window(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """A render mode would open a window (human) or render every step for nothing: videos render offscreen by
+        themselves (eval.video), so the key is refused before any work."""
+        if kwargs.get("render_mode") is not None:
+            raise PydanticCustomError("check", "{problem}", {
+                "problem": "is refused: runs render their videos offscreen themselves (eval.video), and a window "
+                           "cannot open on a machine without a display", "at": "render_mode",
+                "value": kwargs["render_mode"]})
+        return kwargs
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from dagger.config import ArgumentParser, ConfigError, describe, first_line
 from dagger.data import Dataset
-from dagger.minari_datasets import NAMESPACE, write_minari
+from dagger.minari_datasets import NAMESPACE, id_problem, write_minari
 from dagger.runs import read_json, read_status
 
 
@@ -68,17 +68,13 @@ def check_arrays(where: Path, data: Dataset, env, env_id: str) -> None:
 
 def export(run_dir: Path, dataset_id: str | None = None) -> tuple[str, Path, Dataset]:
     """Write the run's D as the local Minari dataset `dataset_id`; returns the id, its folder and D."""
-    from minari.dataset.minari_dataset import parse_dataset_id
-
     from dagger.envs import make_env
 
     cfg, env_id, algo, (random_return, expert_return), expert, data = read_run(run_dir)
     dataset_id = dataset_id or default_id(cfg)
-    try:
-        parse_dataset_id(dataset_id)
-    except Exception:  # noqa: BLE001
-        raise ConfigError(f"--id={dataset_id!r} is not a Minari dataset id ([namespace/]name[-vN], e.g. "
-                          f"{default_id(cfg)})") from None
+    problem = id_problem(dataset_id)
+    if problem:
+        raise ConfigError(f"--id={dataset_id!r} {problem}, e.g. {default_id(cfg)}")
     labelled = data.transitions["labelled"]
     description = (f"dagger-lab: {algo} on {env_id}, labelled by the {expert.get('algo', '?')} expert "
                    f"{Path(str(expert.get('model', '?'))).name} (sha256 {str(expert.get('model_sha256', '?'))[:16]}); "

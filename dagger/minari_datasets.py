@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
-from dagger.config import ConfigError, first_line
+from dagger.config import Check, ConfigError, first_line
 from dagger.data import Dataset, Transitions
 
 NAMESPACE = "dagger-lab"
@@ -66,6 +67,31 @@ def episode_buffers(data: Dataset) -> list:
             infos={"executed_action": t["acts"][ix], "labelled": labelled, "learner": t["learner"][ix],
                    "iteration": t["iteration"][ix]}))
     return buffers
+
+
+def id_problem(dataset_id: str) -> str | None:
+    """What is wrong with `dataset_id` as a Minari dataset id ([namespace/]name-vN), or None: a path (absolute, with
+    `.` or `..` parts or backslashes) is not an id, since the dataset's folder is made from it."""
+    from minari.dataset.minari_dataset import parse_dataset_id
+
+    parts = dataset_id.split("/")
+    if dataset_id.startswith(("/", "~")) or "\\" in dataset_id or any(p in ("", ".", "..") for p in parts):
+        return "is a path, not a Minari dataset id ([namespace/]name-vN)"
+    try:
+        parse_dataset_id(dataset_id)
+    except Exception:  # noqa: BLE001 - minari's own parser decides what an id is
+        return "is not a Minari dataset id ([namespace/]name-vN)"
+    return None
+
+
+@dataclass(frozen=True)
+class DatasetId(Check):
+    """A Minari dataset id, never a path."""
+
+    def problem(self, value):
+        if not isinstance(value, str) or not value:
+            return "must be a non-empty string (a Minari dataset id)"
+        return id_problem(value)
 
 
 def dataset_path(dataset_id: str) -> Path:
@@ -191,10 +217,16 @@ def load_demonstrations(dataset_id: str, observation_space: gym.spaces.Box, acti
         infos = episode["infos"]
 
         def info(name: str, default: np.ndarray) -> np.ndarray:
-            """Our own per-step info where the dataset has it (an export of this project), else `default`."""
-            value = np.asarray(infos.get(name, ()))
-            if value.shape != default.shape or not (np.issubdtype(value.dtype, np.number) or value.dtype == bool):
+            """Our own per-step info where the dataset has it (an export of this project), else `default`; one
+            that is there with another shape or type is refused (a `labelled` of strings is not "all labelled")."""
+            if name not in infos:
                 return default
+            value = np.asarray(infos[name])
+            expected = "booleans" if default.dtype == bool else "numbers"
+            right_type = value.dtype == bool if default.dtype == bool else np.issubdtype(value.dtype, np.number)
+            if value.shape != default.shape or not right_type:
+                raise ConfigError(f"{key}: an episode's infos['{name}'] has shape {value.shape} and dtype "
+                                  f"{value.dtype}, expected {default.shape} {expected}")
             return value.astype(default.dtype)
 
         labelled, learner = info("labelled", np.ones(n, bool)), info("learner", np.zeros(n, bool))

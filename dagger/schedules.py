@@ -8,6 +8,7 @@ from pydantic import model_validator
 from pydantic_core import PydanticCustomError
 
 from dagger.config import COUNT, Integer, Nullable, Number, Schema, Text
+from dagger.minari_datasets import DatasetId
 
 Kind = Literal["indicator", "constant", "linear", "exponential"]
 Collection = Literal["episodes", "carry_over"]  # the budget rule: see dagger.rollout
@@ -24,7 +25,7 @@ class ScheduleConfig(Schema):
     rollout_steps: Annotated[int, COUNT]
     collection: Collection = "episodes"
     initial_expert_steps: Annotated[int, Integer(0)]
-    initial_demos: Annotated[str | None, Nullable(Text(), "no demonstrations")] = None
+    initial_demos: Annotated[str | None, Nullable(DatasetId(), "no demonstrations")] = None
 
     @model_validator(mode="after")
     def one_source_of_demonstrations(self) -> ScheduleConfig:

@@ -82,6 +82,7 @@ def test_a_dataset_of_another_task_is_refused_in_one_line(exported, tmp_path):
 @pytest.mark.parametrize("args, says", [
     (["{run}", "--id", DATASET], "already exists"),
     (["{run}", "--id", "no spaces allowed"], "is not a Minari dataset id"),
+    (["{run}", "--id", "../outside/walker-v0"], "is a path, not a Minari dataset id"),
     (["{tmp}"], "config.yaml: not a run's config"),
     (["{tmp}/nowhere"], "is not a directory"),
 ])
@@ -206,6 +207,10 @@ HOSTILE_DATASETS = {
     "strings for rewards": (lambda d: rewrite_episode(d, "rewards", lambda v: np.array([b"x"] * len(v))),
                             "rewards has shape"),
     "no rewards": (lambda d: rewrite_episode(d, "rewards", lambda v: np.zeros(0)), "rewards has shape"),
+    "strings for labelled": (lambda d: rewrite_episode(d, "infos/labelled", lambda v: np.array([b"no"] * len(v))),
+                             "infos['labelled'] has shape"),
+    "numbers for labelled": (lambda d: rewrite_episode(d, "infos/labelled", lambda v: v.astype(np.float64)),
+                             "expected (200,) booleans"),
     "garbage hdf5": (lambda d: (d / "main_data.hdf5").write_bytes(b"\x89HDF\r\n" + b"\0" * 100),
                      "is not a readable HDF5 file"),
     "a half-written export": (lambda d: (d / "main_data.hdf5").write_bytes((d / "main_data.hdf5").read_bytes()[:2000]),

@@ -168,8 +168,8 @@ def test_the_gru_student_fits_what_only_the_sequence_of_views_tells():
 def test_a_gru_student_needs_a_window_and_is_refused_in_one_line_without_one(tmp_path):
     from dagger.app import RunStopped
 
-    with pytest.raises(RunStopped, match=r"^policy=gru reads the view's last obs.history views as a sequence: "
-                                         r"set obs.history >= 2 \(it is 1\)$"):
+    with pytest.raises(RunStopped, match=r"^obs.history=1 must be >= 2 for policy=gru \(it reads the view's last "
+                                         r"obs.history views as a sequence\)$"):
         run_in_process(tmp_path / "run", *QUICK, "obs=no_velocity", "policy=gru", "logger=none")
     assert not (tmp_path / "run").exists()
 

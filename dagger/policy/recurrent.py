@@ -67,8 +67,8 @@ class GRULearner(MLPLearner):
         extra = action_space.shape[0] if cfg.actions else 0
         width = observation_space.shape[0] - extra
         if cfg.steps < 2 or width % cfg.steps:
-            raise ConfigError(f"policy=gru reads the view's last obs.history views as a sequence: set obs.history "
-                              f">= 2 (it is {cfg.steps})" if cfg.steps < 2 else
+            raise ConfigError(f"obs.history={cfg.steps} must be >= 2 for policy=gru (it reads the view's last "
+                              "obs.history views as a sequence)" if cfg.steps < 2 else
                               f"policy.steps={cfg.steps} does not divide the view's width {width}")
         self.layout = (cfg.steps, width // cfg.steps, extra)
         super().__init__(cfg, observation_space, action_space, device)
