@@ -55,14 +55,16 @@ def read_run(run_dir: Path):
 
 
 def check_arrays(where: Path, data: Dataset, env, env_id: str) -> None:
-    """The arrays to export must be of the task's widths and finite (Minari writes the env's declared spaces)."""
+    """The arrays to export must be of the task's widths (the full states; the student's view is its own) and
+    finite (Minari writes the env's declared spaces)."""
     t = data.transitions
-    widths = (t["obs"].shape[1], t["acts"].shape[1])
+    widths = (t["state"].shape[1], t["acts"].shape[1])
     if widths != (env.observation_space.shape[0], env.action_space.shape[0]):
         raise ConfigError(f"{where}: observations and actions of widths {widths} do not match {env_id}'s spaces "
                           f"{env.observation_space.shape[0], env.action_space.shape[0]}")
     labelled = t["labelled"]
-    if not all(np.isfinite(a).all() for a in (t["obs"], t["next_obs"], t["acts"], t["reward"], t["label"][labelled])):
+    if not all(np.isfinite(a).all() for a in (t["obs"], t["next_obs"], t["state"], t["acts"], t["reward"],
+                                              t["label"][labelled])):
         raise ConfigError(f"{where}: holds non-finite observations, actions or rewards")
 
 

@@ -7,8 +7,10 @@ Export (`python -m dagger.export <run dir>`) writes every visited step, episode 
                  of (the run's end, or a final partial vector step whose envs stepped unrecorded) ends truncated
     actions      the expert's label a* = pi*(s); at states a gate did not show the expert (SafeDAgger, LazyDAgger,
                  ThriftyDAgger, HG-DAgger) the executed action, with infos["labelled"] False
+    observations what the learner saw (the student's view, `obs=`; the env's observation under obs=full)
     infos        per step, aligned with the actions (T entries, not T + 1): executed_action, labelled,
-                 learner (the learner drove), iteration
+                 learner (the learner drove), iteration; for a student that saw less, state and next_state (the
+                 full observations the expert read)
     metadata     the env spec (task, kwargs, time limit), algorithm_name, ref_min_score and ref_max_score
                  (the run's random and expert returns), and the run's algorithm and expert (file, sha256)
 
@@ -60,13 +62,19 @@ def episode_buffers(data: Dataset) -> list:
         if not (t["terminated"][ix[-1]] or truncated[-1]):
             truncated[-1] = True  # the run stopped in the middle of this episode
         labelled = t["labelled"][ix]
+        states = {"state": t["state"][ix], "next_state": t["next_state"][ix]} if student_view(t) else {}
         buffers.append(EpisodeBuffer(
             id=k, observations=np.concatenate([t["obs"][ix], t["next_obs"][ix[-1:]]]),
             actions=np.where(labelled[:, None], t["label"][ix], t["acts"][ix]),
             rewards=t["reward"][ix], terminations=t["terminated"][ix], truncations=truncated,
             infos={"executed_action": t["acts"][ix], "labelled": labelled, "learner": t["learner"][ix],
-                   "iteration": t["iteration"][ix]}))
+                   "iteration": t["iteration"][ix], **states}))
     return buffers
+
+
+def student_view(t: dict[str, np.ndarray]) -> bool:
+    """Whether the learner saw something other than the full state (`obs=no_velocity`, `noisy`, a history...)."""
+    return t["obs"].shape != t["state"].shape or not np.array_equal(t["obs"], t["state"])
 
 
 def id_problem(dataset_id: str) -> str | None:
@@ -122,9 +130,11 @@ def write_minari(dataset_id: str, data: Dataset, env: gym.Env, algorithm: str, d
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*is set to None.*")  # author, email, code permalink
+            view = gym.spaces.Box(-np.inf, np.inf, data.obs.shape[1:], np.float64)  # the student's (the learner's)
             dataset = minari.create_dataset_from_buffers(
                 dataset_id, episode_buffers(data), env=env, algorithm_name=algorithm, description=description,
-                ref_min_score=ref_min_score, ref_max_score=ref_max_score, data_format="hdf5")
+                ref_min_score=ref_min_score, ref_max_score=ref_max_score, data_format="hdf5",
+                observation_space=view if data.obs.shape[1:] != env.observation_space.shape else None)
         dataset.storage.update_metadata(extra_metadata)
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)

@@ -181,3 +181,21 @@ def test_a_gru_student_that_sees_positions_only_learns_the_cheap_task(tmp_path):
     runs = learning_runs(tmp_path, *QUICK, "obs=no_velocity", "obs.history=4", "policy=gru", "policy.hidden=[64]",
                          "policy.gru_size=64", "schedule.iterations=4", "logger=none")
     assert_learns(runs)
+
+
+def test_a_students_export_holds_its_view_as_observations_and_the_full_state_in_infos(tmp_path, monkeypatch):
+    import minari
+
+    from dagger.export import export
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))
+    run_in_process(tmp_path / "run", *QUICK, "obs=no_velocity", "obs.history=2", "schedule.iterations=1",
+                   "logger=none")
+    dataset_id, _, data = export(tmp_path / "run", "dagger-lab/test/student-v0")
+    dataset = minari.load_dataset(dataset_id)
+    assert dataset.observation_space.shape == (4,) and dataset.total_steps == 200
+    for episode in dataset.iterate_episodes():
+        states = episode.infos["state"]
+        assert states.shape == (len(episode.actions), 4)
+        np.testing.assert_array_equal(episode.observations[:-1, 2:], states[:, :2])  # the newest view: positions
+        np.testing.assert_array_equal(episode.observations[-1, 2:], episode.infos["next_state"][-1, :2])
