@@ -298,6 +298,11 @@ BAD_INPUTS: list[Bad] = [
     report("metrics-empty", key="metrics.csv", broken=True),
     report("metrics-missing-columns", key="metrics.csv", broken=True, says="missing columns normalized_return"),
     report("metrics-not-numeric", key="metrics.csv", broken=True, says="is not numeric"),
+    report("metrics-no-iteration", key="metrics.csv", broken=True, says="missing columns iteration"),
+    report("metrics-iteration-text", key="metrics.csv", broken=True, says="column iteration is not numeric"),
+    report("metrics-iteration-repeated", key="metrics.csv", broken=True, says="not increasing whole numbers"),
+    report("metrics-no-final-return", key="metrics.csv", broken=True, says="without a return at its last iteration"),
+    report("status-unknown", key="status.json", broken=True, says="an unknown status"),
     report("status-not-json", key="status.json", broken=True),
     report("status-not-object", key="status.json", broken=True),
     report("status-binary", key="status.json", broken=True),
@@ -350,6 +355,12 @@ CORRUPTIONS = {  # setup -> what one job of a sweep gets wrong
     "metrics-empty": {"metrics": ""},
     "metrics-missing-columns": {"metrics": "iteration,return_mean\n1,5.0\n"},
     "metrics-not-numeric": {"metrics": FINISHED_METRICS.replace("0.9,100", "abc,100")},
+    "metrics-no-iteration": {"metrics": FINISHED_METRICS.replace("iteration,", "").replace("\n1,", "\n").replace(
+        "\n2,", "\n")},
+    "metrics-iteration-text": {"metrics": FINISHED_METRICS.replace("\n2,", "\ntwo,")},
+    "metrics-iteration-repeated": {"metrics": FINISHED_METRICS.replace("\n2,", "\n1,")},
+    "metrics-no-final-return": {"metrics": FINISHED_METRICS.replace("1.0,200", ",200")},
+    "status-unknown": {"status": '{"status": "done; rm -rf ~ (trust me)"}'},
     "status-not-json": {"status": '{"status": "fini'},
     "status-not-object": {"status": '["finished"]'},
     "status-binary": {"status": GARBAGE},
@@ -591,6 +602,20 @@ def test_report_lists_every_broken_job_and_summarises_the_good_one(tmp_path):
     assert len(summary) == 2 and summary[1].startswith("Hopper-v5,schedule.iterations=2,1,"), summary
     assert (root / "curves.png").is_file()
     assert not [p for p in root.iterdir() if p.name.startswith(".")], "no temporary files left"
+
+
+def test_a_huge_metrics_file_is_broken_without_being_read(tmp_path, capsys):
+    from dagger.report import main
+    from dagger.report.jobs import MAX_METRICS_BYTES
+
+    root = tmp_path / "sweep"
+    write_job(root / "good", "- seed=0\n- schedule.iterations=2\n")
+    huge = write_job(root / "huge", "- seed=0\n- schedule.iterations=3\n") / "metrics.csv"
+    with open(huge, "r+b") as f:  # padded far past any run's size (sparse: nothing is written)
+        f.truncate(MAX_METRICS_BYTES + 1)
+    main([str(root), "--reps", "100"])
+    out = capsys.readouterr().out
+    assert f"broken: {huge}: larger than 64 MiB" in out and "1 finished, 0 failed or incomplete, 1 broken" in out
 
 
 def test_report_without_a_folder_says_so_in_one_line(tmp_path):

@@ -12,8 +12,10 @@ from dagger.config import describe, override_values
 IGNORED_OVERRIDES = ("seed", "hydra/launcher", "+sweeps", "logger", "logger.mode")
 TASK_OVERRIDE = "env"  # a sweep over tasks (+sweeps=benchmark) reports per task, and across tasks
 # What the summary, curves and heatmap read from a finished job's metrics.csv.
-NEEDED_COLUMNS = ("normalized_return", "expert_labels", "return_mean", "expert_return_mean", "expert_return_std",
-                  "random_return_mean")
+NEEDED_COLUMNS = ("iteration", "normalized_return", "expert_labels", "return_mean", "expert_return_mean",
+                  "expert_return_std", "random_return_mean")
+STATUSES = ("running", "finished", "refused", "interrupted", "failed")  # what dagger.app writes into status.json
+MAX_METRICS_BYTES = 64 * 2**20  # a run's metrics.csv holds one row per iteration: far below this
 
 
 class BrokenJob(Exception):
@@ -49,6 +51,8 @@ def read_job_status(run_dir: Path) -> str:
         raise BrokenJob(path, f"unreadable ({describe(err)})") from None
     if not isinstance(status, dict) or not isinstance(status.get("status", ""), str):
         raise BrokenJob(path, 'not a JSON object with a "status" string')
+    if status.get("status") and status["status"] not in STATUSES:
+        raise BrokenJob(path, f"an unknown status (not one of {', '.join(STATUSES)})")  # its text is not shown
     return status.get("status") or "not started"
 
 
@@ -56,6 +60,8 @@ def read_metrics(path: Path, finished: bool) -> pd.DataFrame:
     """`metrics.csv` (empty when absent); a finished job's must have numeric `NEEDED_COLUMNS`."""
     if not path.is_file():
         return pd.DataFrame()
+    if path.stat().st_size > MAX_METRICS_BYTES:
+        raise BrokenJob(path, f"larger than {MAX_METRICS_BYTES // 2**20} MiB")
     try:
         metrics = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as err:
@@ -69,6 +75,11 @@ def read_metrics(path: Path, finished: bool) -> pd.DataFrame:
                 raise BrokenJob(path, f"column {column} is not numeric")
             if np.isinf(metrics[column]).any():  # nan is an iteration not evaluated; inf is nonsense
                 raise BrokenJob(path, f"column {column} holds inf")
+        iterations = metrics["iteration"].to_numpy()
+        if np.isnan(iterations).any() or (iterations != np.round(iterations)).any() or (np.diff(iterations) <= 0).any():
+            raise BrokenJob(path, "column iteration is not increasing whole numbers")
+        if np.isnan(metrics["normalized_return"].iloc[-1]):
+            raise BrokenJob(path, "a finished run without a return at its last iteration")
     return metrics
 
 
