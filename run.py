@@ -22,9 +22,11 @@ from omegaconf import DictConfig
 
 from dagger import sweep
 from dagger.config import ConfigError, check_output_dir, check_overrides, register_resolvers
+from dagger.files import existing_folders
 from dagger.video import check_mujoco_gl
 
 register_resolvers()
+EXISTING: set[Path] = set()  # hydra.run.dir when it was there before this command (Hydra makes it otherwise)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -35,7 +37,8 @@ def main(cfg: DictConfig) -> dict:
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        return metric(cfg, run(cfg, run_dir, sweep.hydra_files(cfg), videos=not in_sweep))  # videos: single runs
+        return metric(cfg, run(cfg, run_dir, sweep.hydra_files(cfg), videos=not in_sweep,  # videos: single runs
+                               existed=run_dir.resolve() in EXISTING))
     except RunStopped as err:
         if not in_sweep or err.status == "interrupted":
             sys.exit(f"error: {err}")
@@ -47,6 +50,7 @@ if __name__ == "__main__":
     try:
         check_overrides(sys.argv[1:])  # overrides Hydra cannot parse, named in one line
         check_output_dir(sys.argv[1:])  # a hydra.run.dir that cannot be a folder
+        EXISTING.update(existing_folders(sys.argv[1:], ("hydra.run.dir",)))
         check_mujoco_gl()  # before anything imports mujoco
     except ConfigError as err:
         sys.exit(f"error: {err}")

@@ -133,12 +133,15 @@ def signals_ignored():
     return signal_handlers(dict.fromkeys(STOPPING, signal.SIG_IGN))
 
 
-def run(cfg: DictConfig, run_dir: Path, hydra_files: dict[str, str] | None = None, videos: bool = True) -> dict:
+def run(cfg: DictConfig, run_dir: Path, hydra_files: dict[str, str] | None = None, videos: bool = True,
+        existed: bool | None = None) -> dict:
     """Run (or resume, or find finished) the experiment `cfg` in `run_dir`; returns the run's summary.
 
-    `hydra_files` are written into `.hydra/` once the checks pass; `videos` is the default for `eval.video=null`.
+    `hydra_files` are written into `.hydra/` once the checks pass; `videos` is the default for `eval.video=null`;
+    `existed` says whether `run_dir` was there before the command (None: whether it is there now), so that a refusal
+    removes only a folder the command made.
     Raises `RunStopped`. With `optimized_metric` set, `metric(cfg, summary)` is the number a sweeper reads."""
-    folder = RunFolder(Path(run_dir))
+    folder = RunFolder(Path(run_dir), existed)
     with signals_interrupt():
         try:
             from dagger.tracking import final_table, summarize

@@ -58,3 +58,14 @@ def sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def existing_folders(argv: list[str], keys: tuple[str, ...]) -> set[Path]:
+    """The folders that command-line overrides `key=folder` (of `keys`) name and that exist already: Hydra makes
+    them before the command's checks run, so a refused command must know which ones it may remove."""
+    found = set()
+    for arg in argv:
+        key, _, value = arg.lstrip("+").partition("=")
+        if key in keys and value and "${" not in value and Path(value).expanduser().is_dir():
+            found.add(Path(value).expanduser().resolve())
+    return found

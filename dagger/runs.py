@@ -28,13 +28,18 @@ VIEW_BEFORE_VIEWS = {"obs.name": "full", "obs._target_": "dagger.views.Full", "o
 class RunFolder:
     """The Hydra output directory of one run, held by this process from `lock()` until exit."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, existed: bool | None = None):
+        """`existed`: whether the folder was there before the command (None: whether it is there at `lock`;
+        run.py says, since Hydra makes the folder before any of this runs)."""
         self.path = Path(path)
+        self.existed = existed
         self._lock_fd: int | None = None
 
     # ---- one writer ---------------------------------------------------------------------------
     def lock(self) -> None:
         """Hold an exclusive lock on the folder itself (no lock file: a refused command writes nothing)."""
+        if self.existed is None:
+            self.existed = self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDONLY)
         try:
@@ -54,8 +59,9 @@ class RunFolder:
 
     def close_refused(self) -> None:
         """A refused command leaves no trace: Hydra creates the folder before the checks run, so an empty
-        folder is removed, but only while this process holds it (never one another run is filling)."""
-        if self._lock_fd is not None:
+        folder is removed, but only one this command made and only while this process holds it (never one another
+        run is filling, nor an empty folder that was there before)."""
+        if self._lock_fd is not None and not self.existed:
             try:
                 self.path.rmdir()
             except OSError:

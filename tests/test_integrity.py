@@ -78,6 +78,21 @@ def test_a_refused_new_run_leaves_no_folder(tmp_path):
     assert not run_dir.exists()
 
 
+@pytest.mark.parametrize("script, folder_key, bad", [
+    ("run.py", "hydra.run.dir", "schedule.iterations=0"),
+    ("experts/train.py", "work_dir", "expert.train.timesteps=0"),
+])
+def test_a_refused_command_leaves_an_empty_folder_that_was_there_as_it_was(tmp_path, script, folder_key, bad):
+    """Hydra makes the output folder before any check runs; the refusal removes it only where the command made it."""
+    there, new = tmp_path / "there", tmp_path / "new"
+    there.mkdir()
+    for folder in (there, new):
+        result = run_cli("env=pendulum", "logger=none" if script == "run.py" else "env=pendulum", bad,
+                         f"{folder_key}={folder}", script=script, check=False)
+        assert result.returncode != 0 and result.stderr.strip().startswith("error: "), result.stderr
+    assert there.is_dir() and not any(there.iterdir()) and not new.exists()
+
+
 def test_resuming_with_a_changed_expert_file_is_refused(tmp_path, tiny_experts):
     expert = tmp_path / "expert.zip"
     shutil.copyfile(PENDULUM_EXPERT, expert)
