@@ -141,3 +141,14 @@ def test_a_run_returns_the_summary_or_the_one_number_optimized_metric_names(tmp_
                                                                                            nan_ok=True)
     with pytest.raises(RunStopped, match="optimized_metric='loss' is not one of final_normalized_return"):
         run_in_process(tmp_path / "bad", *QUICK, "optimized_metric=loss")
+
+
+def test_a_kept_copy_of_the_jobs_small_files_gives_the_same_report(sweep, tmp_path):
+    from dagger.report.sweep_report import main
+
+    root, _ = sweep
+    kept = tmp_path / "benchmarks" / "grid"
+    main([str(root), "--reps", "200", "--keep-in", str(kept)])
+    assert not list(kept.rglob("*.pt")) and not list(kept.rglob("*.npz"))  # the small files only
+    main([str(kept), "--reps", "200"])
+    assert (kept / "summary.csv").read_text() == (root / "summary.csv").read_text()

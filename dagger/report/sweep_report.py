@@ -77,11 +77,38 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reps", type=positive, default=REPS,
                         help=f"bootstrap resamples of the aggregate's confidence intervals (default {REPS:,}; "
                              "fewer for a quick look)")
+    parser.add_argument("--keep-in", type=Path, metavar="DIR",
+                        help="also copy the report and each job's small files (metrics.csv, status.json, .hydra/"
+                             "overrides.yaml and config.yaml) into DIR, e.g. benchmarks/<sweep>: `python -m "
+                             "dagger.report DIR` gives the same tables from them")
     args = parser.parse_args(argv)
     if not args.multirun_dir.is_dir():
         raise SystemExit(f"error: {args.multirun_dir} is not a directory")
     wandb_mode = args.wandb_mode or ((os.environ.get("WANDB_MODE") or "offline") if args.wandb else None)
     report(args.multirun_dir, wandb_mode, args.reps)
+    if args.keep_in is not None:
+        keep(args.multirun_dir, args.keep_in)
+
+
+KEPT = ("metrics.csv", "status.json", ".hydra/overrides.yaml", ".hydra/config.yaml")  # what a report reads of a job
+
+
+def keep(root: Path, dest: Path) -> None:
+    """Copy the report's files and what it reads of each job under `root` into `dest` (same layout)."""
+    copied = 0
+    for overrides in sorted(root.rglob(".hydra/overrides.yaml")):
+        job = overrides.parent.parent
+        for name in KEPT:
+            if (job / name).is_file():
+                target = dest / job.relative_to(root) / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(target, (job / name).read_text())
+        copied += 1
+    for name in ("summary.csv", "summary.md", "aggregate.csv"):
+        if (root / name).is_file():
+            dest.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(dest / name, (root / name).read_text())
+    print(f"kept {copied} jobs' files and the summary in {dest}")
 
 
 def positive(text: str) -> int:
