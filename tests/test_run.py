@@ -73,6 +73,15 @@ def test_dagger_learns_the_cheap_task(tmp_path):
     assert all(m.expert_labels.iloc[-1] == 800 for m in runs.values())
 
 
+@pytest.mark.learning
+def test_a_learner_that_does_not_learn_fails_the_learning_check(tmp_path):
+    # The negative control of assert_learns: the same run with a learner that barely moves from its initial weights.
+    runs = learning_runs(tmp_path, *QUICK, "schedule.iterations=4", "logger=none", "policy.lr=1e-7",
+                         "policy.gradient_steps=1", "policy.epochs=0")
+    with pytest.raises(AssertionError):
+        assert_learns(runs)
+
+
 def test_initial_demonstrations_make_iteration_zero(tmp_path):
     run_dir = tmp_path / "run"
     run_in_process(run_dir, *QUICK, "schedule=constant", "schedule.iterations=1", "schedule.initial_expert_steps=300",
