@@ -48,6 +48,12 @@ def describe(err: BaseException, limit: int | None = None) -> str:
     return f"{type(err).__name__}: {first_line(err)[:limit]}" if text else type(err).__name__
 
 
+def unexpected_keyword(err: BaseException) -> str | None:
+    """The keyword a TypeError says a callable does not take ("got an unexpected keyword argument 'x'"), or None."""
+    found = re.search(r"unexpected keyword argument '([^']+)'", str(err))
+    return found.group(1) if found else None
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, with its complaints as the one `error: ...` line every entry point uses; `hint` is the
     usage shown after the program's name."""

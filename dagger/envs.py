@@ -1,7 +1,6 @@
 """Building gymnasium MuJoCo environments from the `env` config group, and the checks that they can run here."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -11,7 +10,8 @@ import numpy as np
 from pydantic import field_validator
 from pydantic_core import PydanticCustomError
 
-from dagger.config import COUNT, ConfigError, Integer, Mapping, Nullable, RegisteredEnv, Schema, Text, describe
+from dagger.config import (COUNT, ConfigError, Integer, Mapping, Nullable, RegisteredEnv, Schema, Text, describe,
+                           unexpected_keyword)
 
 SIMULATORS = Integer(1, 1024)  # env copies in one process (rollout envs, evaluation episodes)
 
@@ -109,9 +109,9 @@ def check_task(env: gym.Env) -> None:
 
 
 def kwargs_error(env_id: str, err: Exception) -> str:
-    unexpected = re.search(r"unexpected keyword argument '([^']+)'", str(err))
+    unexpected = unexpected_keyword(err)
     if unexpected:
-        return f"env.kwargs: {env_id} does not accept {unexpected.group(1)}"
+        return f"env.kwargs: {env_id} does not accept {unexpected}"
     return f"env.kwargs: {env_id} fails with these keyword arguments: {describe(err)}"
 
 

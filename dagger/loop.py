@@ -7,7 +7,7 @@
                   (DAgger: pi_i = beta_i * expert + (1 - beta_i) * pi_hat_i, every state labelled) -> D_i
         D <- D + D_i
         pi_hat_{i+1} <- fit on all of D
-        evaluate pi_hat_{i+1} alone; record one row
+        evaluate pi_hat_{i+1} alone (every `eval.every` iterations and at the last); record one row
 
 Row i of metrics.csv is the learner trained after i rounds of collection (row 0: BC on the
 initial demonstrations). The row is merged from the dicts the parts return. Each finished iteration is
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dagger.config import ConfigError, describe, first_line
+from dagger.config import ConfigError, describe
 from dagger.data import Dataset
 from dagger.expert.expert import Expert
 from dagger.files import atomic_write
@@ -302,8 +302,8 @@ def restore(run_dir: Path, state: dict, learner: Learner, supervisor: Supervisor
         progress = Progress(References(**progress.pop("refs")), **progress)
         rows = [dict(row) for row in state["rows"]]
     except Exception as err:  # noqa: BLE001 - a tampered or foreign checkpoint: one line
-        raise ConfigError(f"{ckpt}: its saved state does not fit this run ({type(err).__name__}: "
-                          f"{first_line(err)[:160]}); choose a new hydra.run.dir") from None
+        raise ConfigError(f"{ckpt}: its saved state does not fit this run ({describe(err, 160)}); "
+                          "choose a new hydra.run.dir") from None
     bad = [name for name, t in learner.policy_state_dict().items() if not torch.isfinite(t).all()]
     if bad:
         raise ConfigError(f"{ckpt}: the learner's weights hold nan or inf ({bad[0]}); choose a new hydra.run.dir")

@@ -30,7 +30,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from dagger.config import Check, ConfigError, first_line
+from dagger.config import Check, ConfigError, describe, first_line
 from dagger.data import Dataset, Transitions
 
 NAMESPACE = "dagger-lab"
@@ -112,8 +112,7 @@ def dataset_path(dataset_id: str) -> Path:
         return Path(get_dataset_path(dataset_id))  # creates the datasets folder if it is missing
     except OSError as err:
         root = os.environ.get("MINARI_DATASETS_PATH", "~/.minari/datasets")
-        raise ConfigError(f"MINARI_DATASETS_PATH={root}: cannot be the datasets folder ({type(err).__name__}: "
-                          f"{first_line(err)[:120]})") from None
+        raise ConfigError(f"MINARI_DATASETS_PATH={root}: cannot be the datasets folder ({describe(err, 120)})") from None
 
 
 def write_minari(dataset_id: str, data: Dataset, env: gym.Env, algorithm: str, description: str,

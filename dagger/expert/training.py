@@ -18,7 +18,7 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
-from dagger.config import COUNT, SEED, Boolean, ConfigError, Mapping, Number, Schema, Text
+from dagger.config import COUNT, SEED, Boolean, ConfigError, Mapping, Number, Schema, Text, describe, unexpected_keyword
 from dagger.envs import EnvConfig, make_env
 from dagger.expert.expert import ExpertConfig, ExpertTrainingConfig
 from dagger.expert.layout import algorithm_class
@@ -194,11 +194,7 @@ def check_work_dir_trusted(cfg: TrainConfig, work: Path) -> None:
 
 def hyperparams_error(algo: str, err: Exception) -> str:
     """SB3's refusal of `expert.train.hyperparams`, as one line naming the key."""
-    import re
-
-    text = str(err).strip()
-    unexpected = re.search(r"unexpected keyword argument '([^']+)'", text)
+    unexpected = unexpected_keyword(err)
     if unexpected:
-        return f"expert.train.hyperparams: {algo.upper()} does not accept {unexpected.group(1)}"
-    reason = text.splitlines()[0] if text else ""
-    return f"expert.train.hyperparams: {algo.upper()} refuses them: {type(err).__name__}: {reason}".rstrip(": ")
+        return f"expert.train.hyperparams: {algo.upper()} does not accept {unexpected}"
+    return f"expert.train.hyperparams: {algo.upper()} refuses them: {describe(err)}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dagger.config import ConfigError, first_line
+from dagger.config import ConfigError, describe
 from dagger.files import atomic_write_text
 
 
@@ -23,8 +23,8 @@ class TrainingProgress:
             try:
                 self.state = json.loads(path.read_text())
             except (ValueError, OSError, RecursionError) as err:
-                raise ConfigError(f"work_dir={path.parent}: progress.json is unreadable ({type(err).__name__}: "
-                                  f"{first_line(err)[:120]}); fix or remove it") from None
+                raise ConfigError(f"work_dir={path.parent}: progress.json is unreadable ({describe(err, 120)}); "
+                                  "fix or remove it") from None
             if not isinstance(self.state, dict) or not isinstance(self.state.get("candidates", []), list):
                 raise ConfigError(f"work_dir={path.parent}: progress.json is not this project's; fix or remove it")
 

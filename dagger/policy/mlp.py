@@ -7,7 +7,8 @@ Each fit is minibatch regression on all of D (Ross et al. 2011 leave the learner
 with l the squared error in scaled action units (`loss: mse`, u = (a - mid) / half in [-1, 1]), or the Gaussian
 negative log-likelihood of a* under N(mu_theta(s), sigma_theta(s)^2) (`loss: gaussian`, acting with the mean mu).
 Observations are standardised with D's statistics at every fit. Choices: Adam, `max(gradient_steps,
-ceil(epochs |D| / batch_size))` minibatches per fit, the learning rate cosine-annealed to 0 within each fit, and
+ceil(epochs |D| / batch_size))` minibatches per fit, the learning rate cosine-annealed to 0 within each fit
+(`lr_schedule: cosine`; `constant` keeps it), and
 warm-started from the previous iteration's weights unless `warm_start: false`.
 
 With `ema: d > 0` the learner acts with an exponential moving average of its weights (Polyak averaging), updated
@@ -127,6 +128,7 @@ class MLPLearner:
         return None
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
+        # The rate given here is set again before every minibatch (`lr_at`, by `minibatch_steps`).
         return torch.optim.Adam(self.policy.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay,
                                 fused=True)
 

@@ -49,7 +49,8 @@ class Supervisor:
     s, executed a, r, s', terminated, truncated, learner drove, ...); ThriftyDAgger's risk critic learns from them."""
 
     def begin(self, iteration: int, learner, data) -> None:
-        """Called before collecting iteration `iteration` (1-based; 0 for initial demonstrations)."""
+        """Called before collecting iteration `iteration` (1-based: iteration 0's initial demonstrations are the
+        expert's alone, collected under a beta = 1 mixture, not this supervisor)."""
 
     def decide(self, obs: np.ndarray, learner: Learner, expert: Act, rng: np.random.Generator,
                state: np.ndarray | None = None) -> Decision:
@@ -73,7 +74,8 @@ class Supervisor:
 
 class Takeovers(Supervisor):
     """A supervisor that takes over and hands back (HG-, Lazy- and ThriftyDAgger): per env, whether the supervisor
-    is in control persists across steps and iterations, returns to the learner when an episode ends, and is part
+    is in control persists across steps (and across iterations where episodes carry over, schedule.collection=
+    carry_over; by default every iteration starts from a reset), returns to the learner when an episode ends, and is part
     of the checkpoint."""
 
     def start_with_learner(self, num_envs: int) -> None:

@@ -23,7 +23,7 @@ with handback <= takeover. Choices where the paper leaves one open (its gate is 
   takes over is already its own (and labelled), and the step at which it hands back is the learner's.
 * The expert is evaluated at every visited state to run the gate: each is a query (`Decision.queries`),
   labelled only under supervisor control.
-* Per-env control persists across steps and iterations (rollout episodes carry over iterations) and
+* Per-env control persists across steps (and iterations, where episodes carry over: schedule.collection=carry_over) and
   is part of the checkpoint; it resets to the learner in `episode_ended`.
 
 `metrics()` reports `action_gap_mean`: the mean of g_t over the iteration's states (all of them, both
