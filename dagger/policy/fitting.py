@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Literal, get_args
 
 import torch
 from torch import nn
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
+Activation = Literal["relu", "tanh", "elu"]  # the `policy.activation` options
+ACTIVATIONS = dict(zip(get_args(Activation), (nn.ReLU, nn.Tanh, nn.ELU)))
 PREDICT_CHUNK = 65_536  # states per forward pass when a network predicts on many states (D, held-out sets)
 
 

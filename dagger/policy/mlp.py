@@ -35,7 +35,7 @@ from dagger.config import COUNT, Boolean, ListOf, Number
 from dagger.data import Dataset
 from dagger.envs import ActionScale
 from dagger.policy import LearnerConfig
-from dagger.policy.fitting import cosine_lr, minibatch_steps, mlp
+from dagger.policy.fitting import Activation, cosine_lr, minibatch_steps, mlp
 
 
 class MLPConfig(LearnerConfig):
@@ -43,7 +43,7 @@ class MLPConfig(LearnerConfig):
 
     loss: Literal["mse", "gaussian"]
     hidden: Annotated[list[int], ListOf(COUNT, "integers >= 1")]
-    activation: Literal["relu", "tanh", "elu"]
+    activation: Activation
     lr: Annotated[float, Number(above=0)]
     weight_decay: Annotated[float, Number(low=0)]
     batch_size: Annotated[int, COUNT]
