@@ -199,3 +199,21 @@ def test_a_students_export_holds_its_view_as_observations_and_the_full_state_in_
         assert states.shape == (len(episode.actions), 4)
         np.testing.assert_array_equal(episode.observations[:-1, 2:], states[:, :2])  # the newest view: positions
         np.testing.assert_array_equal(episode.observations[-1, 2:], episode.infos["next_state"][-1, :2])
+
+
+def test_the_students_window_sees_every_step_even_where_only_the_expert_acts():
+    env = gym.make("Hopper-v5")
+    view = build_view(obs_config("no_velocity", history=3), env, zero_expert, seed=0)
+    collector = Collector(HOPPER, 2, seed=0, view=view)
+    expert_alone = BetaMixture(BetaSchedule("constant", 1.0))  # the learner is never asked to act
+    expert_alone.begin(1, None, None)
+    t = collector.collect(expert_alone, lambda s: np.tanh(s[:, :3]), None, 300, np.random.default_rng(0), 1).transitions
+    for e in (0, 1):
+        rows = np.flatnonzero(t["env"] == e)
+        obs, state = t["obs"][rows], t["state"][rows]
+        starts = np.r_[0, np.flatnonzero(t["terminated"][rows] | t["truncated"][rows])[:-1] + 1]
+        for k in range(len(rows)):
+            since = k - starts[starts <= k].max()  # steps since this episode's start
+            for lag in range(3):  # slot 2 - lag holds the positions of `lag` steps ago (the first state before that)
+                np.testing.assert_array_equal(obs[k, (2 - lag) * 5:(3 - lag) * 5], state[k - min(lag, since), :5])
+    collector.close()
