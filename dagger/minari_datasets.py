@@ -23,6 +23,8 @@ label's place within the action bounds is checked before any work.
 from __future__ import annotations
 
 import json
+import os
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,8 +106,6 @@ class DatasetId(Check):
 
 def dataset_path(dataset_id: str) -> Path:
     """Where Minari keeps the local dataset `dataset_id` (MINARI_DATASETS_PATH, default ~/.minari/datasets)."""
-    import os
-
     from minari.storage import get_dataset_path
 
     try:
@@ -117,16 +117,26 @@ def dataset_path(dataset_id: str) -> Path:
 
 def write_minari(dataset_id: str, data: Dataset, env: gym.Env, algorithm: str, description: str,
                  ref_min_score: float, ref_max_score: float, extra_metadata: dict) -> Path:
-    """Create the local Minari dataset `dataset_id` from D's transitions; a failure leaves no partial dataset."""
+    """Create the local Minari dataset `dataset_id` from D's transitions. It is written into a hidden staging folder
+    beside the datasets and renamed into place when complete, so a failure or a kill at any instant leaves no
+    partial dataset where the next export (or Minari) would find it; an id inside an existing dataset is refused."""
     import shutil
 
     import minari
 
-    path = dataset_path(dataset_id)
+    path, root = dataset_path(dataset_id), dataset_path("")
     if path.exists():
         raise ConfigError(f"a Minari dataset {dataset_id!r} already exists ({path}); choose another --id, or remove "
                           f"it with `minari delete {dataset_id}`")
+    inside = [p for p in path.relative_to(root).parents if (root / p / "data" / "metadata.json").is_file()]
+    if inside:
+        raise ConfigError(f"--id={dataset_id!r} lies inside the existing Minari dataset {str(inside[0])!r} "
+                          f"({root / inside[0]}); choose an id outside it")
+    remove_stale_staging(root)
+    staging = root / f"{STAGING}{os.getpid()}-{time.time_ns()}"
+    before = os.environ.get("MINARI_DATASETS_PATH")
     try:
+        os.environ["MINARI_DATASETS_PATH"] = str(staging)  # Minari writes where this says
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*is set to None.*")  # author, email, code permalink
             view = gym.spaces.Box(-np.inf, np.inf, data.obs.shape[1:], np.float64)  # the student's (the learner's)
@@ -135,10 +145,28 @@ def write_minari(dataset_id: str, data: Dataset, env: gym.Env, algorithm: str, d
                 ref_min_score=ref_min_score, ref_max_score=ref_max_score, data_format="hdf5",
                 observation_space=view if data.obs.shape[1:] != env.observation_space.shape else None)
         dataset.storage.update_metadata(extra_metadata)
-    except BaseException:
-        shutil.rmtree(path, ignore_errors=True)
-        raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(staging / dataset_id, path)
+    finally:
+        if before is None:
+            os.environ.pop("MINARI_DATASETS_PATH", None)
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = before
+        shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+STAGING = ".dagger-lab-export-"  # a hidden folder beside the datasets, named by the exporting process's pid
+
+
+def remove_stale_staging(root: Path) -> None:
+    """Staging folders left by exports that were killed (their process is gone)."""
+    import shutil
+
+    for folder in root.glob(f"{STAGING}*"):
+        pid = folder.name[len(STAGING):].split("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def read_space(metadata: dict, kind: str, key: str) -> gym.spaces.Box:

@@ -11,7 +11,7 @@ import pytest
 from dagger.minari_datasets import episode_indices
 from dagger.app import RunStopped
 from dagger.export import main as export_main
-from tests.conftest import QUICK, run_cli, run_in_process
+from tests.conftest import QUICK, ROOT, run_cli, run_in_process
 
 DATASET = "dagger-lab/pendulum/roundtrip-v0"
 
@@ -83,6 +83,7 @@ def test_a_dataset_of_another_task_is_refused_in_one_line(exported, tmp_path):
     (["{run}", "--id", DATASET], "already exists"),
     (["{run}", "--id", "no spaces allowed"], "is not a Minari dataset id"),
     (["{run}", "--id", "../outside/walker-v0"], "is a path, not a Minari dataset id"),
+    (["{run}", "--id", DATASET + "/inner-v0"], "lies inside the existing Minari dataset"),
     (["{tmp}"], "config.yaml: not a run's config"),
     (["{tmp}/nowhere"], "is not a directory"),
 ])
@@ -96,6 +97,31 @@ def test_export_refuses_bad_input_in_one_line_and_leaves_the_dataset_alone(expor
     assert isinstance(stopped.value.code, str) and "\n" not in stopped.value.code, stopped.value.code
     assert stopped.value.code.startswith("error: ") and says in stopped.value.code, stopped.value.code
     assert minari.load_dataset(DATASET).total_steps == 400
+
+
+def test_an_export_killed_mid_write_leaves_nothing_that_blocks_the_next(exported, tmp_path, monkeypatch):
+    import signal
+
+    import minari
+
+    from dagger import minari_datasets
+
+    run_dir, _ = exported
+    root = minari_datasets.dataset_path("")
+    stale = root / f"{minari_datasets.STAGING}999999999-1" / "dagger-lab" / "half-v0"  # a killed export's leftovers
+    stale.mkdir(parents=True)
+    # an export killed while Minari writes: the staging folder is all it leaves, and the target is never made
+    script = (f"import os, signal, minari; from dagger.export import main\n"
+              f"real = minari.create_dataset_from_buffers\n"
+              f"def killed(*a, **k):\n    real(*a, **k); os.kill(os.getpid(), signal.SIGKILL)\n"
+              f"minari.create_dataset_from_buffers = killed\n"
+              f"main([{str(run_dir)!r}, '--id', 'dagger-lab/killed-v0'])\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    assert not minari_datasets.dataset_path("dagger-lab/killed-v0").exists()
+    export_main([str(run_dir), "--id", "dagger-lab/killed-v0"])  # the same id again: written in full
+    assert minari.load_dataset("dagger-lab/killed-v0").total_steps == 400
+    assert not list(root.glob(f"{minari_datasets.STAGING}*")), "stale staging folders are removed"
 
 
 def step(env, obs, next_obs, ended=False):
