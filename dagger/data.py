@@ -112,12 +112,24 @@ class Dataset:
         return data
 
 
+def half_memory() -> int:
+    """Half this machine's memory in bytes: no dataset, file or minibatch here may need more."""
+    import os
+
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+
+
+def bytes_per_step(obs_dim: int, act_dim: int, state_dim: int) -> int:
+    """What D keeps of one visited step: three float32 copies of the student's view (D's pairs, the transition's
+    o and o') and of the action (pair, executed, label), two of the full state (s, s'), plus reward and flags."""
+    return 4 * (3 * obs_dim + 3 * act_dim + 2 * state_dim) + 24
+
+
 def check_declared_size(path: Path) -> None:
     """Refuse an .npz whose arrays declare more bytes than half this machine's memory (a zip bomb, a forged header)."""
-    import os
     import zipfile
 
-    limit = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    limit = half_memory()
     total = 0
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():

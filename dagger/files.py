@@ -8,6 +8,7 @@ extension (numpy, matplotlib) still work.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from collections.abc import Callable
@@ -23,7 +24,12 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
     path = Path(path)
     tmp = temporary_sibling(path)
     try:
-        write(tmp)
+        try:
+            write(tmp)
+        except RuntimeError as err:  # torch's writer says only "unexpected pos" when a write stops short
+            if "unexpected pos" not in str(err):
+                raise
+            raise short_write(path) from None
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -31,6 +37,22 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
         tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
     return path
+
+
+LOW_SPACE = 16 * 2**20  # bytes left on a filesystem that a write stopped short on: it is full
+
+
+def short_write(path: Path) -> OSError:
+    """Why a write of `path` stopped short, as the OSError the system would have raised: a full disk, or else a
+    file-size limit."""
+    try:
+        stats = os.statvfs(path.parent)
+        full = stats.f_bavail * stats.f_frsize < LOW_SPACE
+    except OSError:
+        full = True
+    if full:
+        return OSError(errno.ENOSPC, "No space left on device", str(path))
+    return OSError(errno.EFBIG, "File too large (a file-size limit stopped the write)", str(path))
 
 
 def atomic_write_text(path: Path, text: str) -> Path:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from dagger.config import ConfigError, describe
-from dagger.data import Dataset
+from dagger.data import Dataset, bytes_per_step, half_memory
 from dagger.expert.expert import Expert
 from dagger.files import atomic_write
 from dagger.policy import Learner
@@ -45,19 +45,15 @@ class Budget:
     initial_expert_steps: int = 0
 
     def check_memory(self, obs_dim: int, act_dim: int, num_envs: int, state_dim: int | None = None) -> None:
-        """D keeps every visited step (`dagger.data`: three float32 copies of the student's view and of the action,
-        two of the full state, plus flags): refuse a budget whose D would need more than half this machine's memory,
-        before any work."""
-        import os
-
+        """D keeps every visited step (`dagger.data.bytes_per_step`): refuse a budget whose D would need more than
+        half this machine's memory, before any work."""
         state_dim = obs_dim if state_dim is None else state_dim
         steps = self.initial_expert_steps + self.iterations * (self.rollout_steps + num_envs)
-        need = steps * (4 * (3 * obs_dim + 3 * act_dim + 2 * state_dim) + 24)
-        have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        if need > have // 2:
+        need, limit = steps * bytes_per_step(obs_dim, act_dim, state_dim), half_memory()
+        if need > limit:
             raise ConfigError(f"schedule.rollout_steps={self.rollout_steps} x schedule.iterations={self.iterations} "
                               f"(+ initial_expert_steps={self.initial_expert_steps}) is {steps:,} steps: D would need "
-                              f"{need / 2**30:,.0f} GiB, more than half this machine's {have / 2**30:.0f} GiB")
+                              f"{need / 2**30:,.0f} GiB, more than half this machine's {2 * limit / 2**30:.0f} GiB")
 
 
 @dataclass

@@ -51,3 +51,21 @@ def test_expert_for_another_env_names_both_spaces(tiny_experts):
 def test_wrong_algorithm_for_the_file_is_one_clear_error(tiny_experts):
     with pytest.raises(ConfigError, match="holds a SAC model, not PPO; use expert=sac"):
         load_expert(expert_cfg("ppo", tiny_experts["sac"]), "pendulum", gym.make("InvertedPendulum-v5"))
+
+
+def test_missing_checkpoint_for_a_task_its_env_group_does_not_name_gives_that_tasks_command(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_expert(expert_cfg("sac", tmp_path / "nope.zip"), "walker", gym.make("Swimmer-v5"))
+    assert str(err.value).endswith("`python experts/train.py env=walker expert=sac env.id=Swimmer-v5`")
+
+
+def test_an_expert_whose_weights_hold_nan_is_refused_before_it_labels_anything(tmp_path, tiny_experts):
+    import torch
+    from stable_baselines3 import SAC
+
+    model = SAC.load(tiny_experts["sac"], device="cpu")
+    with torch.no_grad():
+        next(model.policy.actor.parameters())[0, 0] = float("nan")
+    model.save(tmp_path / "spoiled.zip")
+    with pytest.raises(ConfigError, match=r"spoiled.zip: its weights hold nan or inf \(actor\."):
+        load_expert(expert_cfg("sac", tmp_path / "spoiled.zip"), "pendulum", gym.make("InvertedPendulum-v5"))

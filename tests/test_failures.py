@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -263,3 +264,37 @@ def test_a_ship_dir_manifest_never_runs_code(tmp_path):
     with pytest.raises(ConfigError, match="manifest.yaml is unreadable"):
         check_ship_dir(tmp_path)
     assert not (tmp_path / "ran").exists()
+
+
+def test_a_checkpoint_write_that_stops_short_is_named_as_the_system_error_not_torchs():
+    # A real short write (a file-size limit; SIGXFSZ ignored as the run does): torch itself says only "unexpected pos".
+    script = ("import resource, signal, torch\n"
+              "from pathlib import Path\n"
+              "from dagger.files import atomic_write\n"
+              "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))\n"
+              "try:\n"
+              "    atomic_write(Path(__import__('sys').argv[1]), lambda tmp: torch.save(torch.zeros(10**6), tmp))\n"
+              "except OSError as err:\n"
+              "    print(type(err).__name__, err.errno, err.strerror)\n")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        result = subprocess.run([sys.executable, "-c", script, f"{folder}/checkpoint.pt"], cwd=ROOT,
+                                capture_output=True, text=True, timeout=120)
+        assert result.stdout.strip() == f"OSError {errno.EFBIG} File too large (a file-size limit stopped the write)", \
+            result.stdout + result.stderr
+        assert not list(Path(folder).iterdir())  # no half-written file left
+
+
+def test_a_short_write_on_a_full_disk_is_named_a_full_disk(monkeypatch, tmp_path):
+    import os
+
+    from dagger import files
+
+    class Full:
+        f_bavail, f_frsize = 3, 4096
+
+    monkeypatch.setattr(os, "statvfs", lambda _: Full())
+    err = files.short_write(tmp_path / "checkpoint.pt")
+    assert err.errno == errno.ENOSPC and "No space left on device" in str(err)

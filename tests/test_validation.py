@@ -152,6 +152,7 @@ BAD_INPUTS: list[Bad] = [
     run("policy.warm_start=1"),
     run("policy.ema=1", says="policy.ema=1 is outside [0, 0.9999]"),
     run("policy.ema=-0.5"),
+    run("policy.batch_size=1000000000", says="one minibatch would need about"),
     run("+policy.dropout=0.1", says="unknown key"),
     run("policy=nope", hydra=True),
     # ---- run.py: top-level keys ----
@@ -230,6 +231,7 @@ BAD_INPUTS: list[Bad] = [
     run("expert.algo=a2c"),
     run("expert.path="),
     run("expert.path=/nonexistent/expert.zip", says="no sac checkpoint"),
+    run("env=pendulum", "env.id=Swimmer-v5", key="expert.path", says="env=pendulum expert=sac env.id=Swimmer-v5"),
     run("expert.deterministic=abc"),
     run("++expert.trust=abc", says="must be true or false"),
     run("expert.train.timesteps=abc"),

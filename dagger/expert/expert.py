@@ -82,7 +82,7 @@ def load_expert(expert_cfg: ExpertConfig, env_name: str, env: gym.Env, device: s
         model_path, stats_path = find_checkpoint(resolve_path(expert_cfg.path), env_id, algo)
     except FileNotFoundError as err:
         raise ConfigError(f"expert.path: no {algo} checkpoint at {err.args[0]}; train one with "
-                          f"`{train_command(env_name, algo)}`") from None
+                          f"`{train_command(env_name, algo, env_id)}`") from None
 
     raw = model_path.read_bytes()  # hashed and loaded from the same bytes
     model_sha256 = hashlib.sha256(raw).hexdigest()
@@ -97,6 +97,9 @@ def load_expert(expert_cfg: ExpertConfig, env_name: str, env: gym.Env, device: s
         model = cls.load(io.BytesIO(raw), device=device, custom_objects=custom)
     except Exception as err:  # noqa: BLE001 - a broken or foreign file gets one clear line
         raise ConfigError(f"expert.path={model_path}: cannot load as {cls.__name__}: {first_line(err)}") from None
+    spoiled = [name for name, t in model.policy.state_dict().items() if t.is_floating_point() and not t.isfinite().all()]
+    if spoiled:
+        raise ConfigError(f"expert.path={model_path}: its weights hold nan or inf ({spoiled[0]}); it cannot label states")
     check_shapes("observation", model.observation_space.shape, env.observation_space.shape, env_id, model_path)
     check_shapes("action", model.action_space.shape, env.action_space.shape, env_id, model_path)
 

@@ -34,8 +34,19 @@ def algorithm_class(algo: str) -> type[BaseAlgorithm]:
     return classes[algo]
 
 
-def train_command(env_name: str, algo: str) -> str:
-    return f"python experts/train.py env={env_name} expert={algo}"
+def train_command(env_name: str, algo: str, env_id: str | None = None) -> str:
+    """The command that trains an expert for this task: `env=<name>`, plus `env.id=<id>` where the task is not
+    the one conf/env/<name>.yaml names (e.g. `env=walker env.id=Swimmer-v5`)."""
+    import yaml
+
+    from dagger.config import ROOT_CONF
+
+    command = f"python experts/train.py env={env_name} expert={algo}"
+    try:
+        own = yaml.safe_load((ROOT_CONF / "env" / f"{env_name}.yaml").read_text()).get("id")
+    except (OSError, yaml.YAMLError, AttributeError):
+        own = None
+    return command if env_id is None or env_id == own else f"{command} env.id={env_id}"
 
 
 def zoo_runs(folder: Path, env_id: str) -> list[Path]:

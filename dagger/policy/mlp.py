@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from dagger.config import COUNT, Boolean, ListOf, Number
-from dagger.data import Dataset
+from dagger.config import COUNT, Boolean, ConfigError, ListOf, Number
+from dagger.data import Dataset, half_memory
 from dagger.envs import ActionScale
 from dagger.policy import LearnerConfig
 from dagger.policy.fitting import Activation, cosine_lr, minibatch_steps, mlp
@@ -107,6 +107,16 @@ class MLPPolicy(nn.Module):
         return (mean.clamp(-1.0, 1.0) * self.act_half + self.act_mid).cpu().numpy()
 
 
+def check_minibatch(cfg: MLPConfig, obs_dim: int, act_dim: int) -> None:
+    """Refuse a batch size whose one minibatch (inputs, every layer's activations and their gradients, float32)
+    would need more than half this machine's memory, before any work."""
+    need = 4 * 3 * cfg.batch_size * (obs_dim + 2 * sum(cfg.hidden) + 2 * act_dim)
+    limit = half_memory()
+    if need > limit:
+        raise ConfigError(f"policy.batch_size={cfg.batch_size}: one minibatch would need about {need / 2**30:,.0f} GiB, "
+                          f"more than half this machine's {2 * limit / 2**30:.0f} GiB")
+
+
 class MLPLearner:
     """The policy plus its optimiser and fit budget: `fit(D)` is one supervised-learning phase."""
 
@@ -115,6 +125,7 @@ class MLPLearner:
     def __init__(self, cfg: MLPConfig, observation_space: gym.spaces.Box, action_space: gym.spaces.Box,
                  device: str = "cpu"):
         obs_dim, scale = observation_space.shape[0], ActionScale.of(action_space)
+        check_minibatch(cfg, obs_dim, action_space.shape[0])
         self.make_policy = lambda: MLPPolicy(obs_dim, scale, cfg.hidden, cfg.activation, cfg.loss,
                                              self.network()).to(device)
         self.cfg, self.device = cfg, device
