@@ -194,7 +194,7 @@ def test_a_run_dir_that_cannot_be_a_folder_is_one_line(tmp_path, where):
     (["env.num_envs=100000"], "env.num_envs=100000 must be an integer in [1, 1024]"),
     (["eval.episodes=100000"], "eval.episodes=100000 must be an integer in [1, 1024]"),
     (["policy=ensemble", "policy.members=100000000"], "policy.members=100000000 must be an integer in [1, 256]"),
-    (["policy.hidden=[4000000000]"], "can't allocate memory"),
+    (["policy.hidden=[4000000000]"], "policy.hidden=[4000000000]: the network's weights and optimiser state would"),
 ])
 def test_tasks_and_sizes_this_machine_cannot_run_are_refused_before_any_work(tmp_path, overrides, says):
     with pytest.raises(RunStopped) as stopped:

@@ -108,10 +108,15 @@ class MLPPolicy(nn.Module):
 
 
 def check_minibatch(cfg: MLPConfig, obs_dim: int, act_dim: int) -> None:
-    """Refuse a batch size whose one minibatch (inputs, every layer's activations and their gradients, float32)
-    would need more than half this machine's memory, before any work."""
+    """Refuse a network whose weights (with their gradients and Adam's two moments, float32), or a batch size whose
+    one minibatch (inputs, every layer's activations and their gradients) would need more than half this machine's
+    memory, before any work."""
+    sizes, limit = [obs_dim, *cfg.hidden, 2 * act_dim], half_memory()
+    weights = 4 * 4 * sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    if weights > limit:
+        raise ConfigError(f"policy.hidden={cfg.hidden}: the network's weights and optimiser state would need about "
+                          f"{weights / 2**30:,.0f} GiB, more than half this machine's {2 * limit / 2**30:.0f} GiB")
     need = 4 * 3 * cfg.batch_size * (obs_dim + 2 * sum(cfg.hidden) + 2 * act_dim)
-    limit = half_memory()
     if need > limit:
         raise ConfigError(f"policy.batch_size={cfg.batch_size}: one minibatch would need about {need / 2**30:,.0f} GiB, "
                           f"more than half this machine's {2 * limit / 2**30:.0f} GiB")
