@@ -7,6 +7,9 @@ The mixture is drawn per env and per step (as `imitation` does; the paper leaves
 drawn per step or per trajectory). beta_i comes from the `schedule` group (indicator, constant, linear,
 exponential, bc). Behaviour cloning at an equal label budget is its beta = 1 case: `schedule=bc`, which `algo=bc`
 selects (the expert acts throughout and the same labels are collected).
+
+Reads (students that see less, `dagger.views`): the learner acts on the student's view; the expert labels
+the full state.
 """
 from __future__ import annotations
 

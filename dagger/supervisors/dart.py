@@ -36,6 +36,9 @@ Choices where the paper leaves one open:
 
 `metrics()` reports `noise_std` (the executed noise's per-dimension standard deviation, averaged over
 dimensions) and `learner_error_std` (the same for Sigma_hat_i, before scaling), in scaled units.
+
+Reads (students that see less, `dagger.views`): the expert acts and labels on the full state; the noise is fitted
+from the learner's actions on the student's views in D.
 """
 from __future__ import annotations
 

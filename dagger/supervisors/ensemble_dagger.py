@@ -18,6 +18,9 @@ the norm is divided by sqrt(d) so that one pair of thresholds means the same on 
 delta <= tau' / sqrt(d)). chi -> inf leaves the discrepancy gate alone (SafeDAgger's gate with a perfect safety
 classifier); chi, tau -> inf is DAgger with beta = 0; small chi or tau keep the expert in control (behaviour
 cloning on the expert's own states in the limit).
+
+Reads (students that see less, `dagger.views`): the spread is the ensemble's on the student's view; the
+discrepancy compares its mean action with the expert's label on the full state.
 """
 from __future__ import annotations
 

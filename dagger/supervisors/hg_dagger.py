@@ -28,6 +28,9 @@ with handback <= takeover. Choices where the paper leaves one open (its gate is 
 
 `metrics()` reports `action_gap_mean`: the mean of g_t over the iteration's states (all of them, both
 drivers), a reading of how far the learner is from the expert where it is being run.
+
+Reads (students that see less, `dagger.views`): the gap compares the learner's action on the student's view
+with the expert's label on the full state.
 """
 from __future__ import annotations
 

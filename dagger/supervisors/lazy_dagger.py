@@ -25,6 +25,9 @@ Choices where the paper leaves one open:
 * The hand-back step is the learner's (it is not labelled); the take-over step is the supervisor's.
 * Iteration 1 with D empty: the supervisor drives throughout (no classifier yet), as in SafeDAgger.
 * Per-env control is checkpointed; the classifier is refitted identically on resume.
+
+Reads (students that see less, `dagger.views`): SafeDAgger's classifier on the student's view; the hand-back
+gap compares the learner's action on the view with the expert's label on the full state.
 """
 from __future__ import annotations
 

@@ -25,6 +25,10 @@ so queries = labels = states the classifier flags. Choices where the paper leave
 * Before anything is recorded (iteration 1; initial demonstrations are not recorded) there is no
   classifier: the expert drives and labels every state, the same first iteration as DAgger's.
 * The gate has no memory: each step is decided on its own (LazyDAgger adds hysteresis).
+
+Reads (students that see less, `dagger.views`): the safety classifier is trained on and predicts from the
+student's view; its targets are gaps between the learner's action (on the view) and the expert's label (on the
+full state).
 """
 from __future__ import annotations
 

@@ -34,6 +34,10 @@ leaves one open: the held-out states (above); failure is termination; the critic
 iteration 1 with D empty is driven by the supervisor; the realised intervention rate is takeovers per
 learner-driven step (`intervention_rate` this iteration, `intervention_rate_so_far` over the iterations
 calibrated on learner states, beside `target_rate`).
+
+Reads (students that see less, `dagger.views`): novelty is the ensemble's spread on the student's view, the
+risk critic learns Q(o, a) on the student's views in the transitions record, and the hand-back gap compares the
+learner's action on the view with the expert's label on the full state.
 """
 from __future__ import annotations
 
