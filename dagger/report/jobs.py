@@ -123,6 +123,6 @@ def find_runs(root: Path) -> pd.DataFrame:
     # A configuration is named by the overrides that vary between jobs; the rest is common to all.
     keys = sorted({k for swept in runs.swept for k in swept})
     varying = [k for k in keys if len({swept.get(k) for swept in runs.swept}) > 1]
-    runs["swept"] = [{k: swept.get(k) for k in varying} for swept in runs.swept]
+    runs["swept"] = [{k: swept.get(k, "default") for k in varying} for swept in runs.swept]  # not overridden: conf/'s
     runs["configuration"] = [",".join(f"{k}={v}" for k, v in swept.items()) or "all" for swept in runs.swept]
     return runs
