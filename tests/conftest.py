@@ -15,8 +15,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PENDULUM_EXPERT = ROOT / "experts" / "sac" / "InvertedPendulum-v5.zip"
 
-# Small, fast settings for the cheap env; tests add what they exercise.
-QUICK = ["env=pendulum", "expert=sac", "eval.episodes=4", "eval.every=1", "policy.gradient_steps=300",
+# Small, fast settings for the cheap env; tests add what they exercise. The learner is the single MLP (a third of the
+# default policy=steady's fit; test_run checks that the default learns too).
+QUICK = ["env=pendulum", "expert=sac", "policy=mlp", "eval.episodes=4", "eval.every=1", "policy.gradient_steps=300",
          "schedule.rollout_steps=200", "policy.hidden=[64,64]", "eval.video=false"]
 
 

@@ -58,7 +58,7 @@ def test_each_learner_option_is_checked_by_its_own_class():
 
     with initialize_config_dir(config_dir=str(ROOT_CONF), version_base="1.3"):
         ensemble = parse_run(compose("config", overrides=["policy=ensemble", "policy.lr=1"]))
-        single = compose("config", overrides=["+policy.members=3"])
+        single = compose("config", overrides=["policy=mlp", "+policy.members=3"])
     assert type(ensemble.policy) is EnsembleConfig and ensemble.policy.lr == 1.0 and type(ensemble.policy.lr) is float
     with pytest.raises(ConfigError, match="^policy.members: unknown key"):
         parse_run(single)

@@ -165,7 +165,7 @@ def test_thrifty_takes_over_exactly_at_novel_or_risky_states_and_hands_back_by_i
     np.testing.assert_array_equal(agreeing.supervisor_acts[rule], risky_now[rule])  # hands back unless still risky
 
 
-GATES = {"safe_dagger": [], "lazy_dagger": [], "thrifty_dagger": ["policy.members=3"]}
+GATES = {"safe_dagger": [], "lazy_dagger": [], "thrifty_dagger": ["policy=ensemble", "policy.members=3"]}
 
 
 @pytest.fixture(scope="module", params=list(GATES))

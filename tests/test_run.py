@@ -74,6 +74,14 @@ def test_dagger_learns_the_cheap_task(tmp_path):
 
 
 @pytest.mark.learning
+def test_the_default_learner_learns_the_cheap_task(tmp_path):
+    # QUICK runs the single MLP; the default (policy=steady) is the mean of three of them.
+    runs = learning_runs(tmp_path, *QUICK, "policy=steady", "schedule.iterations=4", "logger=none")
+    assert_learns(runs)
+    assert all(m.expert_labels.iloc[-1] == 800 for m in runs.values())
+
+
+@pytest.mark.learning
 def test_a_learner_that_does_not_learn_fails_the_learning_check(tmp_path):
     # The negative control of assert_learns: the same run with a learner that barely moves from its initial weights.
     runs = learning_runs(tmp_path, *QUICK, "schedule.iterations=4", "logger=none", "policy.lr=1e-7",

@@ -1,0 +1,43 @@
+"""The README's table of the default-learner sweep, from the committed results:
+python benchmarks/default_learner/table.py   (after python -m dagger.report benchmarks/default_learner/walker-sac)
+
+Adds what the default walker run (`make run`: evaluated every 2nd iteration) would show of each job: whether its
+final evaluation is at or above 0.9 and its last three (iterations 6, 8, 10) at or above 0.85."""
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).parent / "walker-sac"
+
+
+def learner(configuration: str) -> str:
+    keys = dict(kv.split("=", 1) for kv in configuration.split(","))
+    if keys.get("policy") == "ensemble":
+        name = f"3 MLPs, {keys['policy.epochs']} epochs"
+    elif keys["policy.epochs"] != "0":
+        name = f"MLP, {keys['policy.epochs']} epochs (>= {keys['policy.gradient_steps']} minibatches)"
+    else:
+        name = f"MLP, {keys['policy.gradient_steps']} minibatches"
+    return name + (", warm start" if keys["policy.warm_start"] == "True" else ", refit from scratch")
+
+
+def make_run_passes(configuration: str) -> str:
+    """Seeds whose evaluations at iterations 6, 8, 10 are all >= 0.85 and whose last is >= 0.9."""
+    passed = total = 0
+    swept = {kv for kv in configuration.split(",") if not kv.endswith("=default")}  # "default": not overridden
+    for job in ROOT.iterdir():
+        if job.is_dir() and set(job.name.rsplit(",seed=", 1)[0].split(",")) == swept:
+            curve = pd.read_csv(job / "metrics.csv").set_index("iteration").normalized_return
+            passed += bool(curve[10] >= 0.9 and all(curve[i] >= 0.85 for i in (6, 8, 10)))
+            total += 1
+    return f"{passed}/{total}"
+
+
+summary = pd.read_csv(ROOT / "summary.csv")
+print("| learner | final normalised return [95% CI] | worst seed | steadiness (seeds) | make run's rule (seeds) "
+      "| labels to 90% (seeds) | wall time (s) |")
+print("|---|---|---|---|---|---|---|")
+for r in summary.itertuples():
+    print(f"| {learner(r.configuration)} | {r.final_norm_return:.3f} [{r.final_ci_low:.3f}, {r.final_ci_high:.3f}] "
+          f"| {r.worst_seed_final:.3f} | {r.steadiness:.2f} ({r.steady_seeds}) | {make_run_passes(r.configuration)} "
+          f"| {r.labels_to_90pct:,.0f} ({r.seeds_reaching_90pct}/{r.seeds}) | {r.wall_time_s:.0f} |")
