@@ -164,6 +164,22 @@ def interrupt_after_first_iteration_and_resume(run_dir: Path, *overrides: str) -
     return again
 
 
+def assert_same_outputs(run_dir: Path, straight: Path) -> None:
+    """A resumed run's metrics (timings aside), every array of its dataset.npz (D and the transitions record) and
+    every tensor of its learner.pt equal an uninterrupted run's."""
+    import torch
+
+    pd.testing.assert_frame_equal(metrics_without_timings(run_dir), metrics_without_timings(straight))
+    with np.load(run_dir / "dataset.npz") as a, np.load(straight / "dataset.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for name in a.files:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    mine, theirs = (torch.load(d / "learner.pt", weights_only=True) for d in (run_dir, straight))
+    assert mine.keys() == theirs.keys()
+    for name in mine:
+        assert torch.equal(mine[name], theirs[name]), name
+
+
 @pytest.fixture(scope="session")
 def tiny_experts(tmp_path_factory) -> dict[str, Path]:
     """One barely trained checkpoint per algorithm on InvertedPendulum-v5 (PPO with VecNormalize,

@@ -230,7 +230,7 @@ def test_ensemble_dagger_learns_the_cheap_task(seeds):
     assert_learns(seeds)
 
 
-def test_killed_run_resumes_to_the_same_numbers(straight, tmp_path):
+def test_an_interrupted_run_resumes_to_the_same_numbers(straight, tmp_path):
     again = interrupt_after_first_iteration_and_resume(tmp_path / "resumed", *ARGS, "schedule.iterations=3")
     pd.testing.assert_frame_equal(again, straight.drop(columns=TIMINGS).iloc[:3])
 

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from dagger.app import RunStopped
-from tests.conftest import PENDULUM_EXPERT, QUICK, ROOT, TIMINGS, Payload, run_cli, run_in_process, snapshot
+from tests.conftest import (PENDULUM_EXPERT, QUICK, ROOT, TIMINGS, Payload, assert_same_outputs, run_cli, run_in_process,
+                            snapshot)
 
 ARGS = [*QUICK, "schedule.iterations=3", "logger=none"]
 
@@ -181,3 +182,25 @@ def test_a_kill_while_writing_any_file_still_resumes_to_the_same_numbers(tmp_pat
     run_in_process(run_dir, *ARGS)
     pd.testing.assert_frame_equal(metrics(run_dir), metrics(straight))
     assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace (apt-get install strace)")
+@pytest.mark.parametrize("variant", [
+    ["algo=hg_dagger", "algo.takeover=0.2", "algo.handback=0.02"],  # a gated algorithm, its control in the checkpoint
+    ["policy=steady"],                                               # the default learner: three MLPs
+], ids=["hg_dagger", "steady"])
+def test_a_real_kill_mid_run_resumes_to_the_same_numbers_and_files(tmp_path, variant):
+    from dagger.files import temporary_sibling
+
+    args = [*ARGS, *variant]
+    run_in_process(tmp_path / "straight", *args)
+    run_dir = tmp_path / "run"
+    tmp = temporary_sibling(run_dir / "metrics.csv")  # its 2nd write is iteration 2's row: iteration 1 is checkpointed
+    killed = subprocess.run(["strace", "-f", "-qq", "-o", "/dev/null", "-P", str(tmp), "-e", "trace=write",
+                             "-e", "inject=write:signal=KILL:when=2", sys.executable, str(ROOT / "run.py"), *args,
+                             f"hydra.run.dir={run_dir}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert killed.returncode != 0 and tmp.exists(), f"the kill never happened: {killed.stderr}"
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "running"  # killed: no word said
+    assert len(pd.read_csv(run_dir / "metrics.csv")) == 1  # iteration 1 finished, iteration 2 not
+    run_in_process(run_dir, *args)
+    assert_same_outputs(run_dir, tmp_path / "straight")

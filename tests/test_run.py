@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from dagger.app import RunStopped
-from tests.conftest import (PENDULUM_EXPERT, QUICK, assert_learns, interrupt_after_first_iteration_and_resume,
+from tests.conftest import (PENDULUM_EXPERT, QUICK, assert_learns, assert_same_outputs,
+                            interrupt_after_first_iteration_and_resume,
                             learning_runs, metrics_without_timings, run_cli, run_in_process)
 
 REQUIRED = ["iteration", "return_mean", "return_std", "dataset_size", "expert_labels", "env_steps", "beta",
@@ -107,11 +108,12 @@ def test_initial_demonstrations_make_iteration_zero(tmp_path):
     # state in the checkpoint decides who drives after the resume.
     ["algo=hg_dagger", "algo.takeover=0.2", "algo.handback=0.02"],
 ], ids=["dart", "hg_dagger"])
-def test_killed_run_resumes_to_the_same_numbers(tmp_path, algo):
+def test_an_interrupted_run_resumes_to_the_same_numbers_and_files(tmp_path, algo):
     args = [*QUICK, *algo, "schedule.iterations=3", "logger=none", "policy.gradient_steps=600"]
     run_in_process(tmp_path / "straight", *args)
     again = interrupt_after_first_iteration_and_resume(tmp_path / "resumed", *args)
     pd.testing.assert_frame_equal(again, metrics_without_timings(tmp_path / "straight"))
+    assert_same_outputs(tmp_path / "resumed", tmp_path / "straight")
 
 
 def test_resuming_with_a_different_experiment_is_refused(tmp_path):

@@ -13,7 +13,7 @@ from dagger.rollout import Collector
 from dagger.supervisors.beta_mixture import BetaMixture
 from dagger.schedules import BetaSchedule
 from dagger.views import NoVelocity, Noisy, StudentView, build_view, position_columns, view_config
-from tests.conftest import (QUICK, Acts, compose, interrupt_after_first_iteration_and_resume,
+from tests.conftest import (QUICK, Acts, assert_same_outputs, compose, interrupt_after_first_iteration_and_resume,
                             metrics_without_timings, run_in_process)
 
 HOPPER = EnvConfig(name="hopper", id="Hopper-v5", num_envs=2, max_episode_steps=None, kwargs={})
@@ -131,6 +131,7 @@ def test_a_run_with_a_noisy_history_view_resumes_to_the_same_numbers(tmp_path):
     run_in_process(tmp_path / "straight", *args)
     again = interrupt_after_first_iteration_and_resume(tmp_path / "resumed", *args)
     pd.testing.assert_frame_equal(again, metrics_without_timings(tmp_path / "straight"))
+    assert_same_outputs(tmp_path / "resumed", tmp_path / "straight")
     state = np.load(tmp_path / "straight" / "dataset.npz")
     assert state["obs"].shape[1] == 3 * 4 + 1 and state["transition_state"].shape[1] == 4
 
