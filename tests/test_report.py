@@ -108,3 +108,30 @@ def test_the_report_says_which_references_normalised_and_gives_both(benchmark):
     assert hopper.steady_seeds == 0
     markdown = (benchmark / "summary.md").read_text()
     assert "fixed 100-episode references" in markdown and "each run's own measure" in markdown
+
+
+def test_the_summary_gives_each_configurations_steadiness_and_labels_to_90_percent(tmp_path, capsys):
+    """Curves that reach 0.9 before their last evaluation: the per-seed steadiness, its mean over the seeds that
+    reach 0.9, and the labels at which each first reaches 90%, in summary.csv and summary.md."""
+    curves = {0: [0.5, 0.92, 0.8, 0.95],    # reaches 0.9 at 2,000 labels; later 0.8 (below 0.85) and 0.95: 1/2
+              1: [0.95, 0.9, 0.86, 0.7],    # reaches 0.9 at 1,000 labels; later 0.9, 0.86, 0.7: 2/3
+              2: [0.2, 0.4, 0.6, 0.88]}     # never reaches 0.9: no steadiness, no labels to 90%
+    for seed, curve in curves.items():
+        job = tmp_path / f"algo=dagger,seed={seed}"
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["algo=dagger", f"seed={seed}"]))
+        (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"env": {"id": "Hopper-v5"}}))
+        (job / "status.json").write_text(json.dumps({"status": "finished"}))
+        pd.DataFrame({"iteration": [1, 2, 3, 4], "expert_labels": [1000, 2000, 3000, 4000],
+                      "normalized_return": curve, "return_mean": [1000.0 * c for c in curve],
+                      "expert_return_mean": 1000.0, "expert_return_std": 50.0, "random_return_mean": 0.0,
+                      "expert_queries": [1000, 2000, 3000, 4000], "interventions": 0,
+                      "wall_time_s": [1.0, 2.0, 3.0, 4.0]}).to_csv(job / "metrics.csv", index=False)
+    row = report(tmp_path, reps=200).iloc[0]
+    assert row.steadiness == pytest.approx((1 / 2 + 2 / 3) / 2) and row.steady_seeds == 2
+    assert row.labels_to_90pct == pytest.approx(1500) and row.seeds_reaching_90pct == 2
+    assert row.labels_to_95pct == pytest.approx(2500) and row.seeds_reaching_95pct == 2  # 4,000 and 1,000 labels
+    assert row.final_norm_return == pytest.approx(np.mean([0.95, 0.7, 0.88]))
+    assert row.worst_seed_final == pytest.approx(0.7)
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "| 0.58 (2) |" in markdown and "| 1,500 (2/3) |" in markdown and "| 2,500 (2/3) |" in markdown
