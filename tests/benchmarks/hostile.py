@@ -164,6 +164,26 @@ def in_work(name: str, content: bytes | str) -> Callable[[Path], list[str]]:
     return setup
 
 
+def export_inside_a_dataset(tmp: Path) -> list[str]:
+    """An export whose id lies inside a dataset exported before it (into this case's own datasets folder)."""
+    args = export(tmp, lambda run: None, "--id", "h/walker/outer-v0")
+    subprocess.run([PY, *args], cwd=ROOT, env={**ENV, "MINARI_DATASETS_PATH": str(tmp / "datasets")}, check=True,
+                   capture_output=True)
+    return [*args[:-1], "h/walker/outer-v0/inner-v0"]
+
+
+def nan_expert(tmp: Path) -> list[str]:
+    """The shipped pendulum expert with one weight set to nan (saved through SB3 itself)."""
+    import torch
+    from stable_baselines3 import SAC
+
+    model = SAC.load(ROOT / "experts" / "sac" / "InvertedPendulum-v5.zip", device="cpu")
+    with torch.no_grad():
+        next(model.policy.actor.parameters())[0, 0] = float("nan")
+    model.save(tmp / "nan.zip")
+    return run_py(tmp, f"expert.path={tmp / 'nan.zip'}")
+
+
 def export(tmp: Path, spoil: Callable[[Path], None] = lambda run: None, *args: str) -> list[str]:
     shutil.copytree(finished_run(), tmp / "run")
     spoil(tmp / "run")
@@ -255,6 +275,13 @@ CASES = [
     Case("export: an id climbing out of the datasets folder", lambda t: export(t, lambda r: None, "--id", "../../escape-v0"), "--id"),
     Case("export: MINARI_DATASETS_PATH a file", lambda t: export(t), "MINARI_DATASETS_PATH", tags=["minari-file"]),
     Case("export: a folder that is not a run", lambda t: ["-m", "dagger.export", str(t)], "config.yaml"),
+    Case("export: an id inside an existing dataset", export_inside_a_dataset, "lies inside the existing Minari dataset"),
+    # ---- inputs refused before any work ------------------------------------------------------------------------
+    Case("a window: env.kwargs.render_mode=human", lambda t: run_py(t, "+env.kwargs.render_mode=human"), "env.kwargs.render_mode"),
+    Case("a refused command in an empty folder that was there", lambda t: ((t / "run").mkdir(), run_py(t, "schedule.iterations=0"))[1], "schedule.iterations"),
+    Case("expert weights that hold nan", nan_expert, "weights hold nan or inf"),
+    Case("a batch size beyond memory", lambda t: run_py(t, "policy.batch_size=1000000000"), "policy.batch_size"),
+    Case("a Minari id that is a path", lambda t: run_py(t, "schedule.initial_demos=../../etc/x-v0"), "schedule.initial_demos"),
     # ---- the report -------------------------------------------------------------------------------------------------
     Case("report: inf in metrics.csv (listed as broken)", lambda t: sweep_job(t, {"metrics.csv": (finished_run() / "metrics.csv").read_text().replace("1000.0", "inf")}), "metrics.csv", resumes=True),
     Case("report: overrides.yaml deeply nested (listed as broken)", lambda t: sweep_job(t, {".hydra/overrides.yaml": nested(100_000, "yaml")}), "overrides.yaml", resumes=True),
