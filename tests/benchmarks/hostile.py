@@ -30,7 +30,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
-QUICK = ["env=pendulum", "logger=none", "eval.episodes=2", "eval.every=1", "policy.gradient_steps=50",
+QUICK = ["env=pendulum", "logger=none", "policy=mlp", "eval.episodes=2", "eval.every=1", "policy.gradient_steps=50",
          "schedule.rollout_steps=100", "policy.hidden=[32]", "eval.video=false"]
 ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1"}
 
