@@ -211,7 +211,7 @@ CASES = [
     Case("checkpoint.pt a folder", extend(lambda r: ((r / "checkpoint.pt").unlink(), (r / "checkpoint.pt").mkdir())), "checkpoint.pt"),
     Case("checkpoint.pt nan weights", extend(rewrite_checkpoint(lambda s: [v.fill_(float("nan")) for v in s["learner"]["policy"].values() if v.is_floating_point()])), "nan or inf"),
     Case("checkpoint.pt weights of another shape", extend(rewrite_checkpoint(lambda s: s["learner"]["policy"].update({k: v[:1] for k, v in s["learner"]["policy"].items()}))), "checkpoint.pt"),
-    Case("checkpoint.pt collector of 2 envs for 4", extend(rewrite_checkpoint(lambda s: s["collector"].update(envs=s["collector"]["envs"][:2]))), "checkpoint.pt"),
+    Case("checkpoint.pt collector of twice the envs", extend(rewrite_checkpoint(lambda s: s["collector"].update(envs=s["collector"]["envs"] * 2))), "checkpoint.pt"),
     Case("checkpoint.pt rows not a list", extend(rewrite_checkpoint(lambda s: s.update(rows=7))), "checkpoint.pt"),
     Case("checkpoint.pt iteration a string", extend(rewrite_checkpoint(lambda s: s["progress"].update(iteration="two"))), "checkpoint.pt"),
     Case("checkpoint.pt iteration negative", extend(rewrite_checkpoint(lambda s: s["progress"].update(iteration=-4))), "checkpoint.pt"),
@@ -261,7 +261,7 @@ CASES = [
     # ---- Minari demonstrations by id ----------------------------------------------------------------------------
     Case("initial_demos climbing out of the datasets folder", lambda t: run_py(t, "schedule.initial_demos=../../../etc"), "schedule.initial_demos"),
     Case("initial_demos an absolute path", lambda t: run_py(t, "schedule.initial_demos=/etc"), "schedule.initial_demos"),
-    Case("MINARI_DATASETS_PATH a file", lambda t: run_py(t, "schedule.initial_demos=a/b-v0"), "MINARI_DATASETS_PATH", tags=["minari-file"]),
+    Case("MINARI_DATASETS_PATH a file", lambda t: run_py(t, "schedule.initial_demos=a/b/c-v0"), "MINARI_DATASETS_PATH", tags=["minari-file"]),
     # ---- the export ------------------------------------------------------------------------------------------------
     Case("export: dataset.npz truncated", lambda t: export(t, lambda r: (r / "dataset.npz").write_bytes(b"PK\x03\x04")), "dataset.npz"),
     Case("export: dataset.npz a zip bomb", lambda t: export(t, zip_bomb), "dataset.npz"),
