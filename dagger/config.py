@@ -410,7 +410,9 @@ def job_overrides() -> list[str]:
     """This Hydra job's command-line overrides (a sweep job's swept values among them); [] outside Hydra."""
     from hydra.core.hydra_config import HydraConfig
 
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    if not HydraConfig.initialized():
+        return []
+    return list(OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False))  # as typed: ${...} kept
 
 
 def override_values(overrides: list[str]) -> dict[str, str]:

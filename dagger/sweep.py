@@ -18,6 +18,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from dagger.config import job_overrides
+
 STOPPED_FILE = "stopped_jobs.jsonl"
 STOPPED: list[dict] = []  # jobs of the sweep this process ran that did not finish (filled at its end)
 
@@ -27,7 +29,7 @@ def hydra_files(cfg: DictConfig) -> dict[str, str]:
     hydra_cfg = HydraConfig.get()
     return {"config.yaml": OmegaConf.to_yaml(cfg),
             "hydra.yaml": OmegaConf.to_yaml(OmegaConf.create({"hydra": OmegaConf.to_container(hydra_cfg)})),
-            "overrides.yaml": OmegaConf.to_yaml(OmegaConf.create(list(hydra_cfg.overrides.task)))}
+            "overrides.yaml": OmegaConf.to_yaml(OmegaConf.create(job_overrides()))}
 
 
 def record_stopped_job(run_dir: Path, cfg: DictConfig, err) -> None:

@@ -563,6 +563,7 @@ def assert_one_error_line(result: subprocess.CompletedProcess, names: str) -> st
     (["schedule.iterations=2.5"], "schedule.iterations=2.5 must be an integer >= 1"),
     (["env=walker", "+env.kwargs.bogus_kw=1"], "env.kwargs: Walker2d-v5 does not accept bogus_kw"),
     (["seed=abc"], "seed='abc' must be an integer in [0, 4294967295]"),
+    (["schedule.iterations=${nope}"], "schedule.iterations: cannot resolve its value"),  # .hydra/ files first
 ])
 def test_run_refuses_with_one_line_and_writes_nothing(tmp_path, args, names):
     run_dir = tmp_path / "run"
