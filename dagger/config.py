@@ -329,6 +329,14 @@ def target_class(key: str, target, is_kind: Callable[[type], bool], kind: str) -
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
 
 
+def parse_targeted(group_cfg, class_of: Callable[[object], type], prefix: str) -> Schema:
+    """A group that names its class (`_target_`: `policy`, `obs`), as a DictConfig, a mapping or a parsed schema,
+    checked against that class's own `Config`; `class_of(target)` refuses a target of the wrong kind."""
+    if isinstance(group_cfg, Schema):
+        group_cfg = group_cfg.model_dump(by_alias=True)
+    return parse(class_of(group_cfg.get("_target_")).Config, group_cfg, prefix)
+
+
 def as_container(cfg, prefix: str = "") -> dict:
     """`cfg` (a DictConfig, or a mapping already) as plain Python, every interpolation resolved; an unresolvable
     interpolation or a ??? value is one line naming its key. Hydra's own node (`hydra`) is left out."""

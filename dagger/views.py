@@ -30,16 +30,15 @@ Choices where the literature leaves one open:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from typing import Annotated
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from dagger.config import COUNT, Boolean, ConfigError, Number, OpenSchema, Schema, Targeted, parse, target_class
+from dagger.config import COUNT, Boolean, ConfigError, Number, OpenSchema, Targeted, parse_targeted, target_class
+from dagger.supervisors import Act
 
-Act = Callable[[np.ndarray], np.ndarray]
 SPREAD_STEPS = 1_000  # expert steps that measure the noisy view's per-dimension spread
 SPREAD_SEED = 12_345  # a fixed seed: the spread is the task's and the expert's, not the run's
 
@@ -232,9 +231,7 @@ def view_class(target) -> type[Features]:
 
 def view_config(obs_cfg) -> ViewConfig:
     """The `obs` group checked against its class's schema (`_target_` names it)."""
-    if isinstance(obs_cfg, Schema):
-        obs_cfg = obs_cfg.model_dump(by_alias=True)
-    return parse(view_class(obs_cfg.get("_target_")).Config, obs_cfg, "obs.")
+    return parse_targeted(obs_cfg, view_class, "obs.")
 
 
 def build_view(obs_cfg: ViewConfig, env: gym.Env, expert: Act, seed: int | list[int]) -> StudentView:

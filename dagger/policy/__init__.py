@@ -15,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from dagger.config import OpenSchema, Schema, Targeted, parse, target_class
+from dagger.config import OpenSchema, Targeted, parse_targeted, target_class
 
 
 @runtime_checkable
@@ -69,9 +69,7 @@ def learner_class(target: Any) -> type:
 
 def learner_config(policy_cfg) -> LearnerConfig:
     """The `policy` group (a DictConfig or a mapping) checked against its class's schema (`_target_` names it)."""
-    if isinstance(policy_cfg, Schema):
-        policy_cfg = policy_cfg.model_dump(by_alias=True)
-    return parse(learner_class(policy_cfg.get("_target_")).Config, policy_cfg, "policy.")
+    return parse_targeted(policy_cfg, learner_class, "policy.")
 
 
 def build_learner(policy_cfg: LearnerConfig, observation_space: gym.spaces.Box, action_space: gym.spaces.Box,

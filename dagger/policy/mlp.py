@@ -107,7 +107,7 @@ class MLPPolicy(nn.Module):
         return (mean.clamp(-1.0, 1.0) * self.act_half + self.act_mid).cpu().numpy()
 
 
-def check_minibatch(cfg: MLPConfig, obs_dim: int, act_dim: int) -> None:
+def check_fits_in_memory(cfg: MLPConfig, obs_dim: int, act_dim: int) -> None:
     """Refuse a network whose weights (with their gradients and Adam's two moments, float32), or a batch size whose
     one minibatch (inputs, every layer's activations and their gradients) would need more than half this machine's
     memory, before any work."""
@@ -130,7 +130,7 @@ class MLPLearner:
     def __init__(self, cfg: MLPConfig, observation_space: gym.spaces.Box, action_space: gym.spaces.Box,
                  device: str = "cpu"):
         obs_dim, scale = observation_space.shape[0], ActionScale.of(action_space)
-        check_minibatch(cfg, obs_dim, action_space.shape[0])
+        check_fits_in_memory(cfg, obs_dim, action_space.shape[0])
         self.make_policy = lambda: MLPPolicy(obs_dim, scale, cfg.hidden, cfg.activation, cfg.loss,
                                              self.network()).to(device)
         self.cfg, self.device = cfg, device
