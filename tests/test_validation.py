@@ -224,6 +224,8 @@ BAD_INPUTS: list[Bad] = [
     run("obs._target_=os.system", says="is not a view class"),
     run("obs=nope", hydra=True),
     run("policy=gru", key="obs.history", says="obs.history=1 must be >= 2 for policy=gru"),
+    run("policy=gru", "obs.history=4", "policy.gru_size=0", says="policy.gru_size=0 must be an integer >= 1"),
+    run("policy=gru", "obs.history=4", "policy.steps=3", says="does not divide the view's width"),
     run("obs=no_velocity", "schedule.initial_demos=nope/walker/none-v0", key="schedule.initial_demos",
         says="not supported yet for a student that sees less"),
     run("optimized_metric=loss", says="is not one of final_normalized_return"),
@@ -296,6 +298,7 @@ BAD_INPUTS: list[Bad] = [
     report("empty-dir", key="no runs under"),
     report("bad-wandb-mode", key="argument --wandb-mode: invalid choice: 'sometimes'"),
     report("bad-reps", key="argument --reps: must be an integer >= 1, not '0'"),
+    report("keep-in-a-file", key="--keep-in", says="is not a directory"),
     report("metrics-garbage", key="metrics.csv", broken=True),
     report("metrics-empty", key="metrics.csv", broken=True),
     report("metrics-missing-columns", key="metrics.csv", broken=True, says="missing columns normalized_return"),
@@ -391,6 +394,10 @@ def report_args(case: Bad, tmp: Path) -> list[str]:
     if case.setup == "bad-reps":
         (tmp / "empty").mkdir(exist_ok=True)
         return [str(tmp / "empty"), "--reps", "0"]
+    if case.setup == "keep-in-a-file":
+        write_job(tmp / "sweep" / "good", "- seed=0\n")
+        (tmp / "kept").write_text("a file, not a folder\n")
+        return [str(tmp / "sweep"), "--reps", "100", "--keep-in", str(tmp / "kept")]
     root = tmp / "sweep"
     write_job(root / "good", "- seed=0\n- schedule.iterations=2\n")
     write_job(root / "broken", **{"overrides_yaml": "- seed=0\n- schedule.iterations=3\n", **CORRUPTIONS[case.setup]})

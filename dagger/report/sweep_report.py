@@ -84,10 +84,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.multirun_dir.is_dir():
         raise SystemExit(f"error: {args.multirun_dir} is not a directory")
+    if args.keep_in is not None and args.keep_in.exists() and not args.keep_in.is_dir():
+        raise SystemExit(f"error: --keep-in {args.keep_in} is not a directory")
     wandb_mode = args.wandb_mode or ((os.environ.get("WANDB_MODE") or "offline") if args.wandb else None)
     report(args.multirun_dir, wandb_mode, args.reps)
     if args.keep_in is not None:
-        keep(args.multirun_dir, args.keep_in)
+        try:
+            keep(args.multirun_dir, args.keep_in)
+        except OSError as err:  # a file where a job's folder belongs, no room, no permission: one line
+            target = getattr(err, "filename", None) or args.keep_in
+            raise SystemExit(f"error: --keep-in {args.keep_in}: cannot copy into it ({err.strerror or err}: "
+                             f"{target})") from None
 
 
 KEPT = ("metrics.csv", "status.json", ".hydra/overrides.yaml", ".hydra/config.yaml")  # what a report reads of a job
