@@ -180,7 +180,7 @@ def test_a_gru_student_that_sees_positions_only_learns_the_cheap_task(tmp_path):
     from tests.conftest import assert_learns, learning_runs
 
     runs = learning_runs(tmp_path, *QUICK, "obs=no_velocity", "obs.history=4", "policy=gru", "policy.hidden=[64]",
-                         "policy.gru_size=64", "schedule.iterations=4", "logger=none")
+                         "policy.gru_size=64", "schedule.iterations=8", "logger=none")
     assert_learns(runs)
 
 
