@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from omegaconf import DictConfig, OmegaConf
 
 from dagger.config import (COUNT, SEED, Boolean, ConfigError, Nullable, Schema, Text, as_container, describe,
-                           first_line, parse, pick_device, show)
+                           first_line, parse, pick_device)
 from dagger.runs import RunFolder, load_state
 
 if TYPE_CHECKING:  # imported by parse_run: torch, SB3 and MuJoCo load inside run()'s checks, not at import
@@ -71,7 +71,7 @@ def parse_run(cfg: DictConfig) -> RunConfig:
     """Every key of the run config, typed and checked before any work; bad input is one `ConfigError` line."""
     from dagger.envs import EnvConfig
     from dagger.expert.expert import ExpertConfig
-    from dagger.policy import AnyLearnerConfig, learner_config
+    from dagger.policy import AnyLearnerConfig, learner_class, learner_config
     from dagger.rollout import EvalConfig
     from dagger.schedules import ScheduleConfig
     from dagger.supervisors import AlgoConfig
@@ -83,7 +83,11 @@ def parse_run(cfg: DictConfig) -> RunConfig:
     RunConfig.model_rebuild(_types_namespace={group.__name__: group for group in groups})
     data = as_container(cfg)
     settings = parse(RunConfig, data)
-    return settings.model_copy(update={"policy": learner_config(data["policy"]), "obs": view_config(data["obs"])})
+    policy, obs = learner_config(data["policy"]), view_config(data["obs"])
+    with_window = getattr(learner_class(policy.target), "with_window", None)
+    if with_window is not None:  # a learner that reads a window of views sets how many the view keeps (policy=gru)
+        policy, obs = with_window(policy, obs)
+    return settings.model_copy(update={"policy": policy, "obs": obs})
 
 
 class RunStopped(Exception):
@@ -292,13 +296,10 @@ def build_parts(settings: RunConfig, cfg: DictConfig, folder: RunFolder, state: 
     supervisor = build_supervisor(c.algo, schedule=schedule, action_space=probe.action_space,
                                   observation_space=view.space, num_envs=num_envs, learner=learner, seed=c.seed)
     budget = Budget(c.schedule.iterations, c.schedule.rollout_steps, c.schedule.initial_expert_steps)
-    budget.check_memory(view.dim, probe.action_space.shape[0], num_envs, probe.observation_space.shape[0])
-    if c.schedule.initial_demos and not view.identity:
-        raise ConfigError(f"schedule.initial_demos={c.schedule.initial_demos}: starting from a dataset is not "
-                          f"supported yet for a student that sees less (obs={c.obs.name}, history={c.obs.history}, "
-                          f"actions={show(c.obs.actions)}); use schedule.initial_expert_steps")
+    expert_dim = probe.observation_space.shape[0]
+    budget.check_memory(view.dim, probe.action_space.shape[0], num_envs, expert_dim)
     demonstrations = (load_demonstrations(c.schedule.initial_demos, probe.observation_space, probe.action_space,
-                                          c.env.id) if c.schedule.initial_demos else None)
+                                          c.env.id, view) if c.schedule.initial_demos else None)
     probe.close()
     collector = Collector(c.env, num_envs, seed=c.seed, collection=c.schedule.collection, view=view)
     resumed = restore(folder.path, state, learner, supervisor, collector) if state is not None else None
@@ -314,6 +315,10 @@ def build_parts(settings: RunConfig, cfg: DictConfig, folder: RunFolder, state: 
              expert.files["model_sha256"][:16],
              f", statistics {expert.files['stats']} (sha256 {expert.files['stats_sha256'][:16]})"
              if expert.files.get("stats") else "")
+    if not view.identity:
+        log.info("student: obs=%s sees %d numbers (%d view(s) of %d%s) of the expert's %d", c.obs.name, view.dim,
+                 view.history, view.features.dim, ", and the previous action" if view.with_actions else "",
+                 expert_dim)
     tracker = Tracker(folder.path, c.logger, cfg, provenance={"expert": expert.files})  # W&B starts in the background
     return Parts(expert=expert, learner=learner, supervisor=supervisor, budget=budget, collector=collector,
                  evaluator=evaluator, tracker=tracker, run_dir=folder.path, seed=c.seed,

@@ -15,7 +15,8 @@ Export (`python -m dagger.export <run dir>`) writes every visited step, episode 
                  (the run's random and expert returns), and the run's algorithm and expert (file, sha256)
 
 Import (`schedule.initial_demos=<dataset id>`): the dataset's labelled steps are D_0, and BC on them is
-iteration 0. Only local hdf5 datasets are read (never downloaded), by this module itself through h5py and JSON
+iteration 0; a student that sees less gets its view of full observations, or a student export's view as it is
+(`load_demonstrations`). Only local hdf5 datasets are read (never downloaded), by this module itself through h5py and JSON
 (not Minari's reader, which builds the env spec when the spaces are missing): nothing in the files is executed,
 the dataset's env spec is never instantiated, and every array's shape, every value's finiteness and every
 label's place within the action bounds is checked before any work.
@@ -34,6 +35,7 @@ import numpy as np
 
 from dagger.config import Check, ConfigError, describe, first_line
 from dagger.data import Dataset, Transitions
+from dagger.views import StudentView
 
 NAMESPACE = "dagger-lab"
 INFO_KEYS = ("executed_action", "labelled", "learner", "iteration")
@@ -169,6 +171,18 @@ def remove_stale_staging(root: Path) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def replay(view: StudentView, states: np.ndarray, executed: np.ndarray, seed: int) -> np.ndarray:
+    """The student's views along one episode of full observations s_0..s_T (T + 1 rows) and executed actions
+    a_0..a_{T-1}: restarted at s_0 and advanced step by step, its noise (obs=noisy) seeded by `seed`."""
+    own = view.fresh([view.seed, seed] if isinstance(view.seed, int) else [*view.seed, seed])
+    own.restart(states[:1])
+    views = [own.current()[0]]
+    for t in range(len(executed)):
+        own.advance(states[t + 1:t + 2], executed[t:t + 1])
+        views.append(own.current()[0])
+    return np.asarray(views)
+
+
 def read_space(metadata: dict, kind: str, key: str) -> gym.spaces.Box:
     """The dataset's declared `kind` space, read from its JSON; a dataset that declares none is refused (Minari
     would build its env spec, which can import code)."""
@@ -187,9 +201,9 @@ def read_space(metadata: dict, kind: str, key: str) -> gym.spaces.Box:
     return space
 
 
-def read_episodes(folder: Path, key: str, obs_dim: int, act_dim: int):
+def read_episodes(folder: Path, key: str, widths: tuple[int, ...], act_dim: int):
     """The episodes of a Minari hdf5 dataset, read with h5py alone: dicts of numpy arrays, each checked for
-    its shape (observations T + 1, the rest T), or one ConfigError naming the episode."""
+    its shape (observations T + 1 rows of one of `widths`, the rest T), or one ConfigError naming the episode."""
     import h5py
 
     try:
@@ -211,7 +225,9 @@ def read_episodes(folder: Path, key: str, obs_dim: int, act_dim: int):
             except Exception as err:  # noqa: BLE001 - a missing field, a group where an array belongs, bad data
                 raise ConfigError(f"{where} cannot be read ({first_line(err)[:120]})") from None
             n = len(episode["actions"]) if episode["actions"].ndim else -1
-            shapes = {"observations": (n + 1, obs_dim), "actions": (n, act_dim), "rewards": (n,),
+            width = episode["observations"].shape[-1] if episode["observations"].shape[-1:] in {(w,) for w in widths} \
+                else widths[0]
+            shapes = {"observations": (n + 1, width), "actions": (n, act_dim), "rewards": (n,),
                       "terminations": (n,), "truncations": (n,)}
             for field, shape in shapes.items():
                 if episode[field].shape != shape or not np.issubdtype(episode[field].dtype, np.number) and \
@@ -222,8 +238,13 @@ def read_episodes(folder: Path, key: str, obs_dim: int, act_dim: int):
 
 
 def load_demonstrations(dataset_id: str, observation_space: gym.spaces.Box, action_space: gym.spaces.Box,
-                        env_id: str):
+                        env_id: str, view: StudentView | None = None):
     """The local Minari dataset `dataset_id` as the rollout of iteration 0 (a `dagger.rollout.Rollout`).
+
+    For a student that sees less (`view`), the dataset may hold either side: the full observations (any dataset of
+    the task, an expert's), and then the view is replayed over each episode from its start as the collector
+    builds it (the previous action being the executed one); or the student's own view with the full state in its
+    infos (`state`, `next_state`: an export of a student run with the same view), taken as it is.
 
     Every problem (no such local dataset, spaces that do not match the env, non-finite values) is one
     ConfigError naming `schedule.initial_demos`."""
@@ -241,14 +262,19 @@ def load_demonstrations(dataset_id: str, observation_space: gym.spaces.Box, acti
     if not isinstance(metadata, dict) or metadata.get("data_format", "hdf5") != "hdf5":
         raise ConfigError(f"{key}: only Minari datasets in the hdf5 format are read "
                           f"(data_format {metadata.get('data_format') if isinstance(metadata, dict) else '?'!r})")
-    for kind, ours in (("observation", observation_space), ("action", action_space)):
-        theirs = read_space(metadata, kind, key)
-        same = theirs.shape == ours.shape and (
-            kind == "observation" or (np.allclose(theirs.low, ours.low) and np.allclose(theirs.high, ours.high)))
-        if not same:
-            raise ConfigError(f"{key}: its {kind} space {theirs} does not match {env_id}'s {ours}")
+    full_dim, act_dim = observation_space.shape[0], action_space.shape[0]
+    view = view if view is not None and not view.identity else None
+    widths = (full_dim,) if view is None else tuple(dict.fromkeys((full_dim, view.dim)))
+    theirs = read_space(metadata, "observation", key)
+    if theirs.shape not in {(w,) for w in widths}:
+        whose = f"{env_id}'s {observation_space}" + ("" if view is None else f" or the student's view {view.space}")
+        raise ConfigError(f"{key}: its observation space {theirs} does not match {whose}")
+    theirs = read_space(metadata, "action", key)
+    if theirs.shape != action_space.shape or not (np.allclose(theirs.low, action_space.low)
+                                                 and np.allclose(theirs.high, action_space.high)):
+        raise ConfigError(f"{key}: its action space {theirs} does not match {env_id}'s {action_space}")
     steps: dict[str, list] = {name: [] for name in Transitions.FIELDS}
-    for episode in read_episodes(folder, key, observation_space.shape[0], action_space.shape[0]):
+    for number, episode in enumerate(read_episodes(folder, key, widths, act_dim)):
         obs, acts = episode["observations"], episode["actions"]
         n = len(acts)
         infos = episode["infos"]
@@ -268,23 +294,36 @@ def load_demonstrations(dataset_id: str, observation_space: gym.spaces.Box, acti
 
         labelled, learner = info("labelled", np.ones(n, bool)), info("learner", np.zeros(n, bool))
         executed = info("executed_action", acts)
+        if "state" in infos:  # the student's view, the full state beside it (an export of a student run)
+            if view is None or obs.shape[1] != view.dim:
+                raise ConfigError(f"{key}: episode_{number} holds a student's view {obs.shape[1]} wide with the "
+                                  f"full state in its infos, but this run's student sees "
+                                  f"{'the full state' if view is None else f'a view {view.dim} wide'}")
+            state = info("state", np.zeros((n, full_dim)))
+            next_state = info("next_state", np.zeros((n, full_dim)))
+        else:  # the full observations: the student's view is built over them as the collector builds it
+            if obs.shape[1] != full_dim:
+                raise ConfigError(f"{key}: episode_{number}'s observations are {obs.shape[1]} wide, neither "
+                                  f"{env_id}'s {full_dim} nor a student's view with the full state in its infos")
+            state, next_state = obs[:-1], obs[1:]
+            obs = obs if view is None else replay(view, obs, executed, seed=number)
         for name, value in (("obs", obs[:-1]), ("acts", executed), ("reward", episode["rewards"]),
                             ("next_obs", obs[1:]), ("terminated", episode["terminations"]),
                             ("truncated", episode["truncations"]), ("learner", learner),
                             ("label", np.where(labelled[:, None], acts, np.nan)), ("labelled", labelled),
                             ("env", np.full(n, -1)), ("iteration", np.zeros(n)),
-                            ("state", obs[:-1]), ("next_state", obs[1:])):
+                            ("state", state), ("next_state", next_state)):
             steps[name].append(np.asarray(value))
     if not steps["obs"]:
         raise ConfigError(f"{key}: the dataset holds no episodes")
-    columns = Transitions(observation_space.shape[0], action_space.shape[0], capacity=1)
+    columns = Transitions(full_dim if view is None else view.dim, act_dim, capacity=1, state_dim=full_dim)
     columns.add(**{name: np.concatenate(chunks) for name, chunks in steps.items()})  # cast to D's dtypes
     t = {name: columns[name] for name in Transitions.FIELDS}
     labelled = t["labelled"]
     if not labelled.any():
         raise ConfigError(f"{key}: the dataset holds no labelled steps")
-    if not (np.isfinite(t["obs"]).all() and np.isfinite(t["next_obs"]).all() and np.isfinite(t["label"][labelled]).all()
-            and np.isfinite(t["reward"]).all()):
+    if not (all(np.isfinite(t[name]).all() for name in ("obs", "next_obs", "state", "next_state", "reward"))
+            and np.isfinite(t["label"][labelled]).all()):
         raise ConfigError(f"{key}: the dataset holds non-finite observations, actions or rewards")
     low, high = action_space.low, action_space.high
     slack = 1e-3 * (high - low)  # float32 round-off of a clipped action

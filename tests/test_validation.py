@@ -223,11 +223,11 @@ BAD_INPUTS: list[Bad] = [
     run("+obs.noise_std=0.1", says="unknown key"),
     run("obs._target_=os.system", says="is not a view class"),
     run("obs=nope", hydra=True),
-    run("policy=gru", key="obs.history", says="obs.history=1 must be >= 2 for policy=gru"),
+    run("policy=gru", "obs.history=2", "policy.steps=1", says="policy.steps=1 must be >= 2"),
     run("policy=gru", "obs.history=4", "policy.gru_size=0", says="policy.gru_size=0 must be an integer >= 1"),
     run("policy=gru", "obs.history=4", "policy.steps=3", says="does not divide the view's width"),
     run("obs=no_velocity", "schedule.initial_demos=nope/walker/none-v0", key="schedule.initial_demos",
-        says="not supported yet for a student that sees less"),
+        says="no local Minari dataset of that id"),
     run("optimized_metric=loss", says="is not one of final_normalized_return"),
     # ---- run.py: the expert ----
     run("expert.algo=a2c"),

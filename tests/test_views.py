@@ -166,12 +166,43 @@ def test_the_gru_student_fits_what_only_the_sequence_of_views_tells():
     assert error < 0.05 * velocity.var(), (error, velocity.var())
 
 
-def test_a_gru_student_needs_a_window_and_is_refused_in_one_line_without_one(tmp_path):
-    from dagger.app import RunStopped
+def test_gru_students_are_the_members_of_the_ensemble_that_thriftydagger_gates_with(tmp_path):
+    """policy=gru_ensemble: K GRU students act with their mean and doubt by their spread, which ThriftyDAgger
+    reads on the student's view; the run resumes to the same files after an interruption."""
+    import torch
 
-    with pytest.raises(RunStopped, match=r"^obs.history=1 must be >= 2 for policy=gru \(it reads the view's last "
-                                         r"obs.history views as a sequence\)$"):
-        run_in_process(tmp_path / "run", *QUICK, "obs=no_velocity", "policy=gru", "logger=none")
+    from dagger.policy import build_learner
+    from dagger.policy.recurrent import GRULearner
+    from tests.conftest import box, policy_config
+
+    cfg = policy_config("gru_ensemble", steps=2, actions=False, gru_size=16, hidden=[16], members=3)
+    learner = build_learner(cfg, box(4), box(1), "cpu")
+    assert [type(m) for m in learner.members] == [GRULearner] * 3
+    views = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    members = np.stack([m.act(views) for m in learner.members])
+    np.testing.assert_allclose(learner.act(views), members.mean(0), atol=1e-6)
+    assert learner.uncertainty(views).min() > 0  # members drawn apart disagree
+    keys = [*QUICK, "obs=no_velocity", "obs.history=2", "algo=thrifty_dagger", "policy=gru_ensemble",
+            "policy.members=3", "policy.gru_size=16", "policy.hidden=[32]", "schedule.iterations=3", "logger=none"]
+    straight = run_in_process(tmp_path / "straight", *keys)
+    assert straight["expert_labels"] > 0
+    state = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
+    assert len(state["learner"]["members"]) == 3
+    interrupt_after_first_iteration_and_resume(tmp_path / "interrupted", *keys)
+    assert_same_outputs(tmp_path / "straight", tmp_path / "interrupted")
+
+
+def test_a_gru_student_on_the_default_view_reads_a_window_of_eight_and_a_window_of_one_is_refused(tmp_path):
+    from dagger.app import RunStopped, parse_run
+
+    c = parse_run(compose("obs=no_velocity", "policy=gru"))
+    assert (c.obs.history, c.policy.steps) == (8, 8)  # obs.history=1: the GRU's own window
+    c = parse_run(compose("obs=no_velocity", "obs.history=4", "policy=gru"))
+    assert (c.obs.history, c.policy.steps) == (4, 4)  # the view's history is the window
+    with pytest.raises(RunStopped, match=r"^policy.steps=1 must be >= 2 \(the GRU reads a window of views as a "
+                                         r"sequence\)$"):
+        run_in_process(tmp_path / "run", *QUICK, "obs=no_velocity", "obs.history=2", "policy=gru", "policy.steps=1",
+                       "logger=none")
     assert not (tmp_path / "run").exists()
 
 
@@ -200,6 +231,45 @@ def test_a_students_export_holds_its_view_as_observations_and_the_full_state_in_
         assert states.shape == (len(episode.actions), 4)
         np.testing.assert_array_equal(episode.observations[:-1, 2:], states[:, :2])  # the newest view: positions
         np.testing.assert_array_equal(episode.observations[-1, 2:], episode.infos["next_state"][-1, :2])
+
+
+def test_a_student_starts_from_either_sides_demonstrations_and_a_mismatched_side_is_refused(tmp_path, monkeypatch):
+    """D_0 for a student: full observations have its view built over them, episode by episode, as the collector
+    builds it; a student's export with the same view is taken as it is; any other view is refused in one line."""
+    from dagger.app import RunStopped
+    from dagger.export import export
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))
+    student = ["obs=no_velocity", "obs.history=2", "schedule.iterations=1", "logger=none"]
+    run_in_process(tmp_path / "teacher", *QUICK, "schedule.iterations=1", "logger=none")
+    run_in_process(tmp_path / "student", *QUICK, *student)
+    full_id, _, full = export(tmp_path / "teacher", "dagger-lab/test/full-v0")
+    student_id, _, seen = export(tmp_path / "student", "dagger-lab/test/student-v0")
+
+    run_in_process(tmp_path / "from-full", *QUICK, *student, f"schedule.initial_demos={full_id}")
+    with np.load(tmp_path / "from-full" / "dataset.npz") as d:
+        demo = d["transition_env"] == -1
+        obs, state = d["transition_obs"][demo], d["transition_state"][demo]
+        starts = np.r_[True, (d["transition_terminated"] | d["transition_truncated"])[demo][:-1]]
+    np.testing.assert_array_equal(state, full.transitions["state"])  # the demonstrations' states, in order
+    np.testing.assert_array_equal(obs[:, 2:], state[:, :2])  # the newest view: the positions of s_t
+    previous = np.where(starts[:, None], state[:, :2], np.roll(state[:, :2], 1, axis=0))
+    np.testing.assert_array_equal(obs[:, :2], previous)  # the one before: s_{t-1}'s, or s_0's at a start
+
+    run_in_process(tmp_path / "from-student", *QUICK, *student, f"schedule.initial_demos={student_id}")
+    with np.load(tmp_path / "from-student" / "dataset.npz") as d:
+        demo = d["transition_env"] == -1
+        np.testing.assert_array_equal(d["transition_obs"][demo], seen.transitions["obs"])  # taken as it is
+        np.testing.assert_array_equal(d["transition_state"][demo], seen.transitions["state"])
+
+    for run_dir, keys, says in ((tmp_path / "full-from-student", [], "but this run's student sees the full state"),
+                                (tmp_path / "other-view", ["obs=no_velocity", "obs.history=3"],
+                                 "but this run's student sees a view 6 wide")):
+        with pytest.raises(RunStopped) as stopped:
+            run_in_process(run_dir, *QUICK, *keys, "schedule.iterations=1", "logger=none",
+                           f"schedule.initial_demos={student_id}")
+        assert str(stopped.value).startswith(f"schedule.initial_demos='{student_id}'") and says in str(stopped.value)
+        assert "\n" not in str(stopped.value) and not run_dir.exists()
 
 
 def test_the_students_window_sees_every_step_even_where_only_the_expert_acts():

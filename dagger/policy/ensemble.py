@@ -1,5 +1,5 @@
 """The ensemble learner (EnsembleDAgger: Menda, Driggs-Campbell & Kochenderfer 2019; ThriftyDAgger: Hoque et al.
-2021): K MLP learners (the members), each fitted on its own bootstrap resample of D with the MLP learner's budget.
+2021): K MLP learners (the members; GRU students under `policy=gru_ensemble`), each fitted on its own bootstrap resample of D with the MLP learner's budget.
 
 It acts with the members' mean action, mu(s) = 1/K sum_k a_k(s), and its uncertainty is their spread in scaled
 action units ([-1, 1] per dimension):
@@ -34,13 +34,15 @@ class EnsembleConfig(MLPConfig):
 
 
 class EnsembleLearner:
-    """K `MLPLearner`s acting with their mean action; their spread is the uncertainty the gates read."""
+    """K `MLPLearner`s (or another `Member` class) acting with their mean action; their spread is the uncertainty
+    the gates read."""
 
     Config = EnsembleConfig
+    Member: type[MLPLearner] = MLPLearner  # what each member is (built from the same config)
 
     def __init__(self, cfg: EnsembleConfig, observation_space: gym.spaces.Box, action_space: gym.spaces.Box,
                  device: str = "cpu"):
-        self.members = [MLPLearner(cfg, observation_space, action_space, device) for _ in range(cfg.members)]
+        self.members = [self.Member(cfg, observation_space, action_space, device) for _ in range(cfg.members)]
         self.bootstrap = cfg.bootstrap
         scale = ActionScale.of(action_space)
         self.act_mid, self.act_half = scale.mid.astype(np.float32), scale.half.astype(np.float32)

@@ -16,7 +16,11 @@ Choice where the literature leaves one open: the hidden state is recomputed from
 than carried through the episode, so the learner acts on exactly the context it was trained on (robomimic's RNN
 policies carry it and reset it every `horizon` steps instead). The window and the previous action live in the
 view, so every batched call over D (DART's noise, the gates' training) stays valid and a checkpoint holds the
-window. `obs.history` must be at least 2.
+window. The window is `obs.history` views; where the view keeps one (`obs.history=1`, the default), the GRU
+gets a window of `GRULearner.WINDOW` = 8 views (the student_view sweep's better length for the GRU).
+
+`policy=gru_ensemble` makes K such GRU students the members of the ensemble learner (`dagger.policy.ensemble`: the
+mean action acts, the members' spread is the uncertainty EnsembleDAgger and ThriftyDAgger read).
 """
 from __future__ import annotations
 
@@ -28,8 +32,10 @@ import torch
 from torch import nn
 
 from dagger.config import COUNT, Boolean, ConfigError
+from dagger.policy.ensemble import EnsembleConfig, EnsembleLearner
 from dagger.policy.fitting import mlp
 from dagger.policy.mlp import MLPConfig, MLPLearner
+from dagger.views import ViewConfig
 
 
 class GRUConfig(MLPConfig):
@@ -61,15 +67,23 @@ class GRULearner(MLPLearner):
     """The MLP learner with a GRU over the view's window in place of the MLP's first layers."""
 
     Config = GRUConfig
+    WINDOW = 8  # the views a GRU reads where the view keeps one (obs.history=1, the default)
+
+    @classmethod
+    def with_window(cls, cfg: GRUConfig, obs: ViewConfig) -> tuple[GRUConfig, ViewConfig]:
+        """The learner's and the view's configs, the view keeping the GRU's window: `obs.history` views, or WINDOW
+        where it keeps one (`policy.steps` follows obs.history unless set apart)."""
+        if obs.history > 1 or cfg.steps > 1:
+            return cfg, obs
+        return cfg.model_copy(update={"steps": cls.WINDOW}), obs.model_copy(update={"history": cls.WINDOW})
 
     def __init__(self, cfg: GRUConfig, observation_space: gym.spaces.Box, action_space: gym.spaces.Box,
                  device: str = "cpu"):
         extra = action_space.shape[0] if cfg.actions else 0
         width = observation_space.shape[0] - extra
         if cfg.steps < 2 or width % cfg.steps:
-            raise ConfigError(f"obs.history={cfg.steps} must be >= 2 for policy=gru (it reads the view's last "
-                              "obs.history views as a sequence)" if cfg.steps < 2 else
-                              f"policy.steps={cfg.steps} does not divide the view's width {width}")
+            raise ConfigError(f"policy.steps={cfg.steps} must be >= 2 (the GRU reads a window of views as a sequence)"
+                              if cfg.steps < 2 else f"policy.steps={cfg.steps} does not divide the view's width {width}")
         self.layout = (cfg.steps, width // cfg.steps, extra)
         super().__init__(cfg, observation_space, action_space, device)
 
@@ -77,3 +91,14 @@ class GRULearner(MLPLearner):
         steps, feature_dim, extra = self.layout
         return lambda obs_dim, out_dim: WindowGRU(steps, feature_dim, extra, self.cfg.gru_size, self.cfg.hidden,
                                                   self.cfg.activation, out_dim)
+
+
+class GRUEnsembleConfig(GRUConfig, EnsembleConfig):
+    """`policy=gru_ensemble`: the GRU's keys (per member) and the ensemble's (members, bootstrap)."""
+
+
+class GRUEnsembleLearner(EnsembleLearner):
+    """An ensemble whose members are GRU students."""
+
+    Config = GRUEnsembleConfig
+    Member = GRULearner
