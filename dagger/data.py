@@ -1,9 +1,12 @@
-"""The aggregated dataset D of (student's view, expert action) pairs, kept as contiguous arrays, and every visited
-transition of the rollouts: the episodes as they were collected, the student's view beside the full state that
-the expert read (the gates learn from them, and `dagger.export` writes them as a Minari dataset)."""
+"""The aggregated dataset D: every visited transition of the rollouts, the episodes as they were collected, the
+student's view beside the full state that the expert read; D's (student's view, expert action) pairs are its
+labelled steps (the learner fits them, the gates learn from the rest, `dagger.export` writes them all as a Minari
+dataset)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Union
 
 import numpy as np
 
@@ -58,57 +61,78 @@ class Transitions(Columns):
                           "env": ((), np.int32), "iteration": ((), np.int32)}, capacity)
 
 
-class Dataset:
-    """D: (student's view, expert action) pairs, and every visited transition (`Transitions`; `transitions=False`
-    for a file written before they were kept). `state_dim` is the full state's width (the view's by default)."""
+@dataclass(frozen=True)
+class Pairs:
+    """(student's view, expert action) pairs that a learner fits: D's labelled rows, a resample of them, a test's."""
 
-    def __init__(self, obs_dim: int, act_dim: int, capacity: int = 1024, transitions: bool = True,
-                 state_dim: int | None = None):
-        self.pairs = Columns({"obs": ((obs_dim,), np.float32), "acts": ((act_dim,), np.float32)}, capacity)
-        self.transitions = Transitions(obs_dim, act_dim, state_dim=state_dim) if transitions else None
+    obs: np.ndarray
+    acts: np.ndarray
 
     def __len__(self) -> int:
-        return len(self.pairs)
+        return len(self.obs)
+
+
+Labelled = Union[Pairs, "Dataset"]  # what a learner fits: anything with obs, acts and a length
+
+
+class Dataset:
+    """D: the labelled rows of the transitions record (`Transitions`), in collection order. Every visited step is
+    kept once; D's (view, label) pairs are read from the labelled ones (`obs`, `acts`), and the steps around them
+    (the episodes, the full states, who drove) stay beside them for the gates, sequences and the export.
+    `state_dim` is the full state's width (the view's by default)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, capacity: int = 1024, state_dim: int | None = None):
+        self.transitions = Transitions(obs_dim, act_dim, capacity, state_dim)
+        self.rows = np.empty(0, dtype=np.int64)  # where D's pairs are in the record, in order
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
     @property
     def obs(self) -> np.ndarray:
-        return self.pairs["obs"]
+        """The student's view at each labelled step, (|D|, obs_dim) float32."""
+        return self.transitions["obs"][self.rows]
 
     @property
     def acts(self) -> np.ndarray:
-        return self.pairs["acts"]
+        """The expert's label at each labelled step, (|D|, act_dim) float32."""
+        return self.transitions["label"][self.rows]
 
-    def add(self, obs: np.ndarray, acts: np.ndarray, transitions: dict[str, np.ndarray] | None = None,
-            iteration: int | None = None) -> None:
-        """D <- D + {(obs_k, acts_k)} (and the rollout's transitions, collected in `iteration`)."""
-        if len(obs) != len(acts):
-            raise ValueError(f"{len(obs)} observations but {len(acts)} actions")
-        self.pairs.add(obs=obs, acts=acts)
-        if self.transitions is not None and transitions is not None:
-            if iteration is not None:
-                transitions = {**transitions, "iteration": np.full(len(transitions["obs"]), iteration, np.int32)}
-            if "state" not in transitions:  # the student saw the full state (loaded demonstrations, older files)
-                transitions = {**transitions, "state": transitions["obs"], "next_state": transitions["next_obs"]}
-            self.transitions.add(**transitions)
+    def add(self, transitions: dict[str, np.ndarray], iteration: int | None = None) -> None:
+        """D <- D + the labelled steps of `transitions` (one rollout's, collected in `iteration`), which are kept
+        whole in the record."""
+        if iteration is not None:
+            transitions = {**transitions, "iteration": np.full(len(transitions["obs"]), iteration, np.int32)}
+        if "state" not in transitions:  # the student saw the full state (loaded demonstrations, older files)
+            transitions = {**transitions, "state": transitions["obs"], "next_state": transitions["next_obs"]}
+        start = len(self.transitions)
+        self.transitions.add(**transitions)
+        self.rows = np.concatenate([self.rows, start + np.flatnonzero(transitions["labelled"])])
 
     def save(self, path: Path) -> None:
+        """dataset.npz: D's pairs (`obs`, `acts`) and the record (`transition_<field>`)."""
         arrays = {"obs": self.obs, "acts": self.acts}
-        if self.transitions is not None:
-            arrays |= {f"transition_{name}": self.transitions[name] for name in Transitions.FIELDS}
+        arrays |= {f"transition_{name}": self.transitions[name] for name in Transitions.FIELDS}
         atomic_write(path, lambda tmp: np.savez(tmp, **arrays))
 
     @classmethod
     def load(cls, path: Path) -> "Dataset":
-        """D as `save` wrote it. Arrays are read without pickle, and their declared sizes are checked against the
-        machine's memory before any is read (a crafted file cannot make it allocate or inflate without bound)."""
+        """D as `save` wrote it. Arrays are read without
+        pickle, and their declared sizes are checked against the machine's memory before any is read (a crafted
+        file cannot make it allocate or inflate without bound). ValueError where the file holds no record (an
+        older version's) or its pairs are not the record's labelled steps."""
         check_declared_size(path)
         with np.load(path) as f:
             names = [name for name in Transitions.FIELDS if f"transition_{name}" in f.files]
-            keep = set(Transitions.FIELDS) - set(Transitions.OPTIONAL) <= set(names)
-            state_dim = f["transition_state"].shape[1] if "state" in names else None
-            data = cls(f["obs"].shape[1], f["acts"].shape[1], capacity=max(1, len(f["obs"])), transitions=keep,
-                       state_dim=state_dim)
-            data.add(f["obs"], f["acts"], {name: f[f"transition_{name}"] for name in names} if keep else None)
+            if not set(Transitions.FIELDS) - set(Transitions.OPTIONAL) <= set(names):
+                raise ValueError("written by an older version that did not record the visited transitions")
+            record = {name: f[f"transition_{name}"] for name in names}
+            data = cls(record["obs"].shape[1], record["acts"].shape[1], capacity=max(1, len(record["obs"])),
+                       state_dim=record["state"].shape[1] if "state" in record else None)
+            data.add(record)
+            pairs = f["obs"][:len(data)], f["acts"][:len(data)]
+        if not (np.array_equal(pairs[0], data.obs) and np.array_equal(pairs[1], data.acts, equal_nan=True)):
+            raise ValueError("its pairs (obs, acts) are not the labelled steps of its transitions")
         return data
 
 
@@ -120,9 +144,9 @@ def half_memory() -> int:
 
 
 def bytes_per_step(obs_dim: int, act_dim: int, state_dim: int) -> int:
-    """What D keeps of one visited step: three float32 copies of the student's view (D's pairs, the transition's
-    o and o') and of the action (pair, executed, label), two of the full state (s, s'), plus reward and flags."""
-    return 4 * (3 * obs_dim + 3 * act_dim + 2 * state_dim) + 24
+    """What D keeps of one visited step: float32 copies of the student's view (o, o'), the action (executed,
+    label) and the full state (s, s'), plus reward and flags."""
+    return 4 * (2 * obs_dim + 2 * act_dim + 2 * state_dim) + 24
 
 
 def check_declared_size(path: Path) -> None:

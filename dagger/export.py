@@ -44,9 +44,8 @@ def read_run(run_dir: Path):
         data = Dataset.load(run_dir / "dataset.npz")
     except Exception as err:  # noqa: BLE001
         raise ConfigError(f"{run_dir / 'dataset.npz'}: cannot be read ({first_line(err)[:200]})") from None
-    if data.transitions is None or len(data.transitions) == 0:
-        raise ConfigError(f"{run_dir / 'dataset.npz'}: holds no recorded episodes (written by an older version); "
-                          "rerun the experiment to export it")
+    if len(data.transitions) == 0:
+        raise ConfigError(f"{run_dir / 'dataset.npz'}: holds no recorded episodes; rerun the experiment to export it")
     if env_id not in gym.registry:  # gym.make("module:Env") would import the module the file names
         raise ConfigError(f"{run_dir / 'config.yaml'}: env.id={env_id[:100]!r} is not a registered gymnasium task; "
                           "the export makes only registered tasks and never imports a module a file names")

@@ -168,7 +168,7 @@ def iterate(p: Parts, supervisor: Supervisor, data: Dataset, progress: Progress,
                else p.collector.collect(supervisor, p.expert.act, p.learner, steps, rng(p, i), i))
     if i == 0:  # the algorithm takes over the demonstrations' running episodes without counting a switch
         p.collector.hand_over()
-    data.add(rollout.obs, rollout.labels, rollout.transitions, i)  # D <- D + D_i: labelled states, expert's actions
+    data.add(rollout.transitions, i)  # D <- D + D_i: the labelled states with the expert's actions (and every step)
     t1 = time.perf_counter()
     # pi_hat_{i+1} on all of D (a gate that labelled nothing yet leaves the learner as it is)
     fit = p.learner.fit(data, torch.Generator().manual_seed(p.seed * 100_003 + i)) if len(data) else {}
@@ -245,7 +245,7 @@ def checkpoint(p: Parts, data: Dataset, progress: Progress) -> None:
     """Save the dataset, the learner, and the state needed to resume after this iteration."""
     data.save(p.run_dir / "dataset.npz")
     state = {"progress": asdict(progress), "dataset_size": len(data),
-             "transitions_size": len(data.transitions) if data.transitions is not None else 0,
+             "transitions_size": len(data.transitions),
              "learner": p.learner.state_dict(),
              "supervisor": p.supervisor.state_dict(), "collector": p.collector.state_dict(), "rows": p.tracker.rows,
              "expert": p.expert.files}  # the expert's files and sha256, also when provenance.json is lost
@@ -275,18 +275,18 @@ def restore(run_dir: Path, state: dict, learner: Learner, supervisor: Supervisor
         raise ConfigError(f"{where}: cannot be read ({describe(err, 160)}); this run "
                           "cannot be resumed, choose a new hydra.run.dir") from None
     n, m = state["dataset_size"], state.get("transitions_size", 0)
-    saved_m = len(saved.transitions) if saved.transitions is not None else 0
-    if saved.transitions is None:
-        raise ConfigError(f"{where} was written by an older version that did not record the "
-                          "visited transitions; this run cannot be resumed, choose a new hydra.run.dir")
+    saved_m = len(saved.transitions)
     if saved.obs.shape[1:] != (dims(collector)[0],) or saved.acts.shape[1:] != (dims(collector)[1],):
         raise ConfigError(f"{where} holds observations of width {saved.obs.shape[1:]} and actions of width "
                           f"{saved.acts.shape[1:]}, not this task's {dims(collector)}; choose a new hydra.run.dir")
     if not isinstance(n, int) or not isinstance(m, int) or len(saved) < n or saved_m < m:
         raise ConfigError(f"{where} holds {len(saved)} labels and {saved_m} transitions but "
                           f"the checkpoint needs {n} and {m}; this run cannot be resumed, choose a new hydra.run.dir")
-    data = Dataset(*dims(collector), capacity=max(1, n), state_dim=state_dim(collector))
-    data.add(saved.obs[:n], saved.acts[:n], saved.transitions.truncated(m))
+    data = Dataset(*dims(collector), capacity=max(1, m), state_dim=state_dim(collector))
+    data.add(saved.transitions.truncated(m))
+    if len(data) != n:
+        raise ConfigError(f"{where}: its first {m} transitions hold {len(data)} labels, but the checkpoint counts "
+                          f"{n}; this run cannot be resumed, choose a new hydra.run.dir")
     if not (np.isfinite(data.obs).all() and np.isfinite(data.acts).all()):
         raise ConfigError(f"{where} holds non-finite states or labels; choose a new hydra.run.dir")
     ckpt = run_dir / "checkpoint.pt"

@@ -6,7 +6,7 @@ import pytest
 from gymnasium.spaces import Box
 
 from dagger.config import ConfigError
-from dagger.data import Dataset
+from dagger.data import Dataset, Pairs
 from dagger.supervisors.dart import DART
 from tests.conftest import QUICK, assert_learns, learning_runs, supervisor
 
@@ -39,9 +39,7 @@ class OffsetLearner:
 def dataset(n=4000, seed=1):
     rng = np.random.default_rng(seed)
     acts = (MID + rng.uniform(-0.5, 0.5, (n, 2))).astype(np.float32)
-    data = Dataset(3, 2)
-    data.add(np.concatenate([acts, rng.normal(size=(n, 1))], axis=1).astype(np.float32), acts)
-    return data
+    return Pairs(np.concatenate([acts, rng.normal(size=(n, 1))], axis=1).astype(np.float32), acts)
 
 
 def second_moment(learner, data):

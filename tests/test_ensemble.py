@@ -9,7 +9,7 @@ from gymnasium.spaces import Box
 from omegaconf import OmegaConf
 
 from dagger.config import ConfigError
-from dagger.data import Dataset
+from dagger.data import Dataset, Pairs
 from dagger.policy import build_learner
 from dagger.policy.ensemble import EnsembleLearner
 from dagger.policy.mlp import MLPLearner
@@ -32,12 +32,10 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def curve_data(n: int = 400) -> Dataset:
+def curve_data(n: int = 400) -> Pairs:
     """a = 0.8 sin(2x) on x in [-1, 1]."""
     x = np.linspace(-1, 1, n, dtype=np.float32)[:, None]
-    data = Dataset(1, 1)
-    data.add(x, 0.8 * np.sin(2 * x))
-    return data
+    return Pairs(x, (0.8 * np.sin(2 * x)).astype(np.float32))
 
 
 def ensemble(members: int = 5, bootstrap: bool = True, **overrides) -> EnsembleLearner:
@@ -237,8 +235,7 @@ def test_an_interrupted_run_resumes_to_the_same_numbers(straight, tmp_path):
 
 def test_act_and_uncertainty_is_act_and_uncertainty_from_one_pass():
     learner = ensemble(3, True, gradient_steps=30)
-    data = Dataset(1, 1)
-    data.add(np.linspace(-1, 1, 64, dtype=np.float32)[:, None], np.linspace(-0.5, 0.5, 64, dtype=np.float32)[:, None])
+    data = Pairs(np.linspace(-1, 1, 64, dtype=np.float32)[:, None], np.linspace(-0.5, 0.5, 64, dtype=np.float32)[:, None])
     learner.fit(data, torch.Generator().manual_seed(0))
     obs = np.linspace(-3, 3, 50, dtype=np.float32)[:, None]
     acts, spread = learner.act_and_uncertainty(obs)

@@ -53,10 +53,12 @@ def spoil_dataset(path, how: str) -> None:
         with np.load(path) as f:
             arrays = {k: (np.concatenate([f[k], f[k]], axis=1) if f[k].ndim == 2 else f[k]) for k in f.files}
         np.savez(path, **arrays)
-    elif how == "nan-labels":
+    elif how in ("nan-labels", "forged-pairs"):
         with np.load(path) as f:
             arrays = {k: f[k] for k in f.files}
-        arrays["acts"] = np.full_like(arrays["acts"], np.nan)
+        arrays["acts"] = np.full_like(arrays["acts"], np.nan if how == "nan-labels" else 0.5)
+        if how == "nan-labels":  # in D's pairs and in the record alike
+            arrays["transition_label"][arrays["transition_labelled"]] = np.nan
         np.savez(path, **arrays)
     elif how == "pickled":
         np.savez(path, obs=np.array([object()], dtype=object))
@@ -66,6 +68,7 @@ def spoil_dataset(path, how: str) -> None:
     ("missing", "dataset.npz: cannot be read"), ("truncated", "dataset.npz: cannot be read"),
     ("short", "holds 10 labels"), ("other-width", "observations of width (8,)"),
     ("nan-labels", "non-finite states or labels"), ("pickled", "dataset.npz: cannot be read"),
+    ("forged-pairs", "its pairs (obs, acts) are not the labelled steps of its transitions"),
 ])
 def test_extending_a_run_with_a_spoiled_dataset_is_refused_and_changes_nothing(finished, tmp_path, how, says):
     run_dir = tmp_path / "run"
@@ -167,6 +170,9 @@ def test_a_sweep_runs_its_other_jobs_past_a_refused_one_and_exits_non_zero(tmp_p
     assert json.loads((sweep / "0" / "status.json").read_text())["status"] == "refused"
     assert (sweep / "0" / ".hydra" / "overrides.yaml").is_file() and not (sweep / "0" / "checkpoint.pt").exists()
     assert json.loads((sweep / "1" / "status.json").read_text())["status"] == "finished"
+    stopped = [json.loads(line) for line in (sweep / "stopped_jobs.jsonl").read_text().splitlines()]
+    assert stopped == [{"job": str(sweep / "0"), "status": "refused",
+                        "error": "schedule.rollout_steps=-5 must be an integer >= 1"}]  # the refused job alone
     report(sweep, reps=2_000)
     out = capsys.readouterr().out
     assert f"refused: {sweep / '0'}" in out and "1 finished, 1 failed or incomplete" in out

@@ -89,15 +89,17 @@ def test_lazy_dagger_hysteresis_holds_control_between_tau_auto_and_tau_sup():
 
 
 def test_lazy_dagger_noise_moves_the_executed_action_never_the_label():
-    sup = LazyDAgger(ACT, OBS, num_envs=64, seed=0, tau_sup=0.1, tau_auto=0.05, noise_std=0.2)
+    n = 4096
+    sup = LazyDAgger(ACT, OBS, num_envs=n, seed=0, tau_sup=0.1, tau_auto=0.05, noise_std=0.2)
     sup.begin(1, None, None)  # no classifier yet: the supervisor drives every env
-    obs = np.zeros((64, 2), dtype=np.float32)
+    obs = np.zeros((n, 2), dtype=np.float32)
     d = sup.decide(obs, Acts(lambda o: np.zeros((len(o), 1))), lambda o: np.full((len(o), 1), 0.3),
                    np.random.default_rng(0))
     assert d.supervisor_acts.all()
     np.testing.assert_array_equal(d.labels, 0.3)
     noise = d.actions[:, 0] - 0.3
-    assert 0.12 < noise.std() < 0.28 and abs(noise.mean()) < 0.08
+    # N(0, 0.2^2) noise on n draws, within 3 standard errors: of the std 0.2 / sqrt(2n), of the mean 0.2 / sqrt(n)
+    assert abs(noise.std() - 0.2) < 3 * 0.2 / np.sqrt(2 * n) and abs(noise.mean()) < 3 * 0.2 / np.sqrt(n)
 
 
 def ensemble_with_transitions(n_learner: int = 400):
@@ -105,17 +107,20 @@ def ensemble_with_transitions(n_learner: int = 400):
     learner = EnsembleLearner(policy_config("ensemble", members=3, bootstrap=True, hidden=[16], activation="relu",
                                             loss="mse", lr=3e-3, batch_size=64, gradient_steps=100, epochs=0,
                                             lr_schedule="constant", warm_start=True), OBS, ACT)
-    data = Dataset(2, 1, transitions=True)
+    data = Dataset(2, 1)
     obs = rng.normal(size=(300, 2)).astype(np.float32)
-    data.add(obs, np.tanh(obs[:, :1]))
+    n = len(obs)  # D: 300 states the supervisor drove through and the expert labelled
+    data.add({"obs": obs, "acts": np.tanh(obs[:, :1]), "reward": np.ones(n), "next_obs": obs,
+              "terminated": np.zeros(n, bool), "truncated": np.zeros(n, bool), "learner": np.zeros(n, bool),
+              "label": np.tanh(obs[:, :1]), "labelled": np.ones(n, bool), "env": np.zeros(n, np.int32)}, 1)
     learner.fit(data, torch.Generator().manual_seed(0))
     visited = rng.normal(scale=2.0, size=(n_learner + 100, 2)).astype(np.float32)
-    n = len(visited)
-    data.transitions.add(obs=visited, acts=np.zeros((n, 1), np.float32), reward=np.ones(n), next_obs=visited,
-                         terminated=visited[:, 0] > 2.5, truncated=np.zeros(n, bool),
-                         learner=np.arange(n) >= 100,  # the first 100 steps: the supervisor drove
-                         label=np.full((n, 1), np.nan, np.float32), labelled=np.zeros(n, bool),
-                         env=np.zeros(n, np.int32), iteration=np.ones(n, np.int32), state=visited, next_state=visited)
+    n = len(visited)  # then steps nobody labelled
+    data.add({"obs": visited, "acts": np.zeros((n, 1), np.float32), "reward": np.ones(n), "next_obs": visited,
+              "terminated": visited[:, 0] > 2.5, "truncated": np.zeros(n, bool),
+              "learner": np.arange(n) >= 100,  # the first 100 steps: the supervisor drove
+              "label": np.full((n, 1), np.nan, np.float32), "labelled": np.zeros(n, bool),
+              "env": np.zeros(n, np.int32)}, 1)
     return learner, data
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from dagger.data import Dataset
+from dagger.data import Pairs
 from dagger.policy.mlp import MLPLearner
 from tests.conftest import box, policy_config
 
@@ -13,13 +13,11 @@ def mlp_learner(obs: int = 4, act=None, **keys) -> MLPLearner:
     return MLPLearner(policy_config("mlp", **keys), box(obs), act if act is not None else box(2))
 
 
-def linear_expert_data(n: int = 2000) -> tuple[Dataset, np.ndarray]:
+def linear_expert_data(n: int = 2000) -> tuple[Pairs, np.ndarray]:
     rng = np.random.default_rng(0)
     obs = rng.normal(loc=5.0, scale=3.0, size=(n, 4))  # unnormalised on purpose
     weights = rng.normal(size=(4, 2)) / 10
-    data = Dataset(4, 2)
-    data.add(obs, np.clip(obs @ weights, -1, 1))
-    return data, weights
+    return Pairs(obs.astype(np.float32), np.clip(obs @ weights, -1, 1).astype(np.float32)), weights
 
 
 @pytest.mark.parametrize("loss", ["mse", "gaussian"])
@@ -38,9 +36,8 @@ def test_fitting_lowers_the_loss_and_imitates(loss):
 
 
 def test_actions_respect_the_bounds_and_scale():
-    data = Dataset(1, 1)
-    obs = np.linspace(-1, 1, 500)[:, None]
-    data.add(obs, 2.0 + obs)  # actions in [1, 3]
+    obs = np.linspace(-1, 1, 500, dtype=np.float32)[:, None]
+    data = Pairs(obs, 2.0 + obs)  # actions in [1, 3]
     learner = mlp_learner(1, box([1.0], [3.0]), hidden=[32], activation="tanh", loss="mse", lr=3e-3, batch_size=64,
                           gradient_steps=800, epochs=0, lr_schedule="constant", warm_start=True)
     learner.fit(data, torch.Generator().manual_seed(0))

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from dagger.config import Boolean, Integer
-from dagger.data import Dataset
+from dagger.data import Labelled, Pairs
 from dagger.envs import ActionScale
 from dagger.policy.fitting import PREDICT_CHUNK
 from dagger.policy.mlp import MLPConfig, MLPLearner
@@ -64,7 +64,7 @@ class EnsembleLearner:
         scaled = self.scaled_member_actions(obs)
         return scaled.mean(0) * self.act_half + self.act_mid, scaled.std(0).mean(-1)
 
-    def fit(self, data: Dataset, generator: torch.Generator) -> dict[str, float]:
+    def fit(self, data: Labelled, generator: torch.Generator) -> dict[str, float]:
         """Each member fits its own resample of D (or D itself) with its own generator seeded from `generator`."""
         losses = []
         for member in self.members:
@@ -76,15 +76,14 @@ class EnsembleLearner:
                 "ensemble_spread": float(self._spread_on(data))}
 
     @staticmethod
-    def _resample(data: Dataset, generator: torch.Generator) -> Dataset:
+    def _resample(data: Labelled, generator: torch.Generator) -> Pairs:
         idx = torch.randint(len(data), (len(data),), generator=generator).numpy()
-        sample = Dataset(data.obs.shape[1], data.acts.shape[1], capacity=max(1, len(data)))
-        sample.add(data.obs[idx], data.acts[idx])
-        return sample
+        return Pairs(data.obs[idx], data.acts[idx])
 
-    def _spread_on(self, data: Dataset, chunk: int = PREDICT_CHUNK) -> float:
+    def _spread_on(self, data: Labelled, chunk: int = PREDICT_CHUNK) -> float:
         """Mean sigma(s) over the states of D."""
-        total = sum(float(self.uncertainty(data.obs[i:i + chunk]).sum()) for i in range(0, len(data), chunk))
+        obs = data.obs
+        total = sum(float(self.uncertainty(obs[i:i + chunk]).sum()) for i in range(0, len(obs), chunk))
         return total / max(1, len(data))
 
     def policy_state_dict(self) -> dict:

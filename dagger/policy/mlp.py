@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from dagger.config import COUNT, Boolean, ConfigError, ListOf, Number
-from dagger.data import Dataset, half_memory
+from dagger.data import Labelled, half_memory
 from dagger.envs import ActionScale
 from dagger.policy import LearnerConfig
 from dagger.policy.fitting import Activation, cosine_lr, minibatch_steps, mlp
@@ -169,7 +169,7 @@ class MLPLearner:
             torch._foreach_lerp_(list(self.averaged.net.parameters()), list(self.policy.net.parameters()),
                                  1.0 - self.cfg.ema)
 
-    def fit(self, data: Dataset, generator: torch.Generator) -> dict[str, float]:
+    def fit(self, data: Labelled, generator: torch.Generator) -> dict[str, float]:
         """Train on all of D for `fit_steps(|D|)` minibatches; returns the mean loss of the last 10% and the count."""
         if not self.cfg.warm_start:  # retrain from scratch, the fresh weights drawn from `generator`
             torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator)))

@@ -87,8 +87,9 @@ class DART(Supervisor):
         """Sigma_hat = mean over D of e e^T, e = (pi_hat(s) - a) / h, in scaled units."""
         dim = len(self.half)
         total = np.zeros((dim, dim))
+        states, labels = data.obs, data.acts
         for start in range(0, len(data), CHUNK):
-            obs, acts = data.obs[start:start + CHUNK], data.acts[start:start + CHUNK]
+            obs, acts = states[start:start + CHUNK], labels[start:start + CHUNK]
             err = (np.asarray(learner.act(obs), dtype=np.float64) - acts) / self.half
             total += err.T @ err
         return total / len(data)
