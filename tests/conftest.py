@@ -107,7 +107,8 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 
 LEARNING_SEEDS = (0, 1, 2)
-LEARNED = 0.5  # of the expert's return: see assert_learns
+LEARNED = 0.5  # of the expert's return, the mean over seeds: see assert_learns
+FLOOR = 0.5    # of the expert's return, every seed: see assert_learns
 
 
 def learning_runs(folder: Path, *overrides: str) -> dict[int, pd.DataFrame]:
@@ -119,15 +120,18 @@ def learning_runs(folder: Path, *overrides: str) -> dict[int, pd.DataFrame]:
     return runs
 
 
-def assert_learns(runs: dict[int, pd.DataFrame]) -> None:
-    """The learner learns the task, with a margin that survives other CPU kernels (other kernels give other numbers
-    from the first fit on): over seeds 0-2, the mean of each seed's last two evaluations is at least LEARNED of the
-    expert's return. Measured on InvertedPendulum with AVX-512, AVX2 and SSE4.2 kernels: 0.73 or more for every
-    algorithm; a learner that does not learn stays near its first iteration's 0.05-0.35."""
+def assert_learns(runs: dict[int, pd.DataFrame], floor: float = FLOOR) -> None:
+    """The learner learns the task on every seed, with a margin that survives other CPU kernels (other kernels give
+    other numbers from the first fit on): a seed's score is the mean of its last two evaluations, as a share of the
+    expert's return; over seeds 0-2 their mean is at least LEARNED and each is at least `floor`. Measured on
+    InvertedPendulum under AVX-512, AVX2 and default (no vector) kernels: every seed of every algorithm's test scored
+    0.91 or more; a learner that does not learn scores 0.01 (the negative control) and stays near its first
+    iteration's 0.05-0.35."""
     scores = {seed: m.normalized_return.dropna().iloc[-2:].mean() for seed, m in runs.items()}
     assert all(m.expert_return_mean.iloc[-1] > 900 for m in runs.values())  # the shipped pendulum expert balances
     curves = {seed: [round(x, 2) for x in m.normalized_return.dropna()] for seed, m in runs.items()}
     assert sum(scores.values()) / len(scores) >= LEARNED, curves
+    assert min(scores.values()) >= floor, curves
 
 
 TIMINGS = ["fit_time_s", "rollout_time_s", "eval_time_s", "wall_time_s"]

@@ -92,3 +92,27 @@ def test_the_collection_key_is_checked():
     assert parse(ScheduleConfig, schedule, "schedule.").collection == "episodes"
     with pytest.raises(ConfigError, match="schedule.collection"):
         parse(ScheduleConfig, {**schedule, "collection": "slices"}, "schedule.")
+
+
+def test_a_runs_dataset_holds_whole_episodes_of_each_iteration_from_its_own_seeded_reset(tmp_path):
+    """End to end, in dataset.npz: iteration i's record is episodes that each start from a reset and end (fall,
+    time limit or the budget's cut), the first from the reset seeded by (seed, i)."""
+    import gymnasium as gym
+
+    from tests.conftest import QUICK, run_in_process
+
+    quick = [key for key in QUICK if not key.startswith("env=")]
+    run_in_process(tmp_path / "run", "env=hopper", *quick, f"env.max_episode_steps={EPISODE}",
+                   "schedule.rollout_steps=150", "schedule.iterations=2", "eval.episodes=2", "logger=none", "seed=3")
+    with np.load(tmp_path / "run" / "dataset.npz") as f:
+        t = {name: f[f"transition_{name}"] for name in ("state", "env", "iteration", "terminated", "truncated")}
+    collector = hopper(1, "episodes")
+    env = gym.make("Hopper-v5")
+    for i in (1, 2):
+        seen = {name: column[t["iteration"] == i] for name, column in t.items()}
+        found = episodes(seen)
+        assert sum(len(e) for e in found) == len(seen["state"]) == 150
+        assert all(is_reset_state(collector, seen["state"][e[0]]) for e in found)
+        seed = int(np.random.SeedSequence(3, spawn_key=(i,)).generate_state(1)[0])
+        np.testing.assert_allclose(seen["state"][0], env.reset(seed=seed)[0], rtol=0, atol=1e-6)  # float32 in D
+    collector.close()

@@ -139,6 +139,33 @@ def test_hg_dagger_learns_the_cheap_task(seeds):
     assert_learns(seeds)
 
 
+def test_the_control_and_failure_columns_are_what_the_transitions_record_shows(tmp_path):
+    """Each iteration's switches, failures, finished returns and learner-only episodes, recounted from the visited
+    steps in dataset.npz (one env: pendulum's 1,000-step limit is never reached in 200 steps, so an episode ends
+    by falling or is cut by the budget)."""
+    run_in_process(tmp_path / "run", *QUICK, "algo=hg_dagger", "algo.takeover=1.0", "algo.handback=0.5",
+                   "schedule.iterations=3", "logger=none")  # a late takeover: the learner falls at times
+    m = pd.read_csv(tmp_path / "run" / "metrics.csv").set_index("iteration")
+    with np.load(tmp_path / "run" / "dataset.npz") as f:
+        t = {name: f[f"transition_{name}"] for name in ("iteration", "learner", "terminated", "truncated", "reward")}
+    assert (t["learner"]).any() and (~t["learner"]).any()  # both drove
+    for i in m.index:
+        rows = t["iteration"] == i
+        learner, fell, reward = t["learner"][rows], t["terminated"][rows], t["reward"][rows]
+        ends = np.flatnonzero(fell | t["truncated"][rows]) + 1
+        episodes = [(learner[a:b], reward[a:b], fell[b - 1]) for a, b in zip(np.r_[0, ends[:-1]], ends)]
+        switches = sum(int(np.sum(drove[1:] & ~drove[:-1])) for drove, _, _ in episodes)
+        finished = [r.sum() for _, r, ended in episodes if ended]
+        alone = [r.sum() for drove, r, ended in episodes if ended and drove.all()]
+        assert m.switches_to_learner[i] == switches
+        assert m.learner_failures[i] == int(np.sum(fell & learner))
+        assert m.learner_only_episodes[i] == len(alone)
+        np.testing.assert_allclose(m.rollout_return_mean[i], np.mean(finished) if finished else np.nan)
+        np.testing.assert_allclose(m.learner_only_return_mean[i], np.mean(alone) if alone else np.nan)
+    # the counts were put to the test: switches, falls while the learner drove, and learner-only episodes
+    assert m.learner_failures.sum() > 0 and m.switches_to_learner.sum() > 0 and m.learner_only_episodes.sum() > 0
+
+
 def test_a_gate_that_never_takes_over_labels_nothing_and_the_run_still_finishes(tmp_path):
     run_dir = tmp_path / "run"
     run_in_process(run_dir, *QUICK, "algo=hg_dagger", "algo.takeover=2", "algo.handback=0", "schedule.iterations=2",

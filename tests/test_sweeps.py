@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -110,9 +111,16 @@ def test_report_lists_unfinished_runs_instead_of_crashing(tmp_path, capsys):
     assert len(summary) == 1
 
 
-def test_bootstrap_interval_brackets_the_mean():
-    low, high = bootstrap_ci([0.2, 0.4, 0.6, 0.8])
-    assert low < 0.5 < high
+def test_the_bootstrap_interval_is_the_resampled_means_2_5th_and_97_5th_percentiles():
+    """Four seeds have 4^4 equally likely resamples: their means' exact percentiles are 0.3 and 0.7 (a normal
+    interval would give 0.28 and 0.72, one that ignores the spread 0.5 and 0.5)."""
+    import itertools
+
+    values = [0.2, 0.4, 0.6, 0.8]
+    means = [np.mean(resample) for resample in itertools.product(values, repeat=4)]
+    exact = np.percentile(means, 2.5), np.percentile(means, 97.5)
+    np.testing.assert_allclose(exact, (0.3, 0.7))
+    np.testing.assert_allclose(bootstrap_ci(values), exact)
     assert bootstrap_ci([0.7]) == (0.7, 0.7)
 
 
