@@ -30,8 +30,12 @@ def test_option_composes_and_validates(group, option):
     with initialize_config_dir(config_dir=str(ROOT_CONF), version_base="1.3"):
         cfg = compose("config", overrides=[f"{group}={option}"])
         OmegaConf.to_container(cfg, resolve=True)
-        assert isinstance(parse_run(cfg), RunConfig)
-        assert cfg[group] is not None
+        run = parse_run(cfg)
+        assert isinstance(run, RunConfig)
+    # the option chosen is the one parsed: its name (an expert's algorithm, a logger's W&B mode)
+    name_of = {"expert": lambda expert: expert.algo,
+               "logger": lambda logger: {"disabled": "none", "offline": "wandb"}[logger.mode]}
+    assert name_of.get(group, lambda chosen: chosen.name)(getattr(run, group)) == option
     if group in ("env", "expert"):
         with initialize_config_dir(config_dir=str(ROOT_CONF), version_base="1.3"):
             train = compose("train", overrides=[f"{group}={option}"])

@@ -127,6 +127,16 @@ def test_an_interrupted_run_resumes_to_the_same_numbers_and_files(tmp_path, algo
     assert_same_outputs(tmp_path / "resumed", tmp_path / "straight")
 
 
+def test_a_finished_run_extended_with_the_resumable_keys_changed_matches_a_straight_run(tmp_path):
+    """Two iterations, then `schedule.iterations=3` with other threads, videos, logger and resume flag: the same
+    metrics, D and learner as three iterations straight (the keys that may change on resume change no number)."""
+    run_in_process(tmp_path / "straight", *QUICK, "schedule.iterations=3", "logger=none")
+    run_in_process(tmp_path / "extended", *QUICK, "schedule.iterations=2", "logger=none")
+    run_in_process(tmp_path / "extended", *QUICK, "schedule.iterations=3", "logger=wandb", "logger.mode=disabled",
+                   "threads=2", "eval.video=true", "eval.video_every=10", "resume=true")
+    assert_same_outputs(tmp_path / "extended", tmp_path / "straight")
+
+
 def test_resuming_with_a_different_experiment_is_refused(tmp_path):
     run_dir = tmp_path / "run"
     run_in_process(run_dir, *QUICK, "schedule.iterations=1", "logger=none")

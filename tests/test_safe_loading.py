@@ -115,6 +115,28 @@ def test_crafted_model_field_is_refused_without_running(case, tiny_experts, tmp_
     assert "expert.trust=true" in message
 
 
+@pytest.mark.parametrize("entry", ["policy.pth", "pytorch_variables.pth"])
+def test_a_payload_planted_in_the_zips_weights_is_refused_without_running(entry, tiny_experts, tmp_path):
+    """The weights are tensors read weights-only: a pickled object in their place (beside real weights) never runs."""
+    import io
+
+    import torch
+
+    marker = tmp_path / "ran"
+    crafted = tmp_path / f"{ENV_ID}.zip"
+    with zipfile.ZipFile(tiny_experts["sac"]) as src, zipfile.ZipFile(crafted, "w") as dst:
+        for item in src.infolist():
+            content = src.read(item.filename)
+            if item.filename == entry:
+                weights = torch.load(io.BytesIO(content), weights_only=True)
+                planted = io.BytesIO()
+                torch.save({**weights, "payload": Payload(marker)}, planted)
+                content = planted.getvalue()
+            dst.writestr(item, content)
+    assert entry in zipfile.ZipFile(crafted).namelist()
+    refused(lambda: load_expert(cfg("sac", crafted), "pendulum", gym.make(ENV_ID)), marker, str(crafted))
+
+
 def test_payloads_disguised_as_known_fields_are_never_unpickled(tiny_experts, tmp_path):
     """Fields whose readable type looks right are rebuilt from readable parts; the blob is ignored."""
     marker = tmp_path / "ran"
