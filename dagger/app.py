@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from omegaconf import DictConfig, OmegaConf
 
-from dagger.config import (COUNT, SEED, Boolean, ConfigError, Nullable, Schema, Text, as_container, describe,
+from dagger.config import (COUNT, SEED, Boolean, ConfigError, Help, Nullable, Schema, Text, as_container, describe,
                            first_line, parse, pick_device)
 from dagger.runs import RunFolder, load_state
 
@@ -51,12 +51,14 @@ OptimizedMetric = Literal["final_normalized_return", "last3_normalized_return", 
 class RunConfig(Schema):
     """conf/config.yaml: the top-level keys, and each group's schema (declared where the group is read)."""
 
-    seed: Annotated[int, SEED]
-    device: Literal["cpu", "cuda", "auto"]
-    threads: Annotated[int, COUNT]                     # torch CPU threads
-    resume: Annotated[bool, Boolean()]
-    sweep_name: Annotated[str | None, Nullable(Text())] = None  # set by +sweeps=<name>
-    optimized_metric: OptimizedMetric | None = None  # the number `run` returns to a sweeper (hydra/sweeper=optuna)
+    seed: Annotated[int, SEED, Help("seeds every random source: networks, minibatches, mixing, environments")]
+    device: Annotated[Literal["cpu", "cuda", "auto"], Help("the learner's device", resumable=True)]
+    threads: Annotated[int, COUNT, Help("torch CPU threads (one core per run keeps sweeps fair)", resumable=True)]
+    resume: Annotated[bool, Boolean(), Help("rerunning into an existing run dir continues after its last iteration",
+                                            resumable=True)]
+    sweep_name: Annotated[str | None, Nullable(Text()), Help("set by +sweeps=<name>")] = None
+    optimized_metric: Annotated[OptimizedMetric | None, Help(
+        "the summary number a run returns to a sweeper that needs one (hydra/sweeper=optuna)", resumable=True)] = None
     eval: EvalConfig
     env: EnvConfig
     expert: ExpertConfig
@@ -67,22 +69,31 @@ class RunConfig(Schema):
     logger: LoggerConfig
 
 
-def parse_run(cfg: DictConfig) -> RunConfig:
-    """Every key of the run config, typed and checked before any work; bad input is one `ConfigError` line."""
+def run_schema() -> type[RunConfig]:
+    """RunConfig with each group's schema in place (they are declared in the modules that read them)."""
     from dagger.envs import EnvConfig
     from dagger.expert.expert import ExpertConfig
-    from dagger.policy import AnyLearnerConfig, learner_class, learner_config
+    from dagger.policy import AnyLearnerConfig
     from dagger.rollout import EvalConfig
     from dagger.schedules import ScheduleConfig
     from dagger.supervisors import AlgoConfig
     from dagger.tracking import LoggerConfig
-    from dagger.views import AnyViewConfig, view_config
+    from dagger.views import AnyViewConfig
 
     groups = (EnvConfig, ExpertConfig, AnyViewConfig, AnyLearnerConfig, EvalConfig, ScheduleConfig, AlgoConfig,
               LoggerConfig)
     RunConfig.model_rebuild(_types_namespace={group.__name__: group for group in groups})
+    return RunConfig
+
+
+def parse_run(cfg: DictConfig) -> RunConfig:
+    """Every key of the run config, typed and checked before any work; bad input is one `ConfigError` line."""
+    from dagger.policy import learner_class, learner_config
+    from dagger.views import view_config
+
+    schema = run_schema()
     data = as_container(cfg)
-    settings = parse(RunConfig, data)
+    settings = parse(schema, data)
     policy, obs = learner_config(data["policy"]), view_config(data["obs"])
     with_window = getattr(learner_class(policy.target), "with_window", None)
     if with_window is not None:  # a learner that reads a window of views sets how many the view keeps (policy=gru)

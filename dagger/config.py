@@ -67,9 +67,17 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def register_resolvers() -> None:
-    """`${project_root:}` lets config defaults point at files shipped with the project."""
+    """`${project_root:}` lets config defaults point at files shipped with the project; `${keys_help:}` is the
+    keys' help that `python run.py --help` shows (`dagger.keys`; `$` doubled for Hydra's help template)."""
     if not OmegaConf.has_resolver("project_root"):
         OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
+    if not OmegaConf.has_resolver("keys_help"):
+        def keys_help(*, _root_) -> str:
+            from dagger.keys import keys_help
+
+            return keys_help(_root_).replace("$", "$$")
+
+        OmegaConf.register_new_resolver("keys_help", keys_help)
 
 
 def resolve_path(path: str | Path) -> Path:
@@ -283,6 +291,13 @@ class RegisteredEnv(Check):
         except gym.error.Error:
             return "is not a registered gymnasium environment"
         return None
+
+
+def Help(text: str, resumable: bool = False):
+    """A key's one-line help, in its schema field (`Annotated[int, COUNT, Help("...")]`): `python run.py --help`
+    shows it (`dagger.keys`). `resumable`: the key may change when a run is resumed, since it changes no number
+    (more iterations, logging, videos, hardware; `dagger.runs.resumable_keys`)."""
+    return Field(description=text, json_schema_extra={"resumable": True} if resumable else None)
 
 
 SEED = Integer(0, 2**32 - 1)  # numpy's seeding range

@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import field_validator
 from pydantic_core import PydanticCustomError
 
-from dagger.config import (COUNT, ConfigError, Integer, Mapping, Nullable, RegisteredEnv, Schema, Text, describe,
+from dagger.config import (COUNT, ConfigError, Help, Integer, Mapping, Nullable, RegisteredEnv, Schema, Text, describe,
                            unexpected_keyword)
 
 SIMULATORS = Integer(1, 1024)  # env copies in one process (rollout envs, evaluation episodes)
@@ -20,10 +20,11 @@ class EnvConfig(Schema):
     """The `env` group: which gymnasium task, and how many copies the rollouts step."""
 
     name: Annotated[str, Text()]
-    id: Annotated[str, RegisteredEnv()]
-    num_envs: Annotated[int, SIMULATORS]
-    max_episode_steps: Annotated[int | None, Nullable(COUNT, "the task's own limit")]
-    kwargs: Annotated[dict[str, Any], Mapping(what="a mapping of gymnasium.make keyword arguments")]
+    id: Annotated[str, RegisteredEnv(), Help("the gymnasium task")]
+    num_envs: Annotated[int, SIMULATORS, Help("rollout envs side by side, at most (as many whole episodes as fit)")]
+    max_episode_steps: Annotated[int | None, Nullable(COUNT, "the task's own limit"), Help("the episodes' time limit")]
+    kwargs: Annotated[dict[str, Any], Mapping(what="a mapping of gymnasium.make keyword arguments"),
+                      Help("passed to gymnasium.make")]
 
     @field_validator("kwargs")
     @classmethod

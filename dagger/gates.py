@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from dagger.envs import ActionScale
-from dagger.policy.fitting import PREDICT_CHUNK as CHUNK, cosine_lr, minibatch_steps, mlp
+from dagger.policy.fitting import chunks, cosine_lr, minibatch_steps, mlp
 
 HIDDEN = [128, 128]
 STEPS = 500          # minibatches per fit
@@ -55,7 +55,7 @@ class Standardized(nn.Module):
     @torch.no_grad()
     def predict(self, x: np.ndarray) -> np.ndarray:
         x = torch.as_tensor(np.asarray(x, dtype=np.float32))
-        return torch.cat([torch.sigmoid(self(x[i:i + CHUNK])) for i in range(0, max(1, len(x)), CHUNK)]).numpy()
+        return torch.cat([torch.sigmoid(self(x[part])) for part in chunks(len(x))]).numpy()
 
 
 class SafetyClassifier:

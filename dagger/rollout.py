@@ -29,7 +29,7 @@ import torch
 from pydantic import field_validator
 from pydantic_core import PydanticCustomError
 
-from dagger.config import COUNT, Boolean, Integer, ListOf, Nullable, Schema
+from dagger.config import COUNT, Boolean, Help, Integer, ListOf, Nullable, Schema
 from dagger.schedules import Collection
 from dagger.envs import SIMULATORS, EnvConfig, make_vec_env
 from dagger.schedules import every_or_last
@@ -241,12 +241,15 @@ def _time_limit(env):
 class EvalConfig(Schema):
     """The `eval` group: how often and on how many episodes the learner is evaluated, and its videos."""
 
-    episodes: Annotated[int, SIMULATORS]
-    every: Annotated[int, COUNT]
-    video: Annotated[bool | None, Nullable(Boolean(), "on for single runs, off in sweeps")]
-    video_every: Annotated[int, COUNT]
-    video_fps: Annotated[int, COUNT]
-    video_size: Annotated[list[int], ListOf(Integer(16, 4096), "two integers in [16, 4096]")]
+    episodes: Annotated[int, SIMULATORS, Help("learner and expert are evaluated on the same seeded episodes")]
+    every: Annotated[int, COUNT, Help("evaluate the learner every k iterations and at the last")]
+    video: Annotated[bool | None, Nullable(Boolean(), "on for single runs, off in sweeps"),
+                     Help("mp4s of the learner (and once of the expert)", resumable=True)]
+    video_every: Annotated[int, COUNT, Help("the learner's video every k iterations and at the last", resumable=True)]
+    video_fps: Annotated[int, COUNT, Help("playback rate in real time: every ceil(task fps / video_fps)-th step",
+                                          resumable=True)]
+    video_size: Annotated[list[int], ListOf(Integer(16, 4096), "two integers in [16, 4096]"),
+                          Help("width, height in pixels", resumable=True)]
 
     @field_validator("video_size")
     @classmethod

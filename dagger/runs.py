@@ -18,9 +18,6 @@ from omegaconf import DictConfig, OmegaConf
 from dagger.config import ConfigError, describe, first_line
 from dagger.files import atomic_write, atomic_write_text
 
-# Keys that may change when a run is resumed: more iterations, other logging, videos or hardware.
-RESUMABLE_CHANGES = ("schedule.iterations", "logger.", "resume", "threads", "device", "eval.video",
-                     "optimized_metric")
 # The student's view of a run written before views existed: the full observation.
 VIEW_BEFORE_VIEWS = {"obs.name": "full", "obs._target_": "dagger.views.Full", "obs.history": 1, "obs.actions": False}
 
@@ -106,8 +103,9 @@ class RunFolder:
             old.pop("schedule.beta_ramp", None), new.pop("schedule.beta_ramp", None)
         if not any(key.startswith("obs.") for key in old):
             old.update(VIEW_BEFORE_VIEWS)
+        may_change = resumable_keys()
         for key in sorted(old.keys() | new.keys()):
-            if not key.startswith(RESUMABLE_CHANGES) and old.get(key) != new.get(key):
+            if not key.startswith(may_change) and old.get(key) != new.get(key):
                 raise ConfigError(f"{key}={new.get(key)!r} differs from {old.get(key)!r} in the run being resumed "
                                   f"({self.path}); choose a new hydra.run.dir")
         if cfg.schedule.iterations < done_iterations:
@@ -176,6 +174,23 @@ def load_state(path: Path) -> dict:
 
 
 CHECKPOINT_KEYS = ("progress", "dataset_size", "learner", "supervisor", "collector", "rows")
+
+
+def resumable_keys(schema=None, prefix: str = "") -> tuple[str, ...]:
+    """The keys that may change when a run is resumed: those whose schema field is marked `Help(...,
+    resumable=True)` (more iterations, other logging, videos or hardware), found in the run's schema and the
+    group schemas it nests."""
+    from dagger.app import run_schema
+    from dagger.keys import model_of
+
+    keys: list[str] = []
+    for name, info in (schema or run_schema()).model_fields.items():
+        nested = model_of(info)
+        if nested is not None:
+            keys += resumable_keys(nested, f"{prefix}{name}.")
+        elif (info.json_schema_extra or {}).get("resumable"):
+            keys.append(f"{prefix}{name}")
+    return tuple(keys)
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:

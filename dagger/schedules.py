@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import model_validator
 from pydantic_core import PydanticCustomError
 
-from dagger.config import COUNT, Integer, Nullable, Number, Schema, Text
+from dagger.config import COUNT, Help, Integer, Nullable, Number, Schema, Text
 from dagger.minari_datasets import DatasetId
 
 Kind = Literal["indicator", "constant", "linear", "exponential"]
@@ -18,14 +18,16 @@ class ScheduleConfig(Schema):
     """The `schedule` group: the budget (iterations, rollout steps, initial demonstrations) and the beta schedule."""
 
     name: Annotated[str, Text()]
-    beta: Kind
-    beta_value: Annotated[float, Number(0, 1)]
-    iterations: Annotated[int, COUNT]
-    beta_ramp: Annotated[int, COUNT]
-    rollout_steps: Annotated[int, COUNT]
-    collection: Collection = "episodes"
-    initial_expert_steps: Annotated[int, Integer(0)]
-    initial_demos: Annotated[str | None, Nullable(DatasetId(), "no demonstrations")] = None
+    beta: Annotated[Kind, Help("the schedule of beta_i, the expert's share of the mixture")]
+    beta_value: Annotated[float, Number(0, 1), Help("constant: beta itself; exponential: p in beta_i = p^(i-1)")]
+    iterations: Annotated[int, COUNT, Help("DAgger iterations N (a resumed run may be extended)", resumable=True)]
+    beta_ramp: Annotated[int, COUNT, Help("linear: iterations over which beta falls from 1 to 0")]
+    rollout_steps: Annotated[int, COUNT, Help("environment steps collected (and labelled) per iteration")]
+    collection: Annotated[Collection, Help(
+        "episodes: each iteration's trajectories start from a reset under pi_i; carry_over: they carry on")] = "episodes"
+    initial_expert_steps: Annotated[int, Integer(0), Help("expert demonstrations in D before iteration 1")]
+    initial_demos: Annotated[str | None, Nullable(DatasetId(), "no demonstrations"),
+                             Help("a local Minari dataset id: its episodes are D before iteration 1")] = None
 
     @model_validator(mode="after")
     def one_source_of_demonstrations(self) -> ScheduleConfig:

@@ -18,7 +18,7 @@ from typing import Annotated, Literal, get_args
 
 from omegaconf import DictConfig, OmegaConf
 
-from dagger.config import ListOf, Nullable, Schema, Text, describe, job_overrides, override_values
+from dagger.config import Help, ListOf, Nullable, Schema, Text, describe, job_overrides, override_values
 from dagger.files import atomic_write_text
 
 LoggerMode = Literal["offline", "online", "disabled"]
@@ -30,13 +30,15 @@ class LoggerConfig(Schema):
     """The `logger` group: W&B's mode and the run's names (`logger=none` sets only `mode: disabled`). W&B refuses
     these characters in project names, and tags outside 1..64 characters."""
 
-    mode: LoggerMode
-    project: Annotated[str, Text(forbidden="/\\#?%:", max_len=128)] = "dagger-lab"
-    entity: Annotated[str | None, WANDB_NAME] = None
-    group: Annotated[str | None, WANDB_NAME] = None
-    job_type: Annotated[str | None, WANDB_NAME] = None
-    name: Annotated[str | None, WANDB_NAME] = None
-    tags: Annotated[list[str], ListOf(Text(max_len=64), "strings of 1 to 64 characters")] = []
+    mode: Annotated[LoggerMode, Help("W&B: offline (sync later), online, or disabled", resumable=True)]
+    project: Annotated[str, Text(forbidden="/\\#?%:", max_len=128),
+                       Help("the W&B project", resumable=True)] = "dagger-lab"
+    entity: Annotated[str | None, WANDB_NAME, Help("the W&B team or user", resumable=True)] = None
+    group: Annotated[str | None, WANDB_NAME, Help("runs of one sweep share a group", resumable=True)] = None
+    job_type: Annotated[str | None, WANDB_NAME, Help("the W&B job type", resumable=True)] = None
+    name: Annotated[str | None, WANDB_NAME, Help("the W&B run's name", resumable=True)] = None
+    tags: Annotated[list[str], ListOf(Text(max_len=64), "strings of 1 to 64 characters"),
+                    Help("W&B tags", resumable=True)] = []
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from dagger.config import COUNT, Boolean, ConfigError, Number, OpenSchema, Targeted, parse_targeted, target_class
+from dagger.config import COUNT, Boolean, ConfigError, Help, Number, OpenSchema, Targeted, parse_targeted, target_class
 from dagger.supervisors import Act
 
 SPREAD_STEPS = 1_000  # expert steps that measure the noisy view's per-dimension spread
@@ -46,8 +46,8 @@ SPREAD_SEED = 12_345  # a fixed seed: the spread is the task's and the expert's,
 class ViewConfig(Targeted):
     """The keys of every `obs` option: history and previous actions compose with every view."""
 
-    history: Annotated[int, COUNT]     # K: the last K views, stacked
-    actions: Annotated[bool, Boolean()]  # and the previous executed action
+    history: Annotated[int, COUNT, Help("K: the student sees its last K views, stacked")]
+    actions: Annotated[bool, Boolean(), Help("and the previous executed action")]
 
 
 class AnyViewConfig(ViewConfig, OpenSchema):
@@ -87,7 +87,7 @@ class NoVelocity(Features):
 
 
 class NoisyConfig(ViewConfig):
-    noise_std: Annotated[float, Number(low=0)]  # in units of each dimension's spread
+    noise_std: Annotated[float, Number(low=0), Help("the noise's std, in units of each dimension's spread")]
 
 
 class Noisy(Features):

@@ -83,3 +83,51 @@ def test_help_lists_groups_and_cfg_prints_the_config():
         assert f"{group}: {', '.join(options)}" in out
     job = run_cli("env=hopper", "--cfg", "job").stdout
     assert "id: Hopper-v5" in job and "rollout_steps: 1000" in job
+
+
+@pytest.mark.parametrize("group, option", [(g, o) for g, o in OPTIONS if g in ("policy", "algo", "obs", "schedule")])
+def test_help_shows_every_key_of_the_option_with_its_value_rule_and_help(group, option):
+    """`python run.py --help` (dagger.keys): each key of every group, read from the schemas that check it."""
+    from dagger.keys import keys_help
+    from tests.conftest import compose
+
+    lines = keys_help(compose(f"{group}={option}")).splitlines()
+    keys = [k for k, line in enumerate(lines) if line.startswith("  ") and not line.startswith("      ")]
+    helpless = [lines[k] for k in keys if not (lines[k + 1].startswith("      ") and lines[k + 1].strip())]
+    assert keys and not helpless  # every key has its help
+    if (group, option) == ("algo", "hg_dagger"):
+        assert "  algo.takeover=0.3  [a finite number in [0, 2]]" in lines
+        assert "the expert takes over above this action gap" in lines[lines.index(
+            "  algo.takeover=0.3  [a finite number in [0, 2]]") + 1]
+
+
+def test_run_py_help_lists_the_chosen_options_keys():
+    result = run_cli("algo=dart", "--help")
+    assert "algo (dart):" in result.stdout and "  algo.noise_scale=1.0  [a finite number >= 0]" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("option", GROUPS["algo"])
+def test_each_algo_yaml_holds_its_supervisors_keys_with_the_classs_defaults(option):
+    """A supervisor's keys are its keyword arguments (type, range, default and help in one place); its yaml repeats
+    the defaults so that `algo.<key>=...` overrides them, and this test keeps the two the same."""
+    from dagger.config import target_class
+    from dagger.supervisors import Supervisor, keyword_schema
+    from tests.conftest import compose
+
+    algo = OmegaConf.to_container(compose(f"algo={option}").algo, resolve=True)
+    cls = target_class("algo._target_", algo.pop("_target_"), lambda c: issubclass(c, Supervisor), "a supervisor")
+    algo.pop("name")
+    fields = keyword_schema(cls).model_fields
+    assert algo == {name: info.default for name, info in fields.items()}, cls.__name__
+
+
+def test_the_keys_a_resume_may_change_are_the_fields_marked_resumable():
+    """More iterations, logging, videos and hardware change no number; every other key is the experiment's."""
+    from dagger.runs import resumable_keys
+
+    assert set(resumable_keys()) == {
+        "schedule.iterations", "resume", "threads", "device", "optimized_metric",
+        "eval.video", "eval.video_every", "eval.video_fps", "eval.video_size",
+        "logger.mode", "logger.project", "logger.entity", "logger.group", "logger.job_type", "logger.name",
+        "logger.tags"}

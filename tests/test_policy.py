@@ -141,3 +141,12 @@ def test_ema_acts_with_the_moving_average_of_the_weights_and_resumes_with_it():
     resumed.load_state_dict(averaged.state_dict())
     np.testing.assert_array_equal(resumed.act(obs), averaged.act(obs))
     assert set(averaged.policy_state_dict()) == set(plain.policy_state_dict())
+
+
+def test_chunks_cover_every_row_once_and_at_least_one_slice():
+    from dagger.policy.fitting import chunks
+
+    rows = np.arange(10)
+    assert np.array_equal(np.concatenate([rows[part] for part in chunks(10, 4)]), rows)
+    assert chunks(10, 4) == [slice(0, 4), slice(4, 8), slice(8, 12)]
+    assert chunks(0, 4) == [slice(0, 4)]  # an empty input still makes one (empty) prediction

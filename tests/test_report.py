@@ -65,31 +65,6 @@ def test_per_task_rows_and_rliable_aggregate_match_the_runs(benchmark, capsys):
     assert "16 finished, 0 failed or incomplete, 0 broken" in capsys.readouterr().out
 
 
-def test_steadiness_and_labels_to_90_percent_are_read_from_each_seeds_curve(tmp_path):
-    """Steadiness: after a seed first reaches 0.9, the share of its later evaluations at or above 0.85, averaged over
-    the seeds that reach 0.9 and have later evaluations; labels to 90%: the mean over the seeds that reach it."""
-    curves = {0: [0.50, 0.92, 0.80, 0.95, 0.90],   # reaches 0.9 at 2,000 labels; then 0.80, 0.95, 0.90: 2/3
-              1: [0.95, 0.96, 0.84, 0.99, 1.00],   # at 1,000; then 3 of 4 at or above 0.85: 3/4
-              2: [0.50, 0.60, 0.70, 0.80, 0.85],   # never: no steadiness, no labels to 90%
-              3: [0.10, 0.20, 0.30, 0.40, 0.91]}   # at 5,000, the last evaluation: nothing after it to be steady
-    for seed, curve in curves.items():
-        job = tmp_path / f"algo=dagger,seed={seed}"
-        (job / ".hydra").mkdir(parents=True)
-        (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["algo=dagger", f"seed={seed}"]))
-        (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"env": {"id": "Hopper-v5"}}))
-        (job / "status.json").write_text(json.dumps({"status": "finished"}))
-        labels = [1000 * (k + 1) for k in range(5)]
-        pd.DataFrame({"iteration": range(1, 6), "expert_labels": labels, "normalized_return": curve,
-                      "return_mean": [1000 * c for c in curve], "expert_return_mean": 1000.0,
-                      "expert_return_std": 50.0, "random_return_mean": 0.0, "expert_queries": labels,
-                      "interventions": 0, "wall_time_s": 1.0}).to_csv(job / "metrics.csv", index=False)
-    row = report(tmp_path, reps=2_000).iloc[0]
-    assert row.steadiness == pytest.approx((2 / 3 + 3 / 4) / 2) and row.steady_seeds == 2
-    assert row.labels_to_90pct == pytest.approx((2000 + 1000 + 5000) / 3) and row.seeds_reaching_90pct == 3
-    assert row.final_norm_return == pytest.approx(np.mean([0.90, 1.00, 0.85, 0.91]))
-    assert "| 0.71 (2) |" in (tmp_path / "summary.md").read_text()  # (2/3 + 3/4) / 2, over 2 seeds
-
-
 def test_a_configuration_missing_a_task_is_left_out_of_the_aggregate(benchmark):
     import shutil
 

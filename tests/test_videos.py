@@ -57,3 +57,13 @@ def test_a_mujoco_gl_that_mujoco_refuses_is_one_line_before_any_work(tmp_path):
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: MUJOCO_GL='no-such-backend'"), result.stderr
     assert not run_dir.exists()
+
+
+def test_videos_are_on_by_default_for_a_single_run_and_off_in_a_sweep(tmp_path):
+    """eval.video=null (the default): a single run records the expert and the learner; a sweep's jobs do not."""
+    quick = [key for key in QUICK if not key.startswith("eval.video")]
+    run_cli(*quick, "schedule.iterations=1", "logger=none", "eval.video_fps=5", run_dir=tmp_path / "single")
+    assert sorted(p.name for p in (tmp_path / "single" / "videos").glob("*.mp4")) == ["expert.mp4",
+                                                                                   "learner-iter001.mp4"]
+    run_cli("-m", *quick, "schedule.iterations=1", "logger=none", f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert (tmp_path / "sweep" / "0" / "metrics.csv").is_file() and not list((tmp_path / "sweep").rglob("*.mp4"))

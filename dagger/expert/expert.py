@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from dagger.config import Boolean, COUNT, ConfigError, Mapping, Schema, Text, first_line, resolve_path
+from dagger.config import Boolean, COUNT, ConfigError, Help, Mapping, Schema, Text, first_line, resolve_path
 from dagger.expert.layout import Algorithm, algorithm_class, find_checkpoint, train_command
 from dagger.expert.safe_zip import check_algorithm, check_shapes, read_model_data, safe_custom_objects
 from dagger.expert.statistics import ObsNormalizer, check_statistics_present, read_statistics
@@ -25,19 +25,21 @@ from dagger.expert.statistics import ObsNormalizer, check_statistics_present, re
 class ExpertTrainingConfig(Schema):
     """`expert.train`: how experts/train.py trains this kind of expert."""
 
-    timesteps: Annotated[int, COUNT]
-    normalize: Annotated[bool, Boolean()]
-    hyperparams: Annotated[dict[str, Any], Mapping(what="a mapping of stable-baselines3 keyword arguments")]
+    timesteps: Annotated[int, COUNT, Help("environment steps of training")]
+    normalize: Annotated[bool, Boolean(), Help("VecNormalize on observations (saved as vecnormalize.pkl)")]
+    hyperparams: Annotated[dict[str, Any], Mapping(what="a mapping of stable-baselines3 keyword arguments"),
+                           Help("rl-baselines3-zoo hyperparameters")]
 
 
 class ExpertConfig(Schema):
     """The `expert` group: which checkpoint labels the states, and how it is read."""
 
-    algo: Algorithm
-    path: Annotated[str, Text()]
-    deterministic: Annotated[bool, Boolean()]
-    trust: Annotated[bool, Boolean()] = False
-    train: ExpertTrainingConfig | None = None  # experts/train.py's; conf/expert/ sets it
+    algo: Annotated[Algorithm, Help("the SB3 algorithm of the checkpoint")]
+    path: Annotated[str, Text(), Help("the checkpoint: a zip, a folder, or the rl-baselines3-zoo layout")]
+    deterministic: Annotated[bool, Boolean(), Help("label with the expert's mean action")]
+    trust: Annotated[bool, Boolean(), Help(
+        "load with SB3's own unpickling (can run code in the file); only for files you trust")] = False
+    train: Annotated[ExpertTrainingConfig | None, Help("how experts/train.py trains it (expert.train.*)")] = None
 
 
 @dataclass

@@ -19,18 +19,18 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from dagger.config import Boolean, Integer
+from dagger.config import Boolean, Help, Integer
 from dagger.data import Labelled, Pairs
 from dagger.envs import ActionScale
-from dagger.policy.fitting import PREDICT_CHUNK
+from dagger.policy.fitting import chunks
 from dagger.policy.mlp import MLPConfig, MLPLearner
 
 
 class EnsembleConfig(MLPConfig):
     """`policy=ensemble`: the MLP keys (per member), and how many members and how they resample D."""
 
-    members: Annotated[int, Integer(1, 256)]
-    bootstrap: Annotated[bool, Boolean()]
+    members: Annotated[int, Integer(1, 256), Help("K: how many learners")]
+    bootstrap: Annotated[bool, Boolean(), Help("each member fits its own resample of D (false: all of D)")]
 
 
 class EnsembleLearner:
@@ -80,10 +80,10 @@ class EnsembleLearner:
         idx = torch.randint(len(data), (len(data),), generator=generator).numpy()
         return Pairs(data.obs[idx], data.acts[idx])
 
-    def _spread_on(self, data: Labelled, chunk: int = PREDICT_CHUNK) -> float:
+    def _spread_on(self, data: Labelled) -> float:
         """Mean sigma(s) over the states of D."""
         obs = data.obs
-        total = sum(float(self.uncertainty(obs[i:i + chunk]).sum()) for i in range(0, len(obs), chunk))
+        total = sum(float(self.uncertainty(obs[part]).sum()) for part in chunks(len(obs)) if len(obs))
         return total / max(1, len(data))
 
     def policy_state_dict(self) -> dict:

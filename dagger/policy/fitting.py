@@ -13,6 +13,12 @@ ACTIVATIONS = dict(zip(get_args(Activation), (nn.ReLU, nn.Tanh, nn.ELU)))
 PREDICT_CHUNK = 65_536  # states per forward pass when a network predicts on many states (D, held-out sets)
 
 
+def chunks(n: int, size: int = PREDICT_CHUNK) -> list[slice]:
+    """The rows 0..n-1, `size` at a time (at least one slice): a network predicting on many states (D, held-out
+    sets) holds one chunk's activations at a time."""
+    return [slice(start, start + size) for start in range(0, max(1, n), size)]
+
+
 def mlp(sizes: list[int], activation: str) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dagger.config import COUNT, Boolean, ConfigError, ListOf, Number
+from dagger.config import COUNT, Boolean, ConfigError, Help, ListOf, Number
 from dagger.data import Labelled, half_memory
 from dagger.envs import ActionScale
 from dagger.policy import LearnerConfig
@@ -41,17 +41,17 @@ from dagger.policy.fitting import Activation, cosine_lr, minibatch_steps, mlp
 class MLPConfig(LearnerConfig):
     """`policy=mlp` and `policy=gaussian`: the network and its fit budget."""
 
-    loss: Literal["mse", "gaussian"]
-    hidden: Annotated[list[int], ListOf(COUNT, "integers >= 1")]
-    activation: Activation
-    lr: Annotated[float, Number(above=0)]
-    weight_decay: Annotated[float, Number(low=0)]
-    batch_size: Annotated[int, COUNT]
-    gradient_steps: Annotated[int, COUNT]
-    epochs: Annotated[float, Number(low=0)]
-    lr_schedule: Literal["constant", "cosine"]
-    warm_start: Annotated[bool, Boolean()]
-    ema: Annotated[float, Number(0, 0.9999)]  # 0: act with the fitted weights; d: with their moving average
+    loss: Annotated[Literal["mse", "gaussian"], Help("squared error, or the Gaussian likelihood of the label")]
+    hidden: Annotated[list[int], ListOf(COUNT, "integers >= 1"), Help("the hidden layers' widths")]
+    activation: Annotated[Activation, Help("the hidden layers' activation")]
+    lr: Annotated[float, Number(above=0), Help("Adam's learning rate")]
+    weight_decay: Annotated[float, Number(low=0), Help("Adam's weight decay")]
+    batch_size: Annotated[int, COUNT, Help("labels per minibatch")]
+    gradient_steps: Annotated[int, COUNT, Help("minibatches per fit, at least ...")]
+    epochs: Annotated[float, Number(low=0), Help("... and at least this many passes over D")]
+    lr_schedule: Annotated[Literal["constant", "cosine"], Help("cosine: annealed from lr to 0 within every fit")]
+    warm_start: Annotated[bool, Boolean(), Help("false: refit from fresh weights every iteration")]
+    ema: Annotated[float, Number(0, 0.9999), Help("0: act with the fitted weights; d: with their moving average")]
 
 
 class MLPPolicy(nn.Module):

@@ -31,7 +31,7 @@ import gymnasium as gym
 import torch
 from torch import nn
 
-from dagger.config import COUNT, Boolean, ConfigError
+from dagger.config import COUNT, Boolean, ConfigError, Help
 from dagger.policy.ensemble import EnsembleConfig, EnsembleLearner
 from dagger.policy.fitting import mlp
 from dagger.policy.mlp import MLPConfig, MLPLearner
@@ -42,9 +42,9 @@ class GRUConfig(MLPConfig):
     """`policy=gru`: the MLP's fit keys, the GRU's width, and the view's layout (conf/policy/gru.yaml reads
     `steps` and `actions` from the obs group)."""
 
-    gru_size: Annotated[int, COUNT]       # the GRU's hidden units
-    steps: Annotated[int, COUNT]          # K: the views in a window (obs.history)
-    actions: Annotated[bool, Boolean()]   # the window ends with the previous action (obs.actions)
+    gru_size: Annotated[int, COUNT, Help("the GRU's hidden units")]
+    steps: Annotated[int, COUNT, Help("K: the views in a window (obs.history; 8 where that is 1)")]
+    actions: Annotated[bool, Boolean(), Help("the window ends with the previous action (obs.actions)")]
 
 
 class WindowGRU(nn.Module):

@@ -23,7 +23,7 @@ from pydantic import create_model
 import numpy as np
 import torch
 
-from dagger.config import ConfigError, OpenSchema, Schema, Targeted, parse, target_class
+from dagger.config import ConfigError, OpenSchema, Schema, Targeted, parse, show, target_class
 from dagger.policy import Learner, UncertainLearner
 
 Act = Callable[[np.ndarray], np.ndarray]
@@ -81,6 +81,20 @@ class Takeovers(Supervisor):
     def start_with_learner(self, num_envs: int) -> None:
         self.control = np.zeros(int(num_envs), dtype=bool)  # True: the supervisor drives that env
 
+    @staticmethod
+    def check_thresholds(takeover: tuple[str, float], handback: tuple[str, float]) -> None:
+        """Refuse a hand-back threshold above the takeover one, naming both keys: `(key, value)` each."""
+        (take_key, take), (back_key, back) = takeover, handback
+        if back > take:
+            raise ConfigError(f"algo.{back_key}={show(back)} must be <= algo.{take_key}={show(take)} (the "
+                              f"supervisor hands back below {back_key} after taking over above {take_key})")
+
+    def switch(self, hand_back: np.ndarray, take_over: np.ndarray) -> np.ndarray:
+        """The takeover rule, per env: c_t = not hand_back where the supervisor was in control (c_{t-1} = 1), and
+        take_over where the learner was; c_t is kept for the next step and returned."""
+        self.control = np.where(self.control, ~hand_back, take_over)
+        return self.control
+
     def episode_ended(self, env: int) -> None:
         self.control[env] = False
 
@@ -90,6 +104,19 @@ class Takeovers(Supervisor):
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.control = state["control"].numpy().copy()
+
+
+def ask_where(expert: Act, state: np.ndarray, asked: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """The expert's labels of the states `asked` (it is shown those alone), zeros elsewhere, shaped like `like`."""
+    labels = np.zeros_like(like)
+    if asked.any():
+        labels[asked] = expert(state[asked])
+    return labels
+
+
+def online_burden(supervised: int, states: int) -> float:
+    """The share of the iteration's states the supervisor drove or was shown (0 before any state)."""
+    return supervised / max(1, states)
 
 
 def action_gap(a: np.ndarray, b: np.ndarray, half: np.ndarray) -> np.ndarray:

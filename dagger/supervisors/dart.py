@@ -47,8 +47,8 @@ from typing import Annotated
 import numpy as np
 import torch
 
-from dagger.config import Boolean, Nullable, Number
-from dagger.policy.fitting import PREDICT_CHUNK as CHUNK
+from dagger.config import Boolean, Help, Nullable, Number
+from dagger.policy.fitting import chunks
 from dagger.envs import ActionScale
 from dagger.policy import Learner
 from dagger.supervisors import Act, Decision, Supervisor
@@ -58,10 +58,15 @@ from dagger.supervisors import Act, Decision, Supervisor
 class DART(Supervisor):
     """The expert acts with Gaussian noise fitted to the learner's error; every state gets the clean label."""
 
-    def __init__(self, action_space, noise_scale: Annotated[float, Number(low=0)] = 1.0,
-                 initial_std: Annotated[float, Number(low=0)] = 0.0,
-                 total_variance: Annotated[float | None, Nullable(Number(above=0), "the estimate's own trace")] = None,
-                 diagonal: Annotated[bool, Boolean()] = False, **_context):
+    def __init__(self, action_space,
+                 noise_scale: Annotated[float, Number(low=0), Help(
+                     "Sigma_i = noise_scale x the second moment of the learner's scaled error on D")] = 1.0,
+                 initial_std: Annotated[float, Number(low=0), Help(
+                     "noise std (scaled units) while D is empty; 0: iteration 1 is a clean demonstration")] = 0.0,
+                 total_variance: Annotated[float | None, Nullable(Number(above=0), "the estimate's own trace"),
+                                           Help("the paper's alpha / T: rescale Sigma to this trace")] = None,
+                 diagonal: Annotated[bool, Boolean(), Help("keep only the per-dimension variances of Sigma")] = False,
+                 **_context):
         self.low = np.asarray(action_space.low, dtype=np.float64)
         self.high = np.asarray(action_space.high, dtype=np.float64)
         self.half = ActionScale.of(action_space).half
@@ -88,8 +93,8 @@ class DART(Supervisor):
         dim = len(self.half)
         total = np.zeros((dim, dim))
         states, labels = data.obs, data.acts
-        for start in range(0, len(data), CHUNK):
-            obs, acts = states[start:start + CHUNK], labels[start:start + CHUNK]
+        for part in chunks(len(data)):
+            obs, acts = states[part], labels[part]
             err = (np.asarray(learner.act(obs), dtype=np.float64) - acts) / self.half
             total += err.T @ err
         return total / len(data)

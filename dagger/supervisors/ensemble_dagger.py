@@ -28,7 +28,7 @@ from typing import Annotated
 
 import numpy as np
 
-from dagger.config import Number
+from dagger.config import Help, Number
 from dagger.envs import ActionScale
 from dagger.policy import Learner
 from dagger.supervisors import Act, Decision, Supervisor, action_gap, require_ensemble
@@ -37,8 +37,12 @@ class EnsembleDAgger(Supervisor):
     """The ensemble's mean acts where sigma <= max_spread and delta <= max_discrepancy (the expert elsewhere);
     the expert labels every state."""
 
-    def __init__(self, action_space, max_spread: Annotated[float, Number(low=0)] = 0.1,
-                 max_discrepancy: Annotated[float, Number(low=0)] = 0.2, **_context):
+    def __init__(self, action_space,
+                 max_spread: Annotated[float, Number(low=0), Help(
+                     "chi: the most spread of the members (std, scaled units) at which the learner acts")] = 0.1,
+                 max_discrepancy: Annotated[float, Number(low=0), Help(
+                     "tau: the most RMS gap between the ensemble's mean and the expert's action")] = 0.2,
+                 **_context):
         self.max_spread, self.max_discrepancy = float(max_spread), float(max_discrepancy)
         self.half = ActionScale.of(action_space).half
         if _context.get("learner") is not None:  # passed by the caller: refuse before any work

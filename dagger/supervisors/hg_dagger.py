@@ -38,7 +38,7 @@ from typing import Annotated
 
 import numpy as np
 
-from dagger.config import ConfigError, Number, show
+from dagger.config import Help, Number
 from dagger.envs import ActionScale
 from dagger.policy import Learner
 from dagger.supervisors import Act, Decision, Takeovers, action_gap
@@ -48,11 +48,11 @@ class HGDAgger(Takeovers):
     """The learner drives; the expert takes over above `takeover`, hands back below `handback`."""
 
     def __init__(self, action_space, num_envs: int,
-                 takeover: Annotated[float, Number(0, 2)] = 0.3,  # the RMS gap in scaled units is at most 2
-                 handback: Annotated[float, Number(low=0)] = 0.1, **_context):
-        if handback > takeover:
-            raise ConfigError(f"algo.handback={show(handback)} must be <= algo.takeover={show(takeover)} "
-                              "(the supervisor hands back below handback after taking over above takeover)")
+                 takeover: Annotated[float, Number(0, 2), Help(
+                     "the expert takes over above this action gap (RMS over dimensions, scaled units)")] = 0.3,
+                 handback: Annotated[float, Number(low=0), Help(
+                     "<= takeover: it hands back below this gap")] = 0.1, **_context):
+        self.check_thresholds(("takeover", takeover), ("handback", handback))
         self.half = ActionScale.of(action_space).half
         self.takeover, self.handback = float(takeover), float(handback)
         self.start_with_learner(num_envs)
@@ -71,8 +71,7 @@ class HGDAgger(Takeovers):
         expert_acts = np.asarray(expert(state))
         learner_acts = np.asarray(learner.act(obs))
         g = self.gap(learner_acts, expert_acts)
-        control = np.where(self.control, ~(g < self.handback), g > self.takeover)
-        self.control = control
+        control = self.switch(g < self.handback, g > self.takeover)
         self._gap_sum += float(g.sum())
         self._gap_count += len(g)
         actions = np.where(control[:, None], expert_acts, learner_acts).astype(expert_acts.dtype)

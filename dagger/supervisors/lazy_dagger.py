@@ -35,9 +35,9 @@ from typing import Annotated
 
 import numpy as np
 
-from dagger.config import ConfigError, Number, show
+from dagger.config import Help, Number
 from dagger.policy import Learner
-from dagger.supervisors import Act, Decision, Takeovers, action_gap
+from dagger.supervisors import Act, Decision, Takeovers, action_gap, ask_where, online_burden
 from dagger.supervisors.safe_dagger import SafeDAgger
 
 
@@ -46,11 +46,13 @@ class LazyDAgger(Takeovers, SafeDAgger):
     actual gap < tau_auto; noise on the supervisor's executed actions."""
 
     def __init__(self, action_space, observation_space, num_envs: int, seed: int,
-                 tau_sup: Annotated[float, Number(0, 2)] = 0.1, tau_auto: Annotated[float, Number(low=0)] = 0.05,
-                 noise_std: Annotated[float, Number(low=0)] = 0.1, **_context):
-        if tau_auto > tau_sup:
-            raise ConfigError(f"algo.tau_auto={show(tau_auto)} must be <= algo.tau_sup={show(tau_sup)} "
-                              "(the supervisor hands back below tau_auto after taking over above tau_sup)")
+                 tau_sup: Annotated[float, Number(0, 2), Help(
+                     "the classifier predicts gap > tau_sup (RMS, scaled action units): the expert takes over")] = 0.1,
+                 tau_auto: Annotated[float, Number(low=0), Help(
+                     "<= tau_sup: hand back once the learner's action is this close to the expert's")] = 0.05,
+                 noise_std: Annotated[float, Number(low=0), Help(
+                     "noise on the expert's executed actions (scaled units); labels stay clean")] = 0.1, **_context):
+        self.check_thresholds(("tau_sup", tau_sup), ("tau_auto", tau_auto))
         super().__init__(action_space, observation_space, seed, tau=tau_sup)
         self.tau_sup, self.tau_auto, self.noise_std = float(tau_sup), float(tau_auto), float(noise_std)
         self.low, self.high = np.asarray(action_space.low), np.asarray(action_space.high)
@@ -65,16 +67,12 @@ class LazyDAgger(Takeovers, SafeDAgger):
         state = obs if state is None else state  # the expert reads the full state, the learner its view
         before = self.control
         novice = np.asarray(learner.act(obs))
-        labels = np.zeros_like(novice)
         asked = before | (~before & self.unsafe(obs))   # the supervisor keeps, or is handed, control: ask it
-        if asked.any():
-            labels[asked] = expert(state[asked])
-        gap = action_gap(novice, labels, self.half)
-        control = np.where(before, ~(gap < self.tau_auto), asked)
+        labels = ask_where(expert, state, asked, novice)
+        control = self.switch(action_gap(novice, labels, self.half) < self.tau_auto, asked)
         noise = rng.normal(0.0, self.noise_std, novice.shape) * self.half if self.noise_std > 0 else 0.0
         noisy = np.clip(labels + noise, self.low, self.high)
         actions = np.where(control[:, None], noisy, novice).astype(novice.dtype)
-        self.control = control
         self.record(obs, novice, labels, control)
         self.states += len(obs)
         self.flagged += int((~before & control).sum())
@@ -83,4 +81,4 @@ class LazyDAgger(Takeovers, SafeDAgger):
 
     def metrics(self) -> dict[str, float]:
         return {"tau_sup": self.tau_sup, "tau_auto": self.tau_auto, "noise_std": self.noise_std,
-                "online_burden": self.supervised / max(1, self.states), **self.fit_metrics}
+                "online_burden": online_burden(self.supervised, self.states), **self.fit_metrics}

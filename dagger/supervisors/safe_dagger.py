@@ -38,19 +38,21 @@ import numpy as np
 
 import torch
 
-from dagger.config import Number
+from dagger.config import Help, Number
 from dagger.data import Columns
 from dagger.gates import SafetyClassifier, seeded
 from dagger.envs import ActionScale
 from dagger.policy import Learner
-from dagger.supervisors import Act, Decision, Supervisor, action_gap
+from dagger.supervisors import Act, Decision, Supervisor, action_gap, ask_where, online_burden
 
 
 class SafeDAgger(Supervisor):
     """The learner acts where the safety classifier says safe; the expert acts, and labels, where it says unsafe."""
 
     def __init__(self, action_space, observation_space, seed: int,
-                 tau: Annotated[float, Number(0, 2)] = 0.1, **_context):  # the RMS gap in scaled units is at most 2
+                 tau: Annotated[float, Number(0, 2), Help(
+                     "the classifier predicts gap > tau (RMS, scaled action units): the expert acts")] = 0.1,
+                 **_context):
         self.tau, self.seed = float(tau), int(seed)
         self.half = ActionScale.of(action_space).half
         self.obs_dim = observation_space.shape[0]
@@ -93,17 +95,15 @@ class SafeDAgger(Supervisor):
         state = obs if state is None else state  # the expert reads the full state, the learner its view
         unsafe = self.unsafe(obs)
         novice = np.asarray(learner.act(obs))
-        actions, labels = novice.copy(), np.zeros_like(novice)
-        if unsafe.any():
-            labels[unsafe] = expert(state[unsafe])  # the expert is shown only the flagged states
-            actions[unsafe] = labels[unsafe]
+        labels = ask_where(expert, state, unsafe, novice)  # the expert is shown only the flagged states
+        actions = np.where(unsafe[:, None], labels, novice).astype(novice.dtype)
         self.record(obs, novice, labels, unsafe)
         self.states += len(obs)
         self.flagged += int(unsafe.sum())
         return Decision(actions, unsafe, unsafe.copy(), labels, queries=int(unsafe.sum()))
 
     def metrics(self) -> dict[str, float]:
-        return {"tau": self.tau, "online_burden": self.flagged / max(1, self.states), **self.fit_metrics}
+        return {"tau": self.tau, "online_burden": online_burden(self.flagged, self.states), **self.fit_metrics}
 
     def state_dict(self) -> dict:
         return {"records": {name: torch.from_numpy(self.records[name].copy()) for name in ("obs", "gap")}}

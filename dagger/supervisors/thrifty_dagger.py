@@ -45,11 +45,12 @@ from typing import Annotated
 
 import numpy as np
 
-from dagger.config import ConfigError, Number, show
+from dagger.config import ConfigError, Help, Number, show
 from dagger.gates import RiskCritic, seeded
 from dagger.envs import ActionScale
 from dagger.policy import Learner
-from dagger.supervisors import Act, Decision, Takeovers, action_gap, require_ensemble
+from dagger.supervisors import (Act, Decision, Takeovers, action_gap, ask_where, online_burden,
+                                require_ensemble)
 
 MIN_HELD_OUT = 100  # learner-driven states needed before they replace D's states as the held-out set
 
@@ -91,8 +92,10 @@ class ThriftyDAgger(Takeovers):
     intervention rate) and hands back once the learner agrees with it and the risk is low."""
 
     def __init__(self, action_space, observation_space, num_envs: int, seed: int,
-                 target_rate: Annotated[float, Number(above=0)] = 0.01,
-                 gamma: Annotated[float, Number(0, 0.999)] = 0.98, **_context):
+                 target_rate: Annotated[float, Number(above=0), Help(
+                     "alpha: interventions per learner-driven step the thresholds aim for")] = 0.01,
+                 gamma: Annotated[float, Number(0, 0.999), Help(
+                     "the discount of the risk critic's failure probability")] = 0.98, **_context):
         if target_rate >= 1:
             raise ConfigError(f"algo.target_rate={show(target_rate)} must be in (0, 1): interventions per learner step")
         self.target_rate, self.gamma, self.seed = float(target_rate), float(gamma), int(seed)
@@ -158,15 +161,13 @@ class ThriftyDAgger(Takeovers):
         else:  # no learner fitted yet (iteration 1): the supervisor drives
             novice = np.asarray(learner.act(obs))
             asked = np.ones(len(obs), dtype=bool)
-        labels = np.zeros_like(novice)
-        if asked.any():
-            labels[asked] = expert(state[asked])
+        labels = ask_where(expert, state, asked, novice)
         if gating:
             agrees = action_gap(novice, labels, self.half) < self.thresholds["handback_gap"]
             safe = risk < self.thresholds["risk_threshold"]
-            control = np.where(before, ~(agrees & safe), novel | risky)
+            control = self.switch(agrees & safe, novel | risky)
         else:
-            control = asked.copy()
+            control = self.switch(~asked, asked)  # the supervisor drives where it is asked: everywhere
         takeover = ~before & control
         if gating:
             self.takeovers += int(takeover.sum())
@@ -178,7 +179,6 @@ class ThriftyDAgger(Takeovers):
                 self.total_learner_steps += int((~before).sum())
         self.states += len(obs)
         self.supervised += int(control.sum())
-        self.control = control
         actions = np.where(control[:, None], labels, novice).astype(novice.dtype)
         return Decision(actions, control.copy(), control.copy(), labels, queries=int(asked.sum()))
 
@@ -188,7 +188,7 @@ class ThriftyDAgger(Takeovers):
                 "intervention_rate_so_far": (self.total_takeovers / self.total_learner_steps
                                              if self.total_learner_steps else float("nan")),
                 "novelty_switches": self.novelty_switches, "risk_switches": self.risk_switches,
-                "online_burden": self.supervised / max(1, self.states), **self.thresholds, **self.fit_metrics}
+                "online_burden": online_burden(self.supervised, self.states), **self.thresholds, **self.fit_metrics}
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "seen": self.seen,
