@@ -12,8 +12,11 @@ ROOT = Path(__file__).parent / "walker-sac"
 
 def learner(configuration: str) -> str:
     keys = dict(kv.split("=", 1) for kv in configuration.split(","))
-    if keys.get("policy") == "ensemble":
-        name = f"3 MLPs, {keys['policy.epochs']} epochs"
+    if keys.get("policy") in ("ensemble", "steady"):  # steady: the ensemble of 3 MLPs without resampling
+        members = keys.get("policy.members", "default")
+        batch = keys.get("policy.batch_size", "default")
+        name = (f"{3 if members == 'default' else members} MLPs, {keys['policy.epochs']} epochs"
+                + ("" if batch == "default" else f", minibatches of {batch}"))
     elif keys["policy.epochs"] != "0":
         name = f"MLP, {keys['policy.epochs']} epochs (>= {keys['policy.gradient_steps']} minibatches)"
     else:
