@@ -21,7 +21,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from dagger import sweep
-from dagger.config import ConfigError, check_output_dir, check_overrides, register_resolvers
+from dagger.config import ConfigError, check_overrides, register_resolvers
+from dagger.cli import check_output_dir
 from dagger.files import existing_folders
 from dagger.video import check_mujoco_gl
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from omegaconf import DictConfig, OmegaConf
 
 from dagger.config import (COUNT, SEED, Boolean, ConfigError, Help, Nullable, Schema, Text, as_container, describe,
-                           first_line, parse, pick_device)
+                           first_line, parse)
 from dagger.runs import RunFolder, load_state
 
 if TYPE_CHECKING:  # imported by parse_run: torch, SB3 and MuJoCo load inside run()'s checks, not at import
@@ -67,6 +67,17 @@ class RunConfig(Schema):
     schedule: ScheduleConfig
     algo: AlgoConfig
     logger: LoggerConfig
+
+
+def pick_device(device: str) -> str:
+    """The learner's device: `device`, with auto resolved, or ConfigError where CUDA is asked for and missing."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda but torch sees no CUDA device (use device=cpu or device=auto)")
+    return device
 
 
 def run_schema() -> type[RunConfig]:

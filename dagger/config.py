@@ -11,11 +11,9 @@ key (`key=value must be ...` or `key: ...`), which the entry points print as `er
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import math
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,18 +50,6 @@ def unexpected_keyword(err: BaseException) -> str | None:
     """The keyword a TypeError says a callable does not take ("got an unexpected keyword argument 'x'"), or None."""
     found = re.search(r"unexpected keyword argument '([^']+)'", str(err))
     return found.group(1) if found else None
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse, with its complaints as the one `error: ...` line every entry point uses; `hint` is the
-    usage shown after the program's name."""
-
-    def __init__(self, *args, hint: str, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.hint = hint
-
-    def error(self, message: str):
-        self.exit(2, f"error: {message} (usage: {self.prog} {self.hint})\n")
 
 
 def register_resolvers() -> None:
@@ -279,20 +265,6 @@ class Mapping(Check):
         return {name: self.values.convert(item) for name, item in value.items()}
 
 
-@dataclass(frozen=True)
-class RegisteredEnv(Check):
-    def problem(self, value):
-        if not isinstance(value, str) or not value:
-            return "must be a non-empty string (a gymnasium environment id)"
-        import gymnasium as gym
-
-        try:
-            gym.spec(value)
-        except gym.error.Error:
-            return "is not a registered gymnasium environment"
-        return None
-
-
 def Help(text: str, resumable: bool = False):
     """A key's one-line help, in its schema field (`Annotated[int, COUNT, Help("...")]`): `python run.py --help`
     shows it (`dagger.keys`). `resumable`: the key may change when a run is resumed, since it changes no number
@@ -429,20 +401,6 @@ def error_line(schema: type[BaseModel], data: dict, err: ValidationError, prefix
     return f"{path}={show(value)} {message}"
 
 
-def job_overrides() -> list[str]:
-    """This Hydra job's command-line overrides (a sweep job's swept values among them); [] outside Hydra."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return []
-    return list(OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False))  # as typed: ${...} kept
-
-
-def override_values(overrides: list[str]) -> dict[str, str]:
-    """`key=value` overrides as {key: value}, keys as typed (`+sweeps`, `~seed`); entries without `=` are left out."""
-    return dict(o.split("=", 1) for o in overrides if "=" in o)
-
-
 def check_overrides(argv: list[str]) -> None:
     """Command-line overrides Hydra cannot parse, named as one line (Hydra's own message omits the key).
 
@@ -466,35 +424,3 @@ def check_overrides(argv: list[str]) -> None:
             reason = first_line(err)
             raise ConfigError(f"{key}: cannot parse the override {override!r}: {reason} "
                               f"(quote values with special characters: {key}='...')") from None
-
-
-def check_output_dir(argv: list[str], keys: tuple[str, ...] = ("hydra.run.dir", "hydra.sweep.dir")) -> None:
-    """The output folders given on the command line (`keys`) must be able to become folders: Hydra creates them
-    before any check of ours runs, and fails with a traceback where a file stands in the way."""
-    for arg in argv:
-        key, _, value = arg.lstrip("+").partition("=")
-        if key not in keys or not value or "${" in value:
-            continue
-        path = Path(value).expanduser()
-        too_long = [part for part in path.parts if len(part.encode()) > 255]
-        if too_long:
-            raise ConfigError(f"{key}: the name {too_long[0][:40]}... is longer than 255 bytes; choose another {key}")
-        for folder in (path, *path.parents):
-            if folder.is_symlink() and not folder.exists():
-                raise ConfigError(f"{key}={value}: {folder} is a broken or looping link; choose another {key}")
-            if folder.exists():
-                if not folder.is_dir():
-                    raise ConfigError(f"{key}={value}: {folder} is a file, not a folder; choose another {key}")
-                if not os.access(folder, os.W_OK | os.X_OK) and folder != path:
-                    raise ConfigError(f"{key}={value}: {folder} is not writable; choose another {key}")
-                break
-
-
-def pick_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device=cuda but torch sees no CUDA device (use device=cpu or device=auto)")
-    return device

@@ -10,10 +10,26 @@ import numpy as np
 from pydantic import field_validator
 from pydantic_core import PydanticCustomError
 
-from dagger.config import (COUNT, ConfigError, Help, Integer, Mapping, Nullable, RegisteredEnv, Schema, Text, describe,
+from dagger.config import (COUNT, Check, ConfigError, Help, Integer, Mapping, Nullable, Schema, Text, describe,
                            unexpected_keyword)
 
 SIMULATORS = Integer(1, 1024)  # env copies in one process (rollout envs, evaluation episodes)
+
+
+@dataclass(frozen=True)
+class RegisteredEnv(Check):
+    """A registered gymnasium task id (`env.id`); nothing is imported to check it."""
+
+    def problem(self, value):
+        if not isinstance(value, str) or not value:
+            return "must be a non-empty string (a gymnasium environment id)"
+        import gymnasium as gym
+
+        try:
+            gym.spec(value)
+        except gym.error.Error:
+            return "is not a registered gymnasium environment"
+        return None
 
 
 class EnvConfig(Schema):

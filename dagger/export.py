@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from dagger.config import ArgumentParser, ConfigError, describe, first_line
+from dagger.config import ConfigError, describe, first_line
+from dagger.cli import ArgumentParser
 from dagger.data import Dataset
 from dagger.minari_datasets import NAMESPACE, id_problem, write_minari
 from dagger.runs import read_json, read_status

@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from dagger.config import job_overrides
+from dagger.cli import job_overrides
 
 STOPPED_FILE = "stopped_jobs.jsonl"
 STOPPED: list[dict] = []  # jobs of the sweep this process ran that did not finish (filled at its end)

@@ -236,7 +236,7 @@ def test_a_dataset_declaring_more_than_memory_is_refused_before_reading_it(finis
     (lambda t: t / ("x" * 300), "is longer than 255 bytes"),
 ])
 def test_a_run_dir_that_links_nowhere_or_is_too_long_is_one_line(tmp_path, make, says):
-    from dagger.config import check_output_dir
+    from dagger.cli import check_output_dir
 
     with pytest.raises(ConfigError, match=says):
         check_output_dir([f"hydra.run.dir={make(tmp_path)}"])

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import yaml
 
-from dagger.config import ConfigError, first_line, job_overrides
+from dagger.config import ConfigError, first_line
+from dagger.cli import job_overrides
 from dagger.envs import make_env
 from dagger.expert.expert import ExpertConfig, load_expert
 from dagger.expert.layout import train_command

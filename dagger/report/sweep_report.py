@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from dagger.config import ArgumentParser, describe
+from dagger.config import describe
+from dagger.cli import ArgumentParser
 from dagger.files import atomic_write_text
 from dagger.report.dashboard import log_to_wandb
 from dagger.report.jobs import find_runs
