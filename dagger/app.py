@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from omegaconf import DictConfig, OmegaConf
 
-from dagger.config import (COUNT, SEED, Boolean, ConfigError, Help, Nullable, Schema, Text, as_container, describe,
-                           first_line, parse)
+from dagger.config import ConfigError, Help, Schema, as_container, describe, first_line, parse
+from dagger.checks import COUNT, SEED, Boolean, Nullable, Text
 from dagger.runs import RunFolder, load_state
 
 if TYPE_CHECKING:  # imported by parse_run: torch, SB3 and MuJoCo load inside run()'s checks, not at import

@@ -10,8 +10,8 @@ import numpy as np
 from pydantic import field_validator
 from pydantic_core import PydanticCustomError
 
-from dagger.config import (COUNT, Check, ConfigError, Help, Integer, Mapping, Nullable, Schema, Text, describe,
-                           unexpected_keyword)
+from dagger.config import ConfigError, Help, Schema, describe, unexpected_keyword
+from dagger.checks import COUNT, Check, Integer, Mapping, Nullable, Text
 
 SIMULATORS = Integer(1, 1024)  # env copies in one process (rollout envs, evaluation episodes)
 

@@ -11,7 +11,8 @@ from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from dagger.config import Check, show
+from dagger.config import show
+from dagger.checks import Check
 
 TOP = ("seed", "device", "threads", "resume", "optimized_metric")  # the top-level keys of conf/config.yaml
 

@@ -33,7 +33,8 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from dagger.config import Check, ConfigError, describe, first_line
+from dagger.config import ConfigError, describe, first_line
+from dagger.checks import Check
 from dagger.data import Dataset, Transitions
 from dagger.views import StudentView
 

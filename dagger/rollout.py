@@ -29,7 +29,8 @@ import torch
 from pydantic import field_validator
 from pydantic_core import PydanticCustomError
 
-from dagger.config import COUNT, Boolean, Help, Integer, ListOf, Nullable, Schema
+from dagger.config import Help, Schema
+from dagger.checks import COUNT, Boolean, Integer, ListOf, Nullable
 from dagger.schedules import Collection
 from dagger.envs import SIMULATORS, EnvConfig, make_vec_env
 from dagger.schedules import every_or_last

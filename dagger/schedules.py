@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 from pydantic import model_validator
 from pydantic_core import PydanticCustomError
 
-from dagger.config import COUNT, Help, Integer, Nullable, Number, Schema, Text
+from dagger.config import Help, Schema
+from dagger.checks import COUNT, Integer, Nullable, Number, Text
 from dagger.minari_datasets import DatasetId
 
 Kind = Literal["indicator", "constant", "linear", "exponential"]

@@ -18,7 +18,8 @@ from typing import Annotated, Literal, get_args
 
 from omegaconf import DictConfig, OmegaConf
 
-from dagger.config import Help, ListOf, Nullable, Schema, Text, describe
+from dagger.config import Help, Schema, describe
+from dagger.checks import ListOf, Nullable, Text
 from dagger.cli import job_overrides, override_values
 from dagger.files import atomic_write_text
 

@@ -36,7 +36,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from dagger.config import COUNT, Boolean, ConfigError, Help, Number, OpenSchema, Targeted, parse_targeted, target_class
+from dagger.config import ConfigError, Help, OpenSchema, Targeted, parse_targeted, target_class
+from dagger.checks import COUNT, Boolean, Number
 from dagger.supervisors import Act
 
 SPREAD_STEPS = 1_000  # expert steps that measure the noisy view's per-dimension spread

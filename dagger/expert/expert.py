@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from dagger.config import Boolean, COUNT, ConfigError, Help, Mapping, Schema, Text, first_line, resolve_path
+from dagger.config import ConfigError, Help, Schema, first_line, resolve_path
+from dagger.checks import Boolean, COUNT, Mapping, Text
 from dagger.expert.layout import Algorithm, algorithm_class, find_checkpoint, train_command
 from dagger.expert.safe_zip import check_algorithm, check_shapes, read_model_data, safe_custom_objects
 from dagger.expert.statistics import ObsNormalizer, check_statistics_present, read_statistics

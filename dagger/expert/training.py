@@ -18,7 +18,8 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
-from dagger.config import COUNT, SEED, Boolean, ConfigError, Mapping, Number, Schema, Text, describe, unexpected_keyword
+from dagger.config import ConfigError, Schema, describe, unexpected_keyword
+from dagger.checks import COUNT, SEED, Boolean, Mapping, Number, Text
 from dagger.envs import EnvConfig, make_env
 from dagger.expert.expert import ExpertConfig, ExpertTrainingConfig
 from dagger.expert.layout import algorithm_class

@@ -19,7 +19,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from dagger.config import Boolean, Help, Integer
+from dagger.config import Help
+from dagger.checks import Boolean, Integer
 from dagger.data import Labelled, Pairs
 from dagger.envs import ActionScale
 from dagger.policy.fitting import chunks

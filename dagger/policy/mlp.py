@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from dagger.config import COUNT, Boolean, ConfigError, Help, ListOf, Number
+from dagger.config import ConfigError, Help
+from dagger.checks import COUNT, Boolean, ListOf, Number
 from dagger.data import Labelled, half_memory
 from dagger.envs import ActionScale
 from dagger.policy import LearnerConfig

@@ -31,7 +31,8 @@ import gymnasium as gym
 import torch
 from torch import nn
 
-from dagger.config import COUNT, Boolean, ConfigError, Help
+from dagger.config import ConfigError, Help
+from dagger.checks import COUNT, Boolean
 from dagger.policy.ensemble import EnsembleConfig, EnsembleLearner
 from dagger.policy.fitting import mlp
 from dagger.policy.mlp import MLPConfig, MLPLearner

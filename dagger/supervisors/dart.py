@@ -47,7 +47,8 @@ from typing import Annotated
 import numpy as np
 import torch
 
-from dagger.config import Boolean, Help, Nullable, Number
+from dagger.config import Help
+from dagger.checks import Boolean, Nullable, Number
 from dagger.policy.fitting import chunks
 from dagger.envs import ActionScale
 from dagger.policy import Learner

@@ -38,7 +38,8 @@ from typing import Annotated
 
 import numpy as np
 
-from dagger.config import Help, Number
+from dagger.config import Help
+from dagger.checks import Number
 from dagger.envs import ActionScale
 from dagger.policy import Learner
 from dagger.supervisors import Act, Decision, Takeovers, action_gap

@@ -35,7 +35,8 @@ from typing import Annotated
 
 import numpy as np
 
-from dagger.config import Help, Number
+from dagger.config import Help
+from dagger.checks import Number
 from dagger.policy import Learner
 from dagger.supervisors import Act, Decision, Takeovers, action_gap, ask_where, online_burden
 from dagger.supervisors.safe_dagger import SafeDAgger

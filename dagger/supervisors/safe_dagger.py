@@ -38,7 +38,8 @@ import numpy as np
 
 import torch
 
-from dagger.config import Help, Number
+from dagger.config import Help
+from dagger.checks import Number
 from dagger.data import Columns
 from dagger.gates import SafetyClassifier, seeded
 from dagger.envs import ActionScale

@@ -45,7 +45,8 @@ from typing import Annotated
 
 import numpy as np
 
-from dagger.config import ConfigError, Help, Number, show
+from dagger.config import ConfigError, Help, show
+from dagger.checks import Number
 from dagger.gates import RiskCritic, seeded
 from dagger.envs import ActionScale
 from dagger.policy import Learner
