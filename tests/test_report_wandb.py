@@ -74,3 +74,18 @@ def test_a_failing_wandb_leaves_the_files_and_says_so(sweep):
     assert result.returncode == 0, result.stderr
     assert "W&B failed (" in result.stderr and "the report files are still written" in result.stderr
     assert (sweep / "summary.csv").is_file() and (sweep / "curves.png").is_file()
+
+
+def test_the_report_run_holds_each_configurations_steadiness(sweep):
+    """DAgger's seeds reach 0.95 at their first evaluation, drop to 0.8, then end at their final value (all at or
+    above 0.85): a steadiness of 1/2 on each seed. BC's never reach 0.9 before their last evaluation: no key."""
+    for seed, final in enumerate(FINAL[(TASK, "dagger")]):
+        metrics = sweep / TASK / f"algo=dagger,seed={seed}" / "metrics.csv"
+        frame = pd.read_csv(metrics)
+        frame["normalized_return"] = [0.95, 0.8, final]
+        frame.to_csv(metrics, index=False)
+    run_report(sweep)
+    (headline,) = [r["summary"]["update"] for r in wandb_records(sweep)
+                   if r["type"] == "summary" and "final_norm_return/Hopper-v5/algo=bc" in r["summary"]["update"]]
+    assert headline["steadiness/Hopper-v5/algo=dagger"] == pytest.approx(0.5)
+    assert "steadiness/Hopper-v5/algo=bc" not in headline

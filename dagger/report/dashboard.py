@@ -56,6 +56,8 @@ def log_to_wandb(root: Path, runs: pd.DataFrame, summary: pd.DataFrame, aggregat
                  **{key: wandb.Image(str(path)) for key, path in images.items() if path is not None}})
         run.summary.update({**{f"final_norm_return/{r.task}/{r.configuration}": r.final_norm_return
                                for r in summary.itertuples()},
+                            **{f"steadiness/{r.task}/{r.configuration}": r.steadiness
+                               for r in summary.itertuples() if r.steadiness == r.steadiness},  # nan: none reached 0.9
                             **{f"iqm/{a.configuration}": a.iqm for a in aggregate.itertuples()}})
     except BaseException:
         run.finish(exit_code=1)
