@@ -11,7 +11,7 @@ from dagger.expert.training import TrainConfig
 from tests.conftest import ROOT, run_cli
 
 GROUPS = {group: sorted(p.stem for p in (ROOT_CONF / group).glob("*.yaml"))
-          for group in ("env", "expert", "policy", "schedule", "algo", "logger")}
+          for group in ("env", "expert", "obs", "policy", "schedule", "algo", "logger")}
 OPTIONS = [(group, option) for group, options in GROUPS.items() for option in options]
 
 
@@ -131,3 +131,31 @@ def test_the_keys_a_resume_may_change_are_the_fields_marked_resumable():
         "eval.video", "eval.video_every", "eval.video_fps", "eval.video_size",
         "logger.mode", "logger.project", "logger.entity", "logger.group", "logger.job_type", "logger.name",
         "logger.tags"}
+
+
+def readme_table(header: str) -> dict[str, list[str]]:
+    """The README table whose header row starts with `header`: {first cell's option name: its cells}."""
+    lines = (ROOT / "README.md").read_text().split(header, 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+    return {row[0].strip("`"): row for row in rows}
+
+
+@pytest.mark.parametrize("group", ["env", "expert", "obs", "policy", "schedule", "algo", "logger"])
+def test_the_readmes_key_tables_name_every_option_and_every_key_of_the_schemas(group):
+    """The Configuration table lists each group's options and keys; an algorithm's keys are in the Algorithms
+    table. A key added to a schema (or an option to conf/) fails here until the README names it."""
+    from dagger.keys import schemas
+    from tests.conftest import compose
+
+    table = readme_table("| group | options | keys |")
+    assert all(f"`{option}`" in table[group][1] for option in GROUPS[group]), table[group][1]
+    for option in GROUPS[group]:
+        cfg = compose(f"{group}={option}")
+        skip = {"target"} | ({"name"} if group != "logger" else set()) | ({"algo"} if group == "expert" else set())
+        keys = set(schemas(cfg)[group].model_fields) - skip
+        if group == "algo":
+            named = readme_table("| algo | who acts |")[option][3]
+        else:
+            named = table[group][2]
+        missing = [key for key in keys if f"`{key}`" not in named and f"`{key}.*`" not in named]
+        assert not missing, (group, option, missing)
