@@ -99,6 +99,9 @@ def load_expert(expert_cfg: ExpertConfig, env_name: str, env: gym.Env, device: s
     try:
         model = cls.load(io.BytesIO(raw), device=device, custom_objects=custom)
     except Exception as err:  # noqa: BLE001 - a broken or foreign file gets one clear line
+        if "Weights only load failed" in str(err):  # torch's own line goes on to suggest weights_only=False
+            raise ConfigError(f"expert.path={model_path}: its weights (*.pth) hold something other than tensors, "
+                              "such as a pickled object, which could run code; refused without reading it") from None
         raise ConfigError(f"expert.path={model_path}: cannot load as {cls.__name__}: {first_line(err)}") from None
     spoiled = [name for name, t in model.policy.state_dict().items() if t.is_floating_point() and not t.isfinite().all()]
     if spoiled:
