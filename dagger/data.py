@@ -117,10 +117,10 @@ class Dataset:
 
     @classmethod
     def load(cls, path: Path) -> "Dataset":
-        """D as `save` wrote it. Arrays are read without
-        pickle, and their declared sizes are checked against the machine's memory before any is read (a crafted
-        file cannot make it allocate or inflate without bound). ValueError where the file holds no record (an
-        older version's) or its pairs are not the record's labelled steps."""
+        """D as `save` wrote it. Arrays are read without pickle, and their declared sizes are checked against the
+        machine's memory before any is read (a crafted file cannot make it allocate or inflate without bound).
+        ValueError where the file holds no record (an older version's) or its pairs are not the record's labelled
+        steps."""
         check_declared_size(path)
         with np.load(path) as f:
             names = [name for name in Transitions.FIELDS if f"transition_{name}" in f.files]

@@ -226,8 +226,8 @@ def read_episodes(folder: Path, key: str, widths: tuple[int, ...], act_dim: int)
             except Exception as err:  # noqa: BLE001 - a missing field, a group where an array belongs, bad data
                 raise ConfigError(f"{where} cannot be read ({first_line(err)[:120]})") from None
             n = len(episode["actions"]) if episode["actions"].ndim else -1
-            width = episode["observations"].shape[-1] if episode["observations"].shape[-1:] in {(w,) for w in widths} \
-                else widths[0]
+            given = episode["observations"].shape[-1:]
+            width = given[0] if given and given[0] in widths else widths[0]  # one of the widths, or the first's
             shapes = {"observations": (n + 1, width), "actions": (n, act_dim), "rewards": (n,),
                       "terminations": (n,), "truncations": (n,)}
             for field, shape in shapes.items():

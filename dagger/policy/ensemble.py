@@ -1,5 +1,6 @@
 """The ensemble learner (EnsembleDAgger: Menda, Driggs-Campbell & Kochenderfer 2019; ThriftyDAgger: Hoque et al.
-2021): K MLP learners (the members; GRU students under `policy=gru_ensemble`), each fitted on its own bootstrap resample of D with the MLP learner's budget.
+2021): K MLP learners (the members; GRU students under `policy=gru_ensemble`), each fitted on its own bootstrap
+resample of D with the MLP learner's budget.
 
 It acts with the members' mean action, mu(s) = 1/K sum_k a_k(s), and its uncertainty is their spread in scaled
 action units ([-1, 1] per dimension):
@@ -67,25 +68,25 @@ class EnsembleLearner:
 
     def fit(self, data: Labelled, generator: torch.Generator) -> dict[str, float]:
         """Each member fits its own resample of D (or D itself) with its own generator seeded from `generator`."""
-        losses = []
+        pairs, losses = Pairs(data.obs, data.acts), []  # D's pairs read once for every member (D gathers them)
         for member in self.members:
             seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
             own = torch.Generator().manual_seed(seed)
-            fitted = member.fit(self._resample(data, own) if self.bootstrap else data, own)
+            fitted = member.fit(self._resample(pairs, own) if self.bootstrap else pairs, own)
             losses.append(fitted["train_loss"])
         return {"train_loss": float(np.mean(losses)), "gradient_steps": fitted["gradient_steps"],
-                "ensemble_spread": float(self._spread_on(data))}
+                "ensemble_spread": float(self._spread_on(pairs.obs))}
 
     @staticmethod
-    def _resample(data: Labelled, generator: torch.Generator) -> Pairs:
-        idx = torch.randint(len(data), (len(data),), generator=generator).numpy()
-        return Pairs(data.obs[idx], data.acts[idx])
+    def _resample(pairs: Pairs, generator: torch.Generator) -> Pairs:
+        idx = torch.randint(len(pairs), (len(pairs),), generator=generator).numpy()
+        return Pairs(pairs.obs[idx], pairs.acts[idx])
 
-    def _spread_on(self, data: Labelled) -> float:
-        """Mean sigma(s) over the states of D."""
-        obs = data.obs
-        total = sum(float(self.uncertainty(obs[part]).sum()) for part in chunks(len(obs)) if len(obs))
-        return total / max(1, len(data))
+    def _spread_on(self, obs: np.ndarray) -> float:
+        """Mean sigma(s) over the states `obs` (D's)."""
+        if not len(obs):
+            return 0.0
+        return sum(float(self.uncertainty(obs[part]).sum()) for part in chunks(len(obs))) / len(obs)
 
     def policy_state_dict(self) -> dict:
         """The weights that act (saved as learner.pt), keyed `<member>.<parameter>` like an nn.ModuleList."""

@@ -177,14 +177,15 @@ class MLPLearner:
             self.policy = self.make_policy()
             self.optimizer = self._new_optimizer()
             self.averaged = None
-        self.policy.set_obs_stats(data.obs)
+        states = data.obs  # D gathers its labelled rows at each read: once per fit
+        self.policy.set_obs_stats(states)
         if self.cfg.ema > 0:
             if self.averaged is None:
                 self.averaged = copy.deepcopy(self.policy)
             self.averaged.load_state_dict({**self.averaged.state_dict(), "obs_mean": self.policy.obs_mean,
                                            "obs_std": self.policy.obs_std})
         with torch.no_grad():  # once per fit, not per minibatch (the same numbers either way)
-            obs = self.policy.standardize(torch.as_tensor(data.obs, device=self.device))
+            obs = self.policy.standardize(torch.as_tensor(states, device=self.device))
             targets = self.policy.scale(torch.as_tensor(data.acts, device=self.device))
         steps, n, batch = self.fit_steps(len(data)), len(data), self.cfg.batch_size
 
