@@ -14,8 +14,6 @@ from pydantic.fields import FieldInfo
 from dagger.config import show
 from dagger.checks import Check
 
-TOP = ("seed", "device", "threads", "resume", "optimized_metric")  # the top-level keys of conf/config.yaml
-
 
 class _Unset:
     """A value no check accepts: its complaint says what the key must be."""
@@ -86,7 +84,8 @@ def keys_help(cfg: DictConfig) -> str:
     lines = []
     for group, schema in schemas(cfg).items():
         if not group:
-            top = {name: values[name] for name in TOP if name in values}
+            top = {name: values[name] for name, info in schema.model_fields.items()  # its own keys, not its groups
+                   if model_of(info) is None and name in values}
             lines += ["top-level:", *field_lines(schema, top, ""), ""]
             continue
         option = f" ({choices[group]})" if group in choices else ""
