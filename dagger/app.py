@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from omegaconf import DictConfig, OmegaConf
 
-from dagger.config import ConfigError, Help, Schema, as_container, describe, first_line, parse
-from dagger.checks import COUNT, SEED, Boolean, Nullable, Text
+from dagger.config import ConfigError, as_container, describe, first_line
+from dagger.schemas import BOOLEAN, COUNT, SEED, TEXT, Help, parse, Schema
 from dagger.runs import RunFolder, load_state
 
 if TYPE_CHECKING:  # imported by parse_run: torch, SB3 and MuJoCo load inside run()'s checks, not at import
@@ -54,9 +54,9 @@ class RunConfig(Schema):
     seed: Annotated[int, SEED, Help("seeds every random source: networks, minibatches, mixing, environments")]
     device: Annotated[Literal["cpu", "cuda", "auto"], Help("the learner's device", resumable=True)]
     threads: Annotated[int, COUNT, Help("torch CPU threads (one core per run keeps sweeps fair)", resumable=True)]
-    resume: Annotated[bool, Boolean(), Help("rerunning into an existing run dir continues after its last iteration",
+    resume: Annotated[bool, BOOLEAN, Help("rerunning into an existing run dir continues after its last iteration",
                                             resumable=True)]
-    sweep_name: Annotated[str | None, Nullable(Text()), Help("set by +sweeps=<name>")] = None
+    sweep_name: Annotated[Annotated[str, TEXT] | None, Help("set by +sweeps=<name>")] = None
     optimized_metric: Annotated[OptimizedMetric | None, Help(
         "the summary number a run returns to a sweeper that needs one (hydra/sweeper=optuna)", resumable=True)] = None
     eval: EvalConfig

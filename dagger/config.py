@@ -1,14 +1,7 @@
-"""The config mechanism: `ConfigError` and its one-line messages, the resolvers, and the checks made before any work.
-
-Each config group's keys are a typed `Schema` declared beside the code that reads them (`dagger.envs.EnvConfig`,
-`dagger.policy.mlp.MLPConfig`, ...): a pydantic model whose fields carry a `Check` (`dagger.checks`) and their
-help, e.g.
-
-    iterations: Annotated[int, COUNT, Help("DAgger iterations N")]          # an integer >= 1
-    loss: Literal["mse", "gaussian"]
-
-`parse(schema, cfg, prefix)` gives the typed group, or raises `ConfigError` with one line naming the first bad
-key (`key=value must be ...` or `key: ...`), which the entry points print as `error: <line>` before any work.
+"""The config mechanism: `ConfigError` and the one formatter of its one-line messages (`show`, `first_line`,
+`describe`), the resolvers, resolving a group's interpolations (`as_container`), and the check of command-line
+overrides made before Hydra runs. The groups' typed schemas and their rules are in `dagger.schemas`; the entry
+points print a `ConfigError` as `error: <line>` before any work.
 """
 from __future__ import annotations
 
@@ -16,14 +9,9 @@ import contextlib
 import io
 import re
 from pathlib import Path
-from collections.abc import Callable
-from typing import Annotated, TypeVar
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from dagger.checks import Text
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ROOT_CONF = PROJECT_ROOT / "conf"
@@ -82,8 +70,6 @@ def resolve_path(path: str | Path) -> Path:
 register_resolvers()
 
 
-# ---- the checks: each says what is wrong with a value, or None ----------------------------------
-
 def show(value) -> str:
     """A value as the user would type it on the command line."""
     if value is None:
@@ -97,61 +83,6 @@ def show(value) -> str:
     if isinstance(value, (dict, DictConfig)):
         return f"{{{', '.join(f'{k}: {show(v)}' for k, v in value.items())}}}"
     return str(value)
-
-
-def Help(text: str, resumable: bool = False):
-    """A key's one-line help, in its schema field (`Annotated[int, COUNT, Help("...")]`): `python run.py --help`
-    shows it (`dagger.keys`). `resumable`: the key may change when a run is resumed, since it changes no number
-    (more iterations, logging, videos, hardware; `dagger.runs.resumable_keys`)."""
-    return Field(description=text, json_schema_extra={"resumable": True} if resumable else None)
-
-
-# ---- schemas: a config group's keys, typed, with their checks --------------------------------------
-
-class Schema(BaseModel):
-    """A config group's keys, declared beside the code that reads them: each field's type hint says what it holds
-    and its `Check` (in `Annotated[...]`) the rule; keys the schema does not declare are refused."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class OpenSchema(Schema):
-    """A group whose undeclared keys are passed on (e.g. `algo`: its supervisor class's keyword arguments, checked
-    by the class); they are in `model_extra`."""
-
-    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
-
-
-class Targeted(Schema):
-    """A group that names its class (`algo`, `policy`): the option's `name` and the class's dotted path, `_target_`."""
-
-    name: Annotated[str, Text()]
-    target: Annotated[str, Text()] = Field(alias="_target_")
-
-
-def target_class(key: str, target, is_kind: Callable[[type], bool], kind: str) -> type:
-    """The class a `_target_` names, when `is_kind(cls)`; otherwise one line: `<key>=<target> is not <kind>`."""
-    from hydra.utils import get_class
-
-    try:
-        cls = get_class(str(target))
-        right = is_kind(cls)
-    except Exception:  # noqa: BLE001 - an unknown class is bad input
-        right = False
-    if not right:
-        raise ConfigError(f"{key}={show(target)} is not {kind}")
-    return cls
-
-
-SchemaT = TypeVar("SchemaT", bound=BaseModel)
-
-
-def parse_targeted(group_cfg, class_of: Callable[[object], type], prefix: str) -> Schema:
-    """A group that names its class (`_target_`: `policy`, `obs`), as a DictConfig, a mapping or a parsed schema,
-    checked against that class's own `Config`; `class_of(target)` refuses a target of the wrong kind."""
-    if isinstance(group_cfg, Schema):
-        group_cfg = group_cfg.model_dump(by_alias=True)
-    return parse(class_of(group_cfg.get("_target_")).Config, group_cfg, prefix)
 
 
 def as_container(cfg, prefix: str = "") -> dict:
@@ -197,38 +128,6 @@ def unresolvable(cfg: DictConfig, prefix: str) -> str:
     if isinstance(err, MissingMandatoryValue):
         return f"{path}: no value given (it is ??? in conf/); set {path}=..."
     return f"{path}: cannot resolve its value: {first_line(err) if err else 'unknown'}"
-
-
-def parse(schema: type[SchemaT], cfg, prefix: str = "") -> SchemaT:
-    """`cfg` checked against `schema`: the typed group, or `ConfigError` with one line naming the first bad key
-    (unknown keys first: a typo explains the rest). `prefix` is the group's place, e.g. "policy."."""
-    data = as_container(cfg, prefix)
-    try:
-        return schema.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(error_line(schema, data, err, prefix)) from None
-
-
-def error_line(schema: type[BaseModel], data: dict, err: ValidationError, prefix: str) -> str:
-    errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
-    first = errors[0]
-    value, kind, context = first.get("input"), first["type"], first.get("ctx") or {}
-    parts = [prefix.rstrip("."), *(str(part) for part in first["loc"])]
-    if "at" in context:  # a check that names a key inside its field (a mapping's value, a group's other key)
-        parts.append(context["at"])
-        value = context["value"]
-    path = ".".join(part for part in parts if part)
-    if kind == "extra_forbidden":
-        return f"{path}: unknown key (not in conf/; check the spelling)"
-    if kind == "missing":
-        return f"{path}: missing (conf/ sets it; was it removed with ~{path}?)"
-    if kind == "literal_error":
-        options = re.findall(r"'([^']*)'", context["expected"])
-        return f"{path}={show(value)} is not one of {', '.join(options)}"
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"{path}={show(value)} must be a group of keys"
-    message = first["msg"] if kind == "check" else first["msg"][:1].lower() + first["msg"][1:]
-    return f"{path}={show(value)} {message}"
 
 
 def check_overrides(argv: list[str]) -> None:

@@ -10,37 +10,29 @@ import numpy as np
 from pydantic import field_validator
 from pydantic_core import PydanticCustomError
 
-from dagger.config import ConfigError, Help, Schema, describe, unexpected_keyword
-from dagger.checks import COUNT, Check, Integer, Mapping, Nullable, Text
+from dagger.config import ConfigError, describe, unexpected_keyword
+from dagger.schemas import COUNT, TEXT, Help, Rule, Schema, integer
 
-SIMULATORS = Integer(1, 1024)  # env copies in one process (rollout envs, evaluation episodes)
+SIMULATORS = integer(1, 1024)  # env copies in one process (rollout envs, evaluation episodes)
 
 
-@dataclass(frozen=True)
-class RegisteredEnv(Check):
-    """A registered gymnasium task id (`env.id`); nothing is imported to check it."""
-
-    def problem(self, value):
-        if not isinstance(value, str) or not value:
-            return "must be a non-empty string (a gymnasium environment id)"
-        import gymnasium as gym
-
-        try:
-            gym.spec(value)
-        except gym.error.Error:
-            return "is not a registered gymnasium environment"
-        return None
+def unregistered(env_id: str) -> str | None:
+    """What is wrong with a gymnasium task id (`env.id`), or None; nothing is imported to check it."""
+    try:
+        gym.spec(env_id)
+    except gym.error.Error:
+        return "is not a registered gymnasium environment"
+    return None
 
 
 class EnvConfig(Schema):
     """The `env` group: which gymnasium task, and how many copies the rollouts step."""
 
-    name: Annotated[str, Text()]
-    id: Annotated[str, RegisteredEnv(), Help("the gymnasium task")]
+    name: Annotated[str, TEXT]
+    id: Annotated[str, TEXT, Rule("a gymnasium environment id", unregistered), Help("the gymnasium task")]
     num_envs: Annotated[int, SIMULATORS, Help("rollout envs side by side, at most (as many whole episodes as fit)")]
-    max_episode_steps: Annotated[int | None, Nullable(COUNT, "the task's own limit"), Help("the episodes' time limit")]
-    kwargs: Annotated[dict[str, Any], Mapping(what="a mapping of gymnasium.make keyword arguments"),
-                      Help("passed to gymnasium.make")]
+    max_episode_steps: Annotated[Annotated[int, COUNT] | None, Help("the episodes' time limit (null: the task's own)")]
+    kwargs: Annotated[dict[str, Any], Help("keyword arguments passed to gymnasium.make")]
 
     @field_validator("kwargs")
     @classmethod

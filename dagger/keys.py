@@ -5,33 +5,20 @@ line) and its help (the schema field's `description`), so the help cannot drift 
 The groups whose class is chosen by `_target_` (obs, policy, algo) show the keys of the class chosen."""
 from __future__ import annotations
 
-from typing import Literal, get_args, get_origin
+from typing import get_args
 
 from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from dagger.config import show
-from dagger.checks import Check
+from dagger.schemas import field_type, rule_words
 
-
-class _Unset:
-    """A value no check accepts: its complaint says what the key must be."""
 
 
 def kind(info: FieldInfo) -> str:
-    """What a key must be: its check's words ("an integer >= 1"), its choices, or its type."""
-    for rule in info.metadata:
-        if isinstance(rule, Check):
-            problem = rule.problem(_Unset()) or ""
-            return problem.removeprefix("must be ")
-    annotation = info.annotation
-    choices = [arg for arg in get_args(annotation) if get_origin(arg) is Literal] if annotation else []
-    if get_origin(annotation) is Literal or choices:
-        values = get_args(annotation) if get_origin(annotation) is Literal else get_args(choices[0])
-        nullable = type(None) in get_args(annotation)
-        return ("null or " if nullable else "") + "one of " + ", ".join(map(str, values))
-    return getattr(annotation, "__name__", str(annotation))
+    """What a key must be, in the words of its error line ("an integer >= 1", "one of mse, gaussian")."""
+    return rule_words(field_type(info))
 
 
 def schemas(cfg: DictConfig) -> dict[str, type[BaseModel]]:
@@ -43,7 +30,7 @@ def schemas(cfg: DictConfig) -> dict[str, type[BaseModel]]:
     from dagger.rollout import EvalConfig
     from dagger.schedules import ScheduleConfig
     from dagger.supervisors import Supervisor, keyword_schema
-    from dagger.config import target_class
+    from dagger.schemas import target_class
     from dagger.tracking import LoggerConfig
     from dagger.views import view_class
 

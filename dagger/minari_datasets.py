@@ -27,14 +27,14 @@ import json
 import os
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
 from dagger.config import ConfigError, describe, first_line
-from dagger.checks import Check
+from dagger.schemas import Rule
+
 from dagger.data import Dataset, Transitions
 from dagger.views import StudentView
 
@@ -97,14 +97,7 @@ def id_problem(dataset_id: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class DatasetId(Check):
-    """A Minari dataset id, never a path."""
-
-    def problem(self, value):
-        if not isinstance(value, str) or not value:
-            return "must be a non-empty string (a Minari dataset id)"
-        return id_problem(value)
+DATASET_ID = Rule("a Minari dataset id, never a path", id_problem)
 
 
 def dataset_path(dataset_id: str) -> Path:

@@ -26,11 +26,9 @@ from typing import Annotated
 import mujoco
 import numpy as np
 import torch
-from pydantic import field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import Field
 
-from dagger.config import Help, Schema
-from dagger.checks import COUNT, Boolean, Integer, ListOf, Nullable
+from dagger.schemas import BOOLEAN, COUNT, Help, integer, Schema
 from dagger.schedules import Collection
 from dagger.envs import SIMULATORS, EnvConfig, make_vec_env
 from dagger.schedules import every_or_last
@@ -244,20 +242,14 @@ class EvalConfig(Schema):
 
     episodes: Annotated[int, SIMULATORS, Help("learner and expert are evaluated on the same seeded episodes")]
     every: Annotated[int, COUNT, Help("evaluate the learner every k iterations and at the last")]
-    video: Annotated[bool | None, Nullable(Boolean(), "on for single runs, off in sweeps"),
-                     Help("mp4s of the learner (and once of the expert)", resumable=True)]
+    video: Annotated[Annotated[bool, BOOLEAN] | None,
+                     Help("mp4s of the learner (and once of the expert); null: on for single runs, off in sweeps",
+                          resumable=True)]
     video_every: Annotated[int, COUNT, Help("the learner's video every k iterations and at the last", resumable=True)]
     video_fps: Annotated[int, COUNT, Help("playback rate in real time: every ceil(task fps / video_fps)-th step",
                                           resumable=True)]
-    video_size: Annotated[list[int], ListOf(Integer(16, 4096), "two integers in [16, 4096]"),
+    video_size: Annotated[list[Annotated[int, integer(16, 4096)]], Field(min_length=2, max_length=2),
                           Help("width, height in pixels", resumable=True)]
-
-    @field_validator("video_size")
-    @classmethod
-    def width_and_height(cls, size: list[int]) -> list[int]:
-        if len(size) != 2:
-            raise PydanticCustomError("check", "must be [width, height]")
-        return size
 
 
 class Evaluator:

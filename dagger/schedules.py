@@ -7,9 +7,8 @@ from typing import Annotated, Literal
 from pydantic import model_validator
 from pydantic_core import PydanticCustomError
 
-from dagger.config import Help, Schema
-from dagger.checks import COUNT, Integer, Nullable, Number, Text
-from dagger.minari_datasets import DatasetId
+from dagger.schemas import COUNT, TEXT, Help, integer, number, Schema
+from dagger.minari_datasets import DATASET_ID
 
 Kind = Literal["indicator", "constant", "linear", "exponential"]
 Collection = Literal["episodes", "carry_over"]  # the budget rule: see dagger.rollout
@@ -18,17 +17,17 @@ Collection = Literal["episodes", "carry_over"]  # the budget rule: see dagger.ro
 class ScheduleConfig(Schema):
     """The `schedule` group: the budget (iterations, rollout steps, initial demonstrations) and the beta schedule."""
 
-    name: Annotated[str, Text()]
+    name: Annotated[str, TEXT]
     beta: Annotated[Kind, Help("the schedule of beta_i, the expert's share of the mixture")]
-    beta_value: Annotated[float, Number(0, 1), Help("constant: beta itself; exponential: p in beta_i = p^(i-1)")]
+    beta_value: Annotated[float, number(0, 1), Help("constant: beta itself; exponential: p in beta_i = p^(i-1)")]
     iterations: Annotated[int, COUNT, Help("DAgger iterations N (a resumed run may be extended)", resumable=True)]
     beta_ramp: Annotated[int, COUNT, Help("linear: iterations over which beta falls from 1 to 0")]
     rollout_steps: Annotated[int, COUNT, Help("environment steps collected (and labelled) per iteration")]
     collection: Annotated[Collection, Help(
         "episodes: each iteration's trajectories start from a reset under pi_i; carry_over: they carry on")] = "episodes"
-    initial_expert_steps: Annotated[int, Integer(0), Help("expert demonstrations in D before iteration 1")]
-    initial_demos: Annotated[str | None, Nullable(DatasetId(), "no demonstrations"),
-                             Help("a local Minari dataset id: its episodes are D before iteration 1")] = None
+    initial_expert_steps: Annotated[int, integer(0), Help("expert demonstrations in D before iteration 1")]
+    initial_demos: Annotated[Annotated[str, TEXT, DATASET_ID] | None,
+                             Help("a local Minari dataset id: its episodes are D before iteration 1 (null: none)")] = None
 
     @model_validator(mode="after")
     def one_source_of_demonstrations(self) -> ScheduleConfig:

@@ -18,14 +18,14 @@ from typing import Annotated, Literal, get_args
 
 from omegaconf import DictConfig, OmegaConf
 
-from dagger.config import Help, Schema, describe
-from dagger.checks import ListOf, Nullable, Text
+from dagger.config import describe
+from dagger.schemas import TEXT, Help, Schema, no_characters, text
 from dagger.cli import job_overrides, override_values
 from dagger.files import atomic_write_text
 
 LoggerMode = Literal["offline", "online", "disabled"]
 LOGGER_MODES = get_args(LoggerMode)  # also the report's --wandb-mode choices
-WANDB_NAME = Nullable(Text())
+WandbName = Annotated[str, TEXT] | None
 
 
 class LoggerConfig(Schema):
@@ -33,13 +33,13 @@ class LoggerConfig(Schema):
     these characters in project names, and tags outside 1..64 characters."""
 
     mode: Annotated[LoggerMode, Help("W&B: offline (sync later), online, or disabled", resumable=True)]
-    project: Annotated[str, Text(forbidden="/\\#?%:", max_len=128),
+    project: Annotated[str, text(max_len=128), no_characters("/\\#?%:"),
                        Help("the W&B project", resumable=True)] = "dagger-lab"
-    entity: Annotated[str | None, WANDB_NAME, Help("the W&B team or user", resumable=True)] = None
-    group: Annotated[str | None, WANDB_NAME, Help("runs of one sweep share a group", resumable=True)] = None
-    job_type: Annotated[str | None, WANDB_NAME, Help("the W&B job type", resumable=True)] = None
-    name: Annotated[str | None, WANDB_NAME, Help("the W&B run's name", resumable=True)] = None
-    tags: Annotated[list[str], ListOf(Text(max_len=64), "strings of 1 to 64 characters"),
+    entity: Annotated[WandbName, Help("the W&B team or user", resumable=True)] = None
+    group: Annotated[WandbName, Help("runs of one sweep share a group", resumable=True)] = None
+    job_type: Annotated[WandbName, Help("the W&B job type", resumable=True)] = None
+    name: Annotated[WandbName, Help("the W&B run's name", resumable=True)] = None
+    tags: Annotated[list[Annotated[str, text(max_len=64)]],
                     Help("W&B tags", resumable=True)] = []
 
 log = logging.getLogger(__name__)

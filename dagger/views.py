@@ -36,8 +36,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from dagger.config import ConfigError, Help, OpenSchema, Targeted, parse_targeted, target_class
-from dagger.checks import COUNT, Boolean, Number
+from dagger.config import ConfigError
+from dagger.schemas import BOOLEAN, COUNT, Help, number, OpenSchema, parse_targeted, target_class, Targeted
 from dagger.supervisors import Act
 
 SPREAD_STEPS = 1_000  # expert steps that measure the noisy view's per-dimension spread
@@ -48,7 +48,7 @@ class ViewConfig(Targeted):
     """The keys of every `obs` option: history and previous actions compose with every view."""
 
     history: Annotated[int, COUNT, Help("K: the student sees its last K views, stacked")]
-    actions: Annotated[bool, Boolean(), Help("and the previous executed action")]
+    actions: Annotated[bool, BOOLEAN, Help("and the previous executed action")]
 
 
 class AnyViewConfig(ViewConfig, OpenSchema):
@@ -88,7 +88,7 @@ class NoVelocity(Features):
 
 
 class NoisyConfig(ViewConfig):
-    noise_std: Annotated[float, Number(low=0), Help("the noise's std, in units of each dimension's spread")]
+    noise_std: Annotated[float, number(low=0), Help("the noise's std, in units of each dimension's spread")]
 
 
 class Noisy(Features):

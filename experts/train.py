@@ -7,7 +7,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dagger.config import ConfigError, check_overrides, parse, register_resolvers  # noqa: E402
+from dagger.config import ConfigError, check_overrides, register_resolvers
+from dagger.schemas import parse  # noqa: E402
 from dagger.cli import check_output_dir
 from dagger.files import existing_folders  # noqa: E402
 from dagger.expert.publishing import publish  # noqa: E402

@@ -3,7 +3,8 @@ default, episodes carried over across iterations as an option."""
 import numpy as np
 import pytest
 
-from dagger.config import ConfigError, parse
+from dagger.config import ConfigError
+from dagger.schemas import parse
 from dagger.envs import EnvConfig
 from dagger.rollout import Collector, envs_in_parallel
 from dagger.schedules import BetaSchedule, ScheduleConfig

@@ -6,7 +6,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from dagger.app import RunConfig, parse_run
-from dagger.config import ROOT_CONF, parse
+from dagger.config import ROOT_CONF
+from dagger.schemas import parse
 from dagger.expert.training import TrainConfig
 from tests.conftest import ROOT, run_cli
 
@@ -111,7 +112,7 @@ def test_run_py_help_lists_the_chosen_options_keys():
 def test_each_algo_yaml_holds_its_supervisors_keys_with_the_classs_defaults(option):
     """A supervisor's keys are its keyword arguments (type, range, default and help in one place); its yaml repeats
     the defaults so that `algo.<key>=...` overrides them, and this test keeps the two the same."""
-    from dagger.config import target_class
+    from dagger.schemas import target_class
     from dagger.supervisors import Supervisor, keyword_schema
     from tests.conftest import compose
 

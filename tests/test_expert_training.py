@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from dagger.config import ConfigError, parse
+from dagger.config import ConfigError
+from dagger.schemas import parse
 from dagger.expert.publishing import publish
 from dagger.expert.training import TrainConfig
 from dagger.expert.training import train as train_expert

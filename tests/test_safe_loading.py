@@ -21,7 +21,8 @@ import yaml
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 import dagger.expert.statistics
-from dagger.config import PROJECT_ROOT, ConfigError, parse
+from dagger.config import PROJECT_ROOT, ConfigError
+from dagger.schemas import parse
 from dagger.expert.expert import ExpertConfig, load_expert
 from dagger.expert.layout import algorithm_class
 from dagger.files import sha256

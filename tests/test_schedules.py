@@ -1,6 +1,7 @@
 import pytest
 
-from dagger.config import ConfigError, parse
+from dagger.config import ConfigError
+from dagger.schemas import parse
 from dagger.schedules import BetaSchedule, ScheduleConfig
 
 

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from dagger.config import ConfigError, Help, Schema, first_line, resolve_path
-from dagger.checks import Boolean, COUNT, Mapping, Text
+from dagger.config import ConfigError, first_line, resolve_path
+from dagger.schemas import BOOLEAN, COUNT, TEXT, Help, Schema
 from dagger.expert.layout import Algorithm, algorithm_class, find_checkpoint, train_command
 from dagger.expert.safe_zip import check_algorithm, check_shapes, read_model_data, safe_custom_objects
 from dagger.expert.statistics import ObsNormalizer, check_statistics_present, read_statistics
@@ -27,18 +27,17 @@ class ExpertTrainingConfig(Schema):
     """`expert.train`: how experts/train.py trains this kind of expert."""
 
     timesteps: Annotated[int, COUNT, Help("environment steps of training")]
-    normalize: Annotated[bool, Boolean(), Help("VecNormalize on observations (saved as vecnormalize.pkl)")]
-    hyperparams: Annotated[dict[str, Any], Mapping(what="a mapping of stable-baselines3 keyword arguments"),
-                           Help("rl-baselines3-zoo hyperparameters")]
+    normalize: Annotated[bool, BOOLEAN, Help("VecNormalize on observations (saved as vecnormalize.pkl)")]
+    hyperparams: Annotated[dict[str, Any], Help("rl-baselines3-zoo hyperparameters")]
 
 
 class ExpertConfig(Schema):
     """The `expert` group: which checkpoint labels the states, and how it is read."""
 
     algo: Annotated[Algorithm, Help("the SB3 algorithm of the checkpoint")]
-    path: Annotated[str, Text(), Help("the checkpoint: a zip, a folder, or the rl-baselines3-zoo layout")]
-    deterministic: Annotated[bool, Boolean(), Help("label with the expert's mean action")]
-    trust: Annotated[bool, Boolean(), Help(
+    path: Annotated[str, TEXT, Help("the checkpoint: a zip, a folder, or the rl-baselines3-zoo layout")]
+    deterministic: Annotated[bool, BOOLEAN, Help("label with the expert's mean action")]
+    trust: Annotated[bool, BOOLEAN, Help(
         "load with SB3's own unpickling (can run code in the file); only for files you trust")] = False
     train: Annotated[ExpertTrainingConfig | None, Help("how experts/train.py trains it (expert.train.*)")] = None
 

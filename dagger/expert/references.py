@@ -63,7 +63,7 @@ def measure_reference(env_cfg, act, episodes: int = EPISODES) -> dict:
 
 def entry_reference(entry: dict, ship_dir: Path, episodes: int = EPISODES) -> dict:
     """Measure the reference of one manifest entry's expert."""
-    from dagger.config import parse
+    from dagger.schemas import parse
     from dagger.envs import EnvConfig, make_env
     from dagger.expert.expert import ExpertConfig, load_expert
 

@@ -18,8 +18,8 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
-from dagger.config import ConfigError, Schema, describe, unexpected_keyword
-from dagger.checks import COUNT, SEED, Boolean, Mapping, Number, Text
+from dagger.config import ConfigError, describe, unexpected_keyword
+from dagger.schemas import BOOLEAN, COUNT, NUMBER, SEED, TEXT, Schema
 from dagger.envs import EnvConfig, make_env
 from dagger.expert.expert import ExpertConfig, ExpertTrainingConfig
 from dagger.expert.layout import algorithm_class
@@ -44,10 +44,10 @@ class TrainConfig(Schema):
     eval_episodes: Annotated[int, COUNT]
     keep_candidates: Annotated[int, COUNT]
     publish_episodes: Annotated[int, COUNT]
-    publish_only: Annotated[bool, Boolean()]
-    floors: Annotated[dict[str, float], Mapping(Number(), what="a mapping of env id: minimum return")]
-    ship_dir: Annotated[str, Text()]
-    work_dir: Annotated[str, Text()]
+    publish_only: Annotated[bool, BOOLEAN]
+    floors: dict[str, Annotated[float, NUMBER]]
+    ship_dir: Annotated[str, TEXT]
+    work_dir: Annotated[str, TEXT]
 
 
 def make_train_env(cfg: TrainConfig, stats: Path | None = None, training: bool = True) -> VecEnv:

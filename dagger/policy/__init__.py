@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from dagger.config import OpenSchema, Targeted, parse_targeted, target_class
+from dagger.schemas import OpenSchema, Targeted, parse_targeted, target_class
 
 
 @runtime_checkable

@@ -20,8 +20,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from dagger.config import Help
-from dagger.checks import Boolean, Integer
+from dagger.schemas import BOOLEAN, Help, integer
 from dagger.data import Labelled, Pairs
 from dagger.envs import ActionScale
 from dagger.policy.fitting import chunks
@@ -31,8 +30,8 @@ from dagger.policy.mlp import MLPConfig, MLPLearner
 class EnsembleConfig(MLPConfig):
     """`policy=ensemble`: the MLP keys (per member), and how many members and how they resample D."""
 
-    members: Annotated[int, Integer(1, 256), Help("K: how many learners")]
-    bootstrap: Annotated[bool, Boolean(), Help("each member fits its own resample of D (false: all of D)")]
+    members: Annotated[int, integer(1, 256), Help("K: how many learners")]
+    bootstrap: Annotated[bool, BOOLEAN, Help("each member fits its own resample of D (false: all of D)")]
 
 
 class EnsembleLearner:

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from dagger.config import ConfigError, Help
-from dagger.checks import COUNT, Boolean, ListOf, Number
+from dagger.config import ConfigError
+from dagger.schemas import BOOLEAN, COUNT, Help, number
 from dagger.data import Labelled, half_memory
 from dagger.envs import ActionScale
 from dagger.policy import LearnerConfig
@@ -43,16 +43,16 @@ class MLPConfig(LearnerConfig):
     """`policy=mlp` and `policy=gaussian`: the network and its fit budget."""
 
     loss: Annotated[Literal["mse", "gaussian"], Help("squared error, or the Gaussian likelihood of the label")]
-    hidden: Annotated[list[int], ListOf(COUNT, "integers >= 1"), Help("the hidden layers' widths")]
+    hidden: Annotated[list[Annotated[int, COUNT]], Help("the hidden layers' widths")]
     activation: Annotated[Activation, Help("the hidden layers' activation")]
-    lr: Annotated[float, Number(above=0), Help("Adam's learning rate")]
-    weight_decay: Annotated[float, Number(low=0), Help("Adam's weight decay")]
+    lr: Annotated[float, number(above=0), Help("Adam's learning rate")]
+    weight_decay: Annotated[float, number(low=0), Help("Adam's weight decay")]
     batch_size: Annotated[int, COUNT, Help("labels per minibatch")]
     gradient_steps: Annotated[int, COUNT, Help("minibatches per fit, at least ...")]
-    epochs: Annotated[float, Number(low=0), Help("... and at least this many passes over D")]
+    epochs: Annotated[float, number(low=0), Help("... and at least this many passes over D")]
     lr_schedule: Annotated[Literal["constant", "cosine"], Help("cosine: annealed from lr to 0 within every fit")]
-    warm_start: Annotated[bool, Boolean(), Help("false: refit from fresh weights every iteration")]
-    ema: Annotated[float, Number(0, 0.9999), Help("0: act with the fitted weights; d: with their moving average")]
+    warm_start: Annotated[bool, BOOLEAN, Help("false: refit from fresh weights every iteration")]
+    ema: Annotated[float, number(0, 0.9999), Help("0: act with the fitted weights; d: with their moving average")]
 
 
 class MLPPolicy(nn.Module):

@@ -31,8 +31,8 @@ import gymnasium as gym
 import torch
 from torch import nn
 
-from dagger.config import ConfigError, Help
-from dagger.checks import COUNT, Boolean
+from dagger.config import ConfigError
+from dagger.schemas import BOOLEAN, COUNT, Help
 from dagger.policy.ensemble import EnsembleConfig, EnsembleLearner
 from dagger.policy.fitting import mlp
 from dagger.policy.mlp import MLPConfig, MLPLearner
@@ -45,7 +45,7 @@ class GRUConfig(MLPConfig):
 
     gru_size: Annotated[int, COUNT, Help("the GRU's hidden units")]
     steps: Annotated[int, COUNT, Help("K: the views in a window (obs.history; 8 where that is 1)")]
-    actions: Annotated[bool, Boolean(), Help("the window ends with the previous action (obs.actions)")]
+    actions: Annotated[bool, BOOLEAN, Help("the window ends with the previous action (obs.actions)")]
 
 
 class WindowGRU(nn.Module):

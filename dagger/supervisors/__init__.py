@@ -23,7 +23,8 @@ from pydantic import create_model
 import numpy as np
 import torch
 
-from dagger.config import ConfigError, OpenSchema, Schema, Targeted, parse, show, target_class
+from dagger.config import ConfigError, show
+from dagger.schemas import OpenSchema, Schema, Targeted, parse, target_class
 from dagger.policy import Learner, UncertainLearner
 
 Act = Callable[[np.ndarray], np.ndarray]
@@ -146,7 +147,7 @@ CONTEXT = ("schedule", "action_space", "observation_space", "num_envs", "learner
 
 def keyword_schema(cls: type[Supervisor]) -> type[Schema]:
     """The `algo` keys a supervisor class takes: its keyword arguments beyond the CONTEXT, typed by their
-    annotations (`Annotated[float, Number(0, 2)]`), with their defaults."""
+    annotations (`Annotated[float, number(0, 2)]`), with their defaults."""
     hints = get_type_hints(cls.__init__, include_extras=True)
     fields = {name: (hints.get(name, Any), ... if param.default is param.empty else param.default)
               for name, param in inspect.signature(cls).parameters.items()

@@ -47,8 +47,7 @@ from typing import Annotated
 import numpy as np
 import torch
 
-from dagger.config import Help
-from dagger.checks import Boolean, Nullable, Number
+from dagger.schemas import BOOLEAN, Help, number
 from dagger.policy.fitting import chunks
 from dagger.envs import ActionScale
 from dagger.policy import Learner
@@ -60,13 +59,13 @@ class DART(Supervisor):
     """The expert acts with Gaussian noise fitted to the learner's error; every state gets the clean label."""
 
     def __init__(self, action_space,
-                 noise_scale: Annotated[float, Number(low=0), Help(
+                 noise_scale: Annotated[float, number(low=0), Help(
                      "Sigma_i = noise_scale x the second moment of the learner's scaled error on D")] = 1.0,
-                 initial_std: Annotated[float, Number(low=0), Help(
+                 initial_std: Annotated[float, number(low=0), Help(
                      "noise std (scaled units) while D is empty; 0: iteration 1 is a clean demonstration")] = 0.0,
-                 total_variance: Annotated[float | None, Nullable(Number(above=0), "the estimate's own trace"),
-                                           Help("the paper's alpha / T: rescale Sigma to this trace")] = None,
-                 diagonal: Annotated[bool, Boolean(), Help("keep only the per-dimension variances of Sigma")] = False,
+                 total_variance: Annotated[Annotated[float, number(above=0)] | None,
+                                           Help("the paper's alpha / T: rescale Sigma to this trace (null: the estimate's own)")] = None,
+                 diagonal: Annotated[bool, BOOLEAN, Help("keep only the per-dimension variances of Sigma")] = False,
                  **_context):
         self.low = np.asarray(action_space.low, dtype=np.float64)
         self.high = np.asarray(action_space.high, dtype=np.float64)

@@ -28,8 +28,7 @@ from typing import Annotated
 
 import numpy as np
 
-from dagger.config import Help
-from dagger.checks import Number
+from dagger.schemas import Help, number
 from dagger.envs import ActionScale
 from dagger.policy import Learner
 from dagger.supervisors import Act, Decision, Supervisor, action_gap, require_ensemble
@@ -39,9 +38,9 @@ class EnsembleDAgger(Supervisor):
     the expert labels every state."""
 
     def __init__(self, action_space,
-                 max_spread: Annotated[float, Number(low=0), Help(
+                 max_spread: Annotated[float, number(low=0), Help(
                      "chi: the most spread of the members (std, scaled units) at which the learner acts")] = 0.1,
-                 max_discrepancy: Annotated[float, Number(low=0), Help(
+                 max_discrepancy: Annotated[float, number(low=0), Help(
                      "tau: the most RMS gap between the ensemble's mean and the expert's action")] = 0.2,
                  **_context):
         self.max_spread, self.max_discrepancy = float(max_spread), float(max_discrepancy)

@@ -38,8 +38,7 @@ from typing import Annotated
 
 import numpy as np
 
-from dagger.config import Help
-from dagger.checks import Number
+from dagger.schemas import Help, number
 from dagger.envs import ActionScale
 from dagger.policy import Learner
 from dagger.supervisors import Act, Decision, Takeovers, action_gap
@@ -49,9 +48,9 @@ class HGDAgger(Takeovers):
     """The learner drives; the expert takes over above `takeover`, hands back below `handback`."""
 
     def __init__(self, action_space, num_envs: int,
-                 takeover: Annotated[float, Number(0, 2), Help(
+                 takeover: Annotated[float, number(0, 2), Help(
                      "the expert takes over above this action gap (RMS over dimensions, scaled units)")] = 0.3,
-                 handback: Annotated[float, Number(low=0), Help(
+                 handback: Annotated[float, number(low=0), Help(
                      "<= takeover: it hands back below this gap")] = 0.1, **_context):
         self.check_thresholds(("takeover", takeover), ("handback", handback))
         self.half = ActionScale.of(action_space).half

@@ -35,8 +35,7 @@ from typing import Annotated
 
 import numpy as np
 
-from dagger.config import Help
-from dagger.checks import Number
+from dagger.schemas import Help, number
 from dagger.policy import Learner
 from dagger.supervisors import Act, Decision, Takeovers, action_gap, ask_where, online_burden
 from dagger.supervisors.safe_dagger import SafeDAgger
@@ -47,11 +46,11 @@ class LazyDAgger(Takeovers, SafeDAgger):
     actual gap < tau_auto; noise on the supervisor's executed actions."""
 
     def __init__(self, action_space, observation_space, num_envs: int, seed: int,
-                 tau_sup: Annotated[float, Number(0, 2), Help(
+                 tau_sup: Annotated[float, number(0, 2), Help(
                      "the classifier predicts gap > tau_sup (RMS, scaled action units): the expert takes over")] = 0.1,
-                 tau_auto: Annotated[float, Number(low=0), Help(
+                 tau_auto: Annotated[float, number(low=0), Help(
                      "<= tau_sup: hand back once the learner's action is this close to the expert's")] = 0.05,
-                 noise_std: Annotated[float, Number(low=0), Help(
+                 noise_std: Annotated[float, number(low=0), Help(
                      "noise on the expert's executed actions (scaled units); labels stay clean")] = 0.1, **_context):
         self.check_thresholds(("tau_sup", tau_sup), ("tau_auto", tau_auto))
         super().__init__(action_space, observation_space, seed, tau=tau_sup)

@@ -38,8 +38,7 @@ import numpy as np
 
 import torch
 
-from dagger.config import Help
-from dagger.checks import Number
+from dagger.schemas import Help, number
 from dagger.data import Columns
 from dagger.gates import SafetyClassifier, seeded
 from dagger.envs import ActionScale
@@ -51,7 +50,7 @@ class SafeDAgger(Supervisor):
     """The learner acts where the safety classifier says safe; the expert acts, and labels, where it says unsafe."""
 
     def __init__(self, action_space, observation_space, seed: int,
-                 tau: Annotated[float, Number(0, 2), Help(
+                 tau: Annotated[float, number(0, 2), Help(
                      "the classifier predicts gap > tau (RMS, scaled action units): the expert acts")] = 0.1,
                  **_context):
         self.tau, self.seed = float(tau), int(seed)

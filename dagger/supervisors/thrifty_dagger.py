@@ -45,8 +45,8 @@ from typing import Annotated
 
 import numpy as np
 
-from dagger.config import ConfigError, Help, show
-from dagger.checks import Number
+from dagger.config import ConfigError, show
+from dagger.schemas import Help, number
 from dagger.gates import RiskCritic, seeded
 from dagger.envs import ActionScale
 from dagger.policy import Learner
@@ -93,9 +93,9 @@ class ThriftyDAgger(Takeovers):
     intervention rate) and hands back once the learner agrees with it and the risk is low."""
 
     def __init__(self, action_space, observation_space, num_envs: int, seed: int,
-                 target_rate: Annotated[float, Number(above=0), Help(
+                 target_rate: Annotated[float, number(above=0), Help(
                      "alpha: interventions per learner-driven step the thresholds aim for")] = 0.01,
-                 gamma: Annotated[float, Number(0, 0.999), Help(
+                 gamma: Annotated[float, number(0, 0.999), Help(
                      "the discount of the risk critic's failure probability")] = 0.98, **_context):
         if target_rate >= 1:
             raise ConfigError(f"algo.target_rate={show(target_rate)} must be in (0, 1): interventions per learner step")

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from dagger.config import PROJECT_ROOT, parse
+from dagger.config import PROJECT_ROOT
+from dagger.schemas import parse
 from dagger.envs import EnvConfig, make_env
 from dagger.expert.expert import ExpertConfig, load_expert
 from dagger.policy.mlp import MLPLearner
