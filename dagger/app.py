@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from omegaconf import DictConfig, OmegaConf
 
+from dagger.actions import actions_of
 from dagger.config import ConfigError, as_container, describe, first_line
 from dagger.schemas import BOOLEAN, COUNT, SEED, TEXT, Help, parse, Schema
 from dagger.runs import RunFolder, load_state
@@ -293,7 +294,7 @@ def build_parts(settings: RunConfig, cfg: DictConfig, folder: RunFolder, state: 
     from dagger.loop import Budget, Parts, restore
     from dagger.minari_datasets import load_demonstrations
     from dagger.policy import build_learner
-    from dagger.rollout import Collector, Evaluator, envs_in_parallel
+    from dagger.rollout import Collector, Evaluator, check_collection, envs_in_parallel
     from dagger.schedules import build_schedule
     from dagger.supervisors import build_supervisor
     from dagger.tracking import Tracker
@@ -307,6 +308,7 @@ def build_parts(settings: RunConfig, cfg: DictConfig, folder: RunFolder, state: 
     torch.manual_seed(c.seed)
     np.random.seed(c.seed)
     probe = make_env(c.env)
+    check_collection(probe, c.schedule.collection)
     expert = load_expert(c.expert, c.env.name, probe, device=device)
     if state is not None:
         folder.check_expert(expert.files, saved=state.get("expert"))
@@ -319,7 +321,7 @@ def build_parts(settings: RunConfig, cfg: DictConfig, folder: RunFolder, state: 
                                   observation_space=view.space, num_envs=num_envs, learner=learner, seed=c.seed)
     budget = Budget(c.schedule.iterations, c.schedule.rollout_steps, c.schedule.initial_expert_steps)
     expert_dim = probe.observation_space.shape[0]
-    budget.check_memory(view.dim, probe.action_space.shape[0], num_envs, expert_dim)
+    budget.check_memory(view.dim, actions_of(probe.action_space).width, num_envs, expert_dim)
     demonstrations = (load_demonstrations(c.schedule.initial_demos, probe.observation_space, probe.action_space,
                                           c.env.id, view) if c.schedule.initial_demos else None)
     probe.close()

@@ -1,15 +1,14 @@
 """Building gymnasium MuJoCo environments from the `env` config group, and the checks that they can run here."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import gymnasium as gym
-import numpy as np
 
 from pydantic import field_validator
 from pydantic_core import PydanticCustomError
 
+from dagger.actions import actions_of
 from dagger.config import ConfigError, describe, unexpected_keyword
 from dagger.schemas import COUNT, TEXT, Help, Rule, Schema, integer
 
@@ -47,23 +46,6 @@ class EnvConfig(Schema):
         return kwargs
 
 
-@dataclass(frozen=True)
-class ActionScale:
-    """The action bounds as a scale: u = (a - mid) / half maps [low, high] to [-1, 1], the units the learner is
-    fitted in and the gates measure action gaps in. `mid` and `half` are float64 (exact for float32 bounds)."""
-
-    mid: np.ndarray
-    half: np.ndarray
-
-    @classmethod
-    def of(cls, space: gym.spaces.Box) -> ActionScale:
-        low, high = np.asarray(space.low, np.float64), np.asarray(space.high, np.float64)
-        return cls((high + low) / 2, (high - low) / 2)
-
-    def scaled(self, acts: np.ndarray) -> np.ndarray:
-        return (np.asarray(acts, np.float64) - self.mid) / self.half
-
-
 def make_env(env_cfg: EnvConfig, **overrides) -> gym.Env:
     """One environment, as the config describes it.
 
@@ -97,16 +79,16 @@ def make_env(env_cfg: EnvConfig, **overrides) -> gym.Env:
 MAX_EPISODE_STEPS = 100_000  # evaluation runs whole episodes: without a time limit it could run forever
 
 
-def check_task(env: gym.Env) -> None:
-    """A MuJoCo task (a resumed run continues its episodes from MuJoCo's state snapshot) with a time limit of at
-    most MAX_EPISODE_STEPS steps (evaluation runs whole episodes)."""
+def is_mujoco(env: gym.Env) -> bool:
+    """A MuJoCo task: its episodes can be saved mid-way (MuJoCo's state snapshot) and filmed by its cameras."""
     from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
+    return isinstance(env.unwrapped, MujocoEnv)
+
+
+def check_task(env: gym.Env) -> None:
+    """A time limit of at most MAX_EPISODE_STEPS steps (evaluation runs whole episodes)."""
     env_id = env.spec.id if env.spec is not None else "?"
-    if not isinstance(env.unwrapped, MujocoEnv):
-        raise ConfigError(f"env.id={env_id!r} is not a MuJoCo task; a run checkpoints its episodes with MuJoCo's "
-                          "state snapshot, so only MuJoCo tasks (Walker2d, Hopper, HalfCheetah, Ant, Humanoid, "
-                          "InvertedPendulum, ...) can run here")
     frame_skip = getattr(env.unwrapped, "frame_skip", 1)
     if not isinstance(frame_skip, int) or frame_skip < 1:
         raise ConfigError(f"env.kwargs.frame_skip={frame_skip!r} must be an integer >= 1 (simulator steps per action)")
@@ -141,8 +123,8 @@ def try_kwargs(env_id: str, key: str, kwargs: dict) -> None:
     try:
         check_spaces(env)
         env.reset(seed=0)
-        low, high = env.action_space.low, env.action_space.high
-        env.step(((low + high) / 2).astype(env.action_space.dtype))
+        space = env.action_space
+        env.step(((space.low + space.high) / 2).astype(space.dtype) if isinstance(space, gym.spaces.Box) else space.start)
     except ConfigError:
         raise
     except Exception as err:  # noqa: BLE001
@@ -153,15 +135,13 @@ def try_kwargs(env_id: str, key: str, kwargs: dict) -> None:
 
 
 def check_spaces(env: gym.Env) -> None:
-    """The collector and the MLP learner need flat continuous observations and bounded continuous actions."""
+    """The collector and the learners need flat vector observations, and bounded Box or Discrete actions."""
     env_id = env.spec.id if env.spec is not None else "?"
-    for kind, space in (("observation", env.observation_space), ("action", env.action_space)):
-        if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
-            raise ConfigError(f"env.id={env_id!r} has the {kind} space {space}; DAgger here needs flat continuous "
-                              "(1-D Box) observations and actions, e.g. a MuJoCo task")
-    if not (np.all(np.isfinite(env.action_space.low)) and np.all(np.isfinite(env.action_space.high))):
-        raise ConfigError(f"env.id={env_id!r} has an unbounded action space {env.action_space}; "
-                          "the learner scales actions to the space's bounds")
+    space = env.observation_space
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+        raise ConfigError(f"env.id={env_id!r} has the observation space {space}; DAgger here needs flat vector "
+                          "(1-D Box) observations")
+    actions_of(env.action_space, f"env.id={env_id!r}")
 
 
 def make_vec_env(env_cfg: EnvConfig, num_envs: int | None = None) -> gym.vector.VectorEnv:

@@ -58,6 +58,8 @@ def check_arrays(where: Path, data: Dataset, env, env_id: str) -> None:
     """The arrays to export must be of the task's widths (the full states; the student's view is its own) and
     finite (Minari writes the env's declared spaces)."""
     t = data.transitions
+    if not isinstance(env.action_space, gym.spaces.Box):
+        raise ConfigError(f"{where}: {env_id} has discrete actions, which the Minari export does not write yet")
     widths = (t["state"].shape[1], t["acts"].shape[1])
     if widths != (env.observation_space.shape[0], env.action_space.shape[0]):
         raise ConfigError(f"{where}: observations and actions of widths {widths} do not match {env_id}'s spaces "

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dagger.envs import ActionScale
+from dagger.actions import Actions
 from dagger.policy.fitting import chunks, cosine_lr, minibatch_steps, mlp
 
 HIDDEN = [128, 128]
@@ -91,13 +91,13 @@ class RiskCritic:
     `rounds` times: compute the targets with the current Q_R, then fit Q_R to them (binary cross-entropy
     on sigmoid outputs: every target is a probability)."""
 
-    def __init__(self, obs_dim: int, scale: ActionScale, gamma: float, generator: torch.Generator, rounds: int = 4):
-        self.model = Standardized(obs_dim + len(scale.mid), generator)
-        self.act_mid, self.act_half = scale.mid.astype(np.float32), scale.half.astype(np.float32)
+    def __init__(self, obs_dim: int, actions: Actions, gamma: float, generator: torch.Generator, rounds: int = 4):
+        self.model = Standardized(obs_dim + actions.head, generator)
+        self.actions = actions
         self.gamma, self.rounds, self.generator = gamma, rounds, generator
 
     def inputs(self, obs: np.ndarray, acts: np.ndarray) -> np.ndarray:
-        return np.concatenate([np.asarray(obs, np.float32), (np.asarray(acts, np.float32) - self.act_mid) / self.act_half], -1)
+        return np.concatenate([np.asarray(obs, np.float32), self.actions.features(acts)], -1)
 
     def fit(self, transitions, learner_act) -> dict[str, float]:
         x = torch.as_tensor(self.inputs(transitions["obs"], transitions["acts"]))

@@ -76,6 +76,6 @@ def keys_help(cfg: DictConfig) -> str:
             lines += ["top-level:", *field_lines(schema, top, ""), ""]
             continue
         option = f" ({choices[group]})" if group in choices else ""
-        skip = ("target",) if group == "logger" else ("name", "target")  # the option's own name and class
+        skip = () if group == "logger" else ("name",)  # the option's own name (its class, `_target_`, is not a key)
         lines += [f"{group}{option}:", *field_lines(schema, values.get(group, {}), f"{group}.", skip), ""]
     return "\n".join(lines).rstrip()

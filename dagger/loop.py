@@ -221,9 +221,8 @@ def measure_references(p: Parts) -> References:
     fixed references (`Parts.reference`)."""
     t0 = time.perf_counter()
     expert = p.evaluator.returns(p.expert.act)
-    space = p.evaluator.venv.single_action_space
     random = np.random.default_rng(p.seed)
-    uniform = p.evaluator.returns(lambda obs: random.uniform(space.low, space.high, (len(obs), *space.shape)))
+    uniform = p.evaluator.returns(lambda obs: p.evaluator.actions.random(random, len(obs)))
     log.info(f"expert return {expert.mean():.1f} ± {expert.std():.1f}, random {uniform.mean():.1f} "
              f"over {len(expert)} episodes ({time.perf_counter() - t0:.1f}s)")
     fixed = p.reference or {}
@@ -255,7 +254,7 @@ def checkpoint(p: Parts, data: Dataset, progress: Progress) -> None:
 
 def dims(collector: Collector) -> tuple[int, int]:
     """The widths of what the learner sees (the student's view) and of an action."""
-    return collector.view.dim, collector.venv.single_action_space.shape[0]
+    return collector.view.dim, collector.actions.width
 
 
 def state_dim(collector: Collector) -> int:

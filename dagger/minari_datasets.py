@@ -256,6 +256,8 @@ def load_demonstrations(dataset_id: str, observation_space: gym.spaces.Box, acti
     if not isinstance(metadata, dict) or metadata.get("data_format", "hdf5") != "hdf5":
         raise ConfigError(f"{key}: only Minari datasets in the hdf5 format are read "
                           f"(data_format {metadata.get('data_format') if isinstance(metadata, dict) else '?'!r})")
+    if not isinstance(action_space, gym.spaces.Box):
+        raise ConfigError(f"{key}: {env_id} has discrete actions, which Minari demonstrations are not read for yet")
     full_dim, act_dim = observation_space.shape[0], action_space.shape[0]
     view = view if view is not None and not view.identity else None
     widths = (full_dim,) if view is None else tuple(dict.fromkeys((full_dim, view.dim)))

@@ -24,13 +24,16 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 import mujoco
+import gymnasium as gym
 import numpy as np
 import torch
 from pydantic import Field
 
+from dagger.config import ConfigError
 from dagger.schemas import BOOLEAN, COUNT, Help, integer, Schema
 from dagger.schedules import Collection
-from dagger.envs import SIMULATORS, EnvConfig, make_vec_env
+from dagger.actions import actions_of
+from dagger.envs import SIMULATORS, EnvConfig, is_mujoco, make_vec_env
 from dagger.schedules import every_or_last
 from dagger.policy import Learner
 from dagger.supervisors import Act, Supervisor
@@ -59,6 +62,13 @@ def envs_in_parallel(collection: Collection, num_envs: int, rollout_steps: int, 
     return min(num_envs, max(1, rollout_steps // episode_steps))
 
 
+def check_collection(env: gym.Env, collection: Collection) -> None:
+    """Episodes that carry over are saved mid-way with MuJoCo's state snapshot, which only MuJoCo tasks have."""
+    if collection == "carry_over" and not is_mujoco(env):
+        raise ConfigError(f"schedule.collection=carry_over: {env.spec.id} is not a MuJoCo task, and a resumed run "
+                          "could not continue its episodes (no state snapshot); use schedule.collection=episodes")
+
+
 class Collector:
     """Vectorised environments that a supervisor drives, iteration after iteration, under the budget rule
     `collection` (see the module's docstring)."""
@@ -68,8 +78,9 @@ class Collector:
         self.venv = make_vec_env(env_cfg, num_envs)
         self.num_envs, self.seed, self.collection = num_envs, seed, collection
         self.state, _ = self.venv.reset(seed=seed)  # what the envs return: the expert reads it
-        self.view = view or StudentView.full(self.venv.single_observation_space.shape[0],
-                                             self.venv.single_action_space.shape[0], seed)  # what the learner sees
+        self.actions = actions_of(self.venv.single_action_space)
+        self.view = view or StudentView.full(self.venv.single_observation_space.shape[0], self.actions.width,
+                                             seed)  # what the learner sees
         self.view.restart(self.state)
         self.ep_return = np.zeros(num_envs)
         self.control = np.full(num_envs, UNKNOWN)
@@ -100,7 +111,7 @@ class Collector:
             queries += d.queries
             self.supervised |= d.supervisor_acts
             before = self.state
-            self.state, reward, terminated, truncated, info = self.venv.step(d.actions)
+            self.state, reward, terminated, truncated, info = self.venv.step(self.actions.to_env(d.actions))
             final = final_states(self.state, terminated | truncated, info)
             self.view.advance(final, d.actions)
             steps_seen.append(transitions(obs, before, d, self.view.current(), final, reward, terminated, truncated,
@@ -148,10 +159,12 @@ class Collector:
         envs = []
         for env in self.venv.envs:
             sim = env.unwrapped
-            state = np.empty(mujoco.mj_stateSize(sim.model, mujoco.mjtState.mjSTATE_INTEGRATION))
-            mujoco.mj_getState(sim.model, sim.data, state, mujoco.mjtState.mjSTATE_INTEGRATION)
-            envs.append({"sim": torch.from_numpy(state), "elapsed": _time_limit(env)._elapsed_steps,
-                         "rng": sim.np_random.bit_generator.state})
+            saved = {"elapsed": _time_limit(env)._elapsed_steps, "rng": sim.np_random.bit_generator.state}
+            if is_mujoco(env):  # other tasks start every iteration from a reset (collection=episodes): no snapshot
+                state = np.empty(mujoco.mj_stateSize(sim.model, mujoco.mjtState.mjSTATE_INTEGRATION))
+                mujoco.mj_getState(sim.model, sim.data, state, mujoco.mjtState.mjSTATE_INTEGRATION)
+                saved["sim"] = torch.from_numpy(state)
+            envs.append(saved)
         return {"envs": envs, "obs": torch.from_numpy(self.state.copy()), "view": self.view.state_dict(),
                 "ep_return": torch.from_numpy(self.ep_return.copy()), "control": torch.from_numpy(self.control.copy()),
                 "supervised": torch.from_numpy(self.supervised.copy())}
@@ -159,8 +172,9 @@ class Collector:
     def load_state_dict(self, state: dict) -> None:
         for env, saved in zip(self.venv.envs, state["envs"], strict=True):
             sim = env.unwrapped
-            mujoco.mj_setState(sim.model, sim.data, saved["sim"].numpy(), mujoco.mjtState.mjSTATE_INTEGRATION)
-            mujoco.mj_forward(sim.model, sim.data)
+            if "sim" in saved:
+                mujoco.mj_setState(sim.model, sim.data, saved["sim"].numpy(), mujoco.mjtState.mjSTATE_INTEGRATION)
+                mujoco.mj_forward(sim.model, sim.data)
             _time_limit(env)._elapsed_steps = saved["elapsed"]
             sim.np_random.bit_generator.state = saved["rng"]
         self.state, self.ep_return = state["obs"].numpy().copy(), state["ep_return"].numpy().copy()
@@ -249,7 +263,7 @@ class EvalConfig(Schema):
     video_fps: Annotated[int, COUNT, Help("playback rate in real time: every ceil(task fps / video_fps)-th step",
                                           resumable=True)]
     video_size: Annotated[list[Annotated[int, integer(16, 4096)]], Field(min_length=2, max_length=2),
-                          Help("width, height in pixels", resumable=True)]
+                          Help("width, height in pixels (MuJoCo tasks; the others draw at their own size)", resumable=True)]
 
 
 class Evaluator:
@@ -263,6 +277,7 @@ class Evaluator:
     def __init__(self, env_cfg: EnvConfig, episodes: int, seed: int, every: int = 1,
                  video: VideoRecorder | None = None, view: StudentView | None = None):
         self.venv = make_vec_env(env_cfg, episodes)
+        self.actions = actions_of(self.venv.single_action_space)
         self.episodes, self.seed, self.every, self.video, self.view = episodes, seed, every, video, view
 
     def student(self, act: Act) -> Act:
@@ -279,7 +294,7 @@ class Evaluator:
         total = np.zeros(self.episodes)
         running = np.ones(self.episodes, dtype=bool)
         while running.any():
-            obs, reward, terminated, truncated, _ = self.venv.step(act(obs))
+            obs, reward, terminated, truncated, _ = self.venv.step(self.actions.to_env(act(obs)))
             total += reward * running
             running &= ~(terminated | truncated)
         return total

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dagger.actions import actions_of
 from dagger.config import ConfigError, describe
 from dagger.files import atomic_write
 from dagger.schedules import every_or_last
@@ -89,20 +90,24 @@ class VideoRecorder:
         """Frames of one episode from the evaluation seed, the steps taken, and the real-time playback rate."""
         if self.env is None:
             os.environ.setdefault("MUJOCO_GL", "egl")
-            from dagger.envs import make_env
+            from dagger.envs import is_mujoco, make_env
 
             width, height = self.size
-            self.env = make_env(self.env_cfg, render_mode="rgb_array", width=width, height=height)
-            follow_the_body(self.env)
-            without_shadows(self.env)
+            self.env = make_env(self.env_cfg, render_mode="rgb_array")
+            if is_mujoco(self.env):  # other tasks draw at their own size (pygame), and take no width or height
+                self.env.close()
+                self.env = make_env(self.env_cfg, render_mode="rgb_array", width=width, height=height)
+                follow_the_body(self.env)
+                without_shadows(self.env)
         task_fps = float(self.env.metadata.get("render_fps") or round(1 / self.env.unwrapped.dt))
         skip = max(1, math.ceil(task_fps / self.fps))
         obs, _ = self.env.reset(seed=self.seed)
+        actions = actions_of(self.env.action_space)
         frames, steps, done = [self.env.render()], 0, False
         while not done:
             if self._cancel.is_set():
                 raise Cancelled
-            obs, _, terminated, truncated, _ = self.env.step(act(obs[None])[0])
+            obs, _, terminated, truncated, _ = self.env.step(actions.to_env(act(obs[None]))[0])
             steps += 1
             done = terminated or truncated
             if steps % skip == 0 or done:
@@ -169,4 +174,7 @@ def check_mujoco_gl() -> None:
 def write_mp4(path: Path, frames: list[np.ndarray], fps: float) -> None:
     import imageio.v2 as imageio
 
+    height, width = frames[0].shape[:2]  # padded to whole 16-pixel blocks, as the codec needs (pygame tasks: 600x400)
+    pad = ((0, -height % 16), (0, -width % 16), (0, 0))
+    frames = [np.pad(frame, pad, mode="edge") for frame in frames] if any(n for n, _ in pad) else frames
     imageio.mimwrite(path, frames, fps=fps, codec="libx264", quality=7)

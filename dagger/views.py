@@ -36,6 +36,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from dagger.actions import actions_of
 from dagger.config import ConfigError
 from dagger.schemas import BOOLEAN, COUNT, Help, number, OpenSchema, parse_targeted, target_class, Targeted
 from dagger.supervisors import Act
@@ -240,4 +241,4 @@ def build_view(obs_cfg: ViewConfig, env: gym.Env, expert: Act, seed: int | list[
     if not isinstance(obs_cfg, ViewConfig) or isinstance(obs_cfg, AnyViewConfig):
         obs_cfg = view_config(obs_cfg)
     features = view_class(obs_cfg.target).of(obs_cfg, env, expert)
-    return StudentView(features, obs_cfg.history, obs_cfg.actions, int(env.action_space.shape[0]), seed)
+    return StudentView(features, obs_cfg.history, obs_cfg.actions, actions_of(env.action_space).width, seed)

@@ -69,3 +69,32 @@ def test_an_expert_whose_weights_hold_nan_is_refused_before_it_labels_anything(t
     model.save(tmp_path / "spoiled.zip")
     with pytest.raises(ConfigError, match=r"spoiled.zip: its weights hold nan or inf \(actor\."):
         load_expert(expert_cfg("sac", tmp_path / "spoiled.zip"), "pendulum", gym.make("InvertedPendulum-v5"))
+
+
+def test_a_hugging_face_folder_loads_with_its_statistics_and_its_env_kwargs_checked(tiny_experts, tmp_path):
+    """A folder as huggingface_sb3 downloads it: `<algo>-<EnvId>.zip`, `vec_normalize.pkl`, `config.yml`,
+    `env_kwargs.yml`. It labels exactly as the same checkpoint in the zoo's layout (its statistics applied); without
+    the statistics its config.yml's normalize refuses it, and env kwargs it was not trained with are one line."""
+    import shutil
+
+    run = next(tiny_experts["ppo"].glob("InvertedPendulum-v5_*"))
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    shutil.copy(run / "InvertedPendulum-v5.zip", hub / "ppo-InvertedPendulum-v5.zip")
+    shutil.copy(run / "InvertedPendulum-v5" / "vecnormalize.pkl", hub / "vec_normalize.pkl")
+    (hub / "config.yml").write_text("normalize: true\nn_timesteps: 128\n")
+    (hub / "env_kwargs.yml").write_text("reset_noise_scale: 0.01\n")  # the task's own default
+    env = gym.make("InvertedPendulum-v5")
+    zoo = load_expert(ExpertConfig(algo="ppo", path=str(tiny_experts["ppo"]), deterministic=True), "pendulum", env)
+    hubbed = load_expert(ExpertConfig(algo="ppo", path=str(hub), deterministic=True), "pendulum", env)
+    states = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    np.testing.assert_array_equal(hubbed.act(states), zoo.act(states))
+    assert hubbed.files["stats"] == str(hub / "vec_normalize.pkl") and hubbed.obs_normalizer is not None
+    (hub / "env_kwargs.yml").write_text("reset_noise_scale: 0.5\n")
+    with pytest.raises(ConfigError, match=r"trained with reset_noise_scale=0.5, and this run's InvertedPendulum-v5 "
+                                          r"has reset_noise_scale=0.01"):
+        load_expert(ExpertConfig(algo="ppo", path=str(hub), deterministic=True), "pendulum", env)
+    (hub / "env_kwargs.yml").unlink()
+    (hub / "vec_normalize.pkl").unlink()
+    with pytest.raises(ConfigError, match="says normalize=True but there is no .*vec_normalize.pkl; copy the stat"):
+        load_expert(ExpertConfig(algo="ppo", path=str(hub), deterministic=True), "pendulum", env)

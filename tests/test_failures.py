@@ -190,8 +190,9 @@ def test_a_run_dir_that_cannot_be_a_folder_is_one_line(tmp_path, where):
 
 
 @pytest.mark.parametrize("overrides, says", [
-    (["env.id=Pendulum-v1"], "env.id='Pendulum-v1' is not a MuJoCo task"),
-    (["env.id=MountainCarContinuous-v0"], "is not a MuJoCo task"),
+    (["env.id=Pendulum-v1", "schedule.collection=carry_over"],
+     "schedule.collection=carry_over: Pendulum-v1 is not a MuJoCo task"),
+    (["env.id=CarRacing-v3"], "env.id='CarRacing-v3' has the observation space Box(0, 255, (96, 96, 3), uint8)"),
     (["+env.kwargs.max_episode_steps=-1"], "env.max_episode_steps: InvertedPendulum-v5 has no time limit"),
     (["env.max_episode_steps=1000000"], "a time limit of 1000000 steps"),
     (["+env.kwargs.frame_skip=-3"], "env.kwargs.frame_skip=-3 must be an integer >= 1"),

@@ -21,6 +21,7 @@ import yaml
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 import dagger.expert.statistics
+from dagger.actions import actions_of
 from dagger.config import PROJECT_ROOT, ConfigError
 from dagger.schemas import parse
 from dagger.expert.expert import ExpertConfig, load_expert
@@ -254,7 +255,8 @@ def test_shipped_expert_acts_exactly_like_sb3s_loader(key):
     safe = load_expert(cfg(entry["algo"], path), entry["env_id"], env)
     reference = algorithm_class(entry["algo"]).load(path, device="cpu")
     obs = states(entry["env_id"])
-    ours, theirs = safe.act(obs), reference.predict(obs, deterministic=True)[0]
+    ours = safe.act(obs)
+    theirs = actions_of(env.action_space).stored(reference.predict(obs, deterministic=True)[0])  # as D stores them
     equal = int(np.sum(np.all(ours == theirs, axis=1)))
     print(f"{key}: {equal}/{len(obs)} equal actions")
     assert np.array_equal(ours, theirs)

@@ -203,7 +203,22 @@ BAD_INPUTS: list[Bad] = [
     run("env.num_envs=abc", says="must be an integer in [1, 1024]"),
     run("env.id=Nope-v0", says="not a registered gymnasium environment"),
     run("env=pendulum", "env.id=", key="env.id", says="must be a non-empty string (a gymnasium environment id)"),
-    run("env=pendulum", "env.id=CartPole-v1", says="(1-D Box)"),
+    run("env=pendulum", "env.id=CarRacing-v3", says="needs flat vector (1-D Box) observations"),
+    run("env=cartpole", "expert=ppo", "schedule.collection=carry_over", key="schedule.collection",
+        says="CartPole-v1 is not a MuJoCo task"),
+    run("env=cartpole", "expert=ppo", "policy=gaussian", key="policy.loss", says="fits continuous actions"),
+    run("env=pendulum", "policy=classifier", key="policy.loss", says="fits discrete choices"),
+    run("env=cartpole", "expert=python", key="expert.target", says="no value given"),
+    run("env=cartpole", "expert=python", "expert.target=examples.nope:balance", says="cannot import examples.nope"),
+    run("env=cartpole", "expert=python", "expert.target=examples.cartpole_controller:nope", says="has no nope"),
+    run("env=cartpole", "expert=python", "expert.target=examples.cartpole_controller", says="package.module:name"),
+    run("env=cartpole", "expert=python", "expert.target=numpy:pi", says="pi is not callable"),
+    run("env=cartpole", "expert=python", "expert.target=examples.cartpole_controller:Proportional",
+        "+expert.kwargs.bogus=1", key="expert.kwargs", says="Proportional(bogus) fails"),
+    run("env=pendulum", "expert=python", "expert.target=examples.cartpole_controller:balance", key="expert.target",
+        says="returned shape (32,); expected (32, 1)"),
+    run("env=pendulum", "+expert.target=examples.cartpole_controller:balance", key="expert.target",
+        says="is for expert=python"),
     run("env=pendulum", "env.id=FrozenLake-v1", says="observation space"),
     run("env=pendulum", "env.kwargs=abc", says="must be a mapping"),
     run("env=walker", "+env.kwargs.bogus_kw=1", key="env.kwargs",
@@ -233,7 +248,7 @@ BAD_INPUTS: list[Bad] = [
     run("optimized_metric=loss", says="is not one of final_normalized_return"),
     # ---- run.py: the expert ----
     run("expert.algo=a2c", says="is not one of sac, td3, tqc, ppo"),
-    run("expert.path=", says="must be a non-empty string"),
+    run("expert.path=", says="must be null or a non-empty string"),
     run("expert.path=/nonexistent/expert.zip", says="no sac checkpoint"),
     run("env=pendulum", "env.id=Swimmer-v5", key="expert.path", says="env=pendulum expert=sac env.id=Swimmer-v5"),
     run("expert.deterministic=abc", says="must be true or false"),
@@ -287,7 +302,10 @@ BAD_INPUTS: list[Bad] = [
     train("foo=1", hydra=True),
     train("env=walker", "+env.kwargs.bogus_kw=1", key="env.kwargs", says="Walker2d-v5 does not accept bogus_kw"),
     train("env.max_episode_steps=-1", says="must be null or an integer >= 1"),
-    train("env=pendulum", "env.id=CartPole-v1", says="has the action space Discrete(2); DAgger here needs flat"),
+    train("env=cartpole", "expert=sac", key="expert", says="SAC cannot act in CartPole-v1's Discrete(2) actions"),
+    train("env=pendulum", "env.id=CarRacing-v3", says="needs flat vector (1-D Box) observations"),
+    train("env=cartpole", "expert=python", "expert.target=examples.cartpole_controller:balance",
+          key="expert.algo", says="is your own callable; experts/train.py trains SB3 experts"),
     train("publish_only=true", key="work_dir", says="no trained candidates"),
     Bad("train", setup="manifest-not-yaml", key="ship_dir", says="manifest.yaml is unreadable"),
     Bad("train", setup="manifest-not-mapping", key="ship_dir", says="manifest.yaml is not a mapping"),
@@ -334,7 +352,8 @@ def overrides(case: Bad, tmp: Path) -> list[str]:
         base += ["schedule.iterations=1", "schedule.rollout_steps=100", "policy.gradient_steps=50",
                  "eval.episodes=2", "policy.hidden=[32]"]
     else:
-        base += [f"work_dir={tmp / 'work'}", f"ship_dir={tmp / 'ship'}", "expert.train.timesteps=200",
+        sb3 = "expert=python" not in case.args  # a Python expert has no expert.train to shorten
+        base += [f"work_dir={tmp / 'work'}", f"ship_dir={tmp / 'ship'}", *(["expert.train.timesteps=200"] * sb3),
                  "eval_every=100", "checkpoint_every=100", "eval_episodes=1", "publish_episodes=1"]
     return [*base, *case.args]
 

@@ -16,8 +16,17 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from dagger.config import ConfigError
 
 
-Algorithm = Literal["sac", "td3", "tqc", "ppo"]
-ALGORITHMS = get_args(Algorithm)
+Algorithm = Literal["sac", "td3", "tqc", "ppo", "python"]  # python: a callable of the user's (python_expert.py)
+ALGORITHMS = get_args(Algorithm)[:-1]  # the SB3 ones
+CONTINUOUS_ONLY = ("sac", "td3", "tqc")  # their actors output a box; PPO acts in a box or among discrete choices
+
+
+def check_acts_in(algo: str, space, env_id: str) -> None:
+    """An algorithm that cannot act in the task's action space is one line naming `expert`."""
+    import gymnasium as gym
+
+    if algo in CONTINUOUS_ONLY and not isinstance(space, gym.spaces.Box):
+        raise ConfigError(f"expert={algo}: {algo.upper()} cannot act in {env_id}'s {space} actions; use expert=ppo")
 
 
 def algorithm_class(algo: str) -> type[BaseAlgorithm]:
@@ -60,11 +69,14 @@ def zoo_runs(folder: Path, env_id: str) -> list[Path]:
 def find_checkpoint(path: Path, env_id: str, algo: str | None = None) -> tuple[Path, Path | None]:
     """The model .zip and its optional vecnormalize.pkl.
 
-    Accepts a .zip file, a folder holding `<EnvId>.zip`, an rl-baselines3-zoo algorithm folder with
-    runs `<EnvId>_<n>/` (the highest n is used), or the zoo's log root holding `<algo>/` (either of
-    the previous two). Zoo keeps the statistics in `<EnvId>/vecnormalize.pkl` beside the model; a
-    `vecnormalize.pkl` next to it also counts.
+    Accepts a .zip file, a folder holding `<EnvId>.zip`, a Hugging Face hub folder as `huggingface_sb3`
+    downloads it (`<algo>-<EnvId>.zip`, `vec_normalize.pkl`, `config.yml`, `env_kwargs.yml`), an
+    rl-baselines3-zoo algorithm folder with runs `<EnvId>_<n>/` (the highest n is used), or the zoo's log root
+    holding `<algo>/` (either of the previous two). Zoo keeps the statistics in `<EnvId>/vecnormalize.pkl` beside
+    the model; a `vecnormalize.pkl` (or the hub's `vec_normalize.pkl`) next to it also counts.
     """
+    if path.is_dir() and algo and (path / f"{algo}-{env_id}.zip").is_file():  # the hub's layout
+        path = path / f"{algo}-{env_id}.zip"
     if path.is_dir():
         folders = [path, path / algo] if algo else [path]
         path = path / f"{env_id}.zip"  # named in the error when nothing matches
@@ -78,10 +90,35 @@ def find_checkpoint(path: Path, env_id: str, algo: str | None = None) -> tuple[P
                 break
     if not path.is_file():
         raise FileNotFoundError(path)
-    for stats in (path.with_suffix("") / "vecnormalize.pkl", path.parent / "vecnormalize.pkl"):
+    for stats in (path.with_suffix("") / "vecnormalize.pkl", path.parent / "vecnormalize.pkl",
+                  path.parent / "vec_normalize.pkl"):
         if stats.is_file():
             return path, stats
     return path, None
+
+
+def check_hub_env_kwargs(model_path: Path, env) -> None:
+    """A hub folder's `env_kwargs.yml` (the keyword arguments the expert was trained with) must agree with the
+    run's task: each of its keys has the same value in the env the run builds (its spec's kwargs)."""
+    where = model_path.parent / "env_kwargs.yml"
+    if not where.is_file():
+        return
+    try:
+        trained = yaml.load(where.read_text(), Loader=ZooConfigLoader) or {}  # noqa: S506 - a SafeLoader
+    except (yaml.YAMLError, ValueError, TypeError) as err:
+        raise ConfigError(f"expert.path={where}: cannot read ({str(err).splitlines()[0]})") from None
+    if not isinstance(trained, dict):
+        raise ConfigError(f"expert.path={where}: is not a mapping of keyword arguments")
+    import inspect
+
+    signature = inspect.signature(type(env.unwrapped).__init__).parameters.values()
+    ours = {p.name: p.default for p in signature if p.default is not p.empty}  # the task's defaults ...
+    ours.update(env.spec.kwargs if env.spec is not None else {})              # ... and what the run passes
+    for key, value in trained.items():
+        if ours.get(key) != value:
+            raise ConfigError(f"expert.path={where}: the expert was trained with {key}={value!r}, and this run's "
+                              f"{env.spec.id} has {key}={ours.get(key)!r}; set env.kwargs.{key}={value!r} or use "
+                              "another expert")
 
 
 class ZooConfigLoader(yaml.SafeLoader):

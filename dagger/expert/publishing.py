@@ -162,12 +162,14 @@ def load_manifest(ship_dir: Path) -> dict:
 
 def episode_returns(env, act, episodes: int, seed: int) -> list[float]:
     """Undiscounted returns of `act` over whole episodes, one environment, seeds seed, seed+1, ..."""
-    returns = []
+    from dagger.actions import actions_of
+
+    returns, actions = [], actions_of(env.action_space)
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + i)
         total, done = 0.0, False
         while not done:
-            obs, reward, terminated, truncated, _ = env.step(act(obs[None])[0])
+            obs, reward, terminated, truncated, _ = env.step(actions.to_env(act(obs[None]))[0])
             total += float(reward)
             done = terminated or truncated
         returns.append(total)

@@ -49,11 +49,10 @@ def measure_reference(env_cfg, act, episodes: int = EPISODES) -> dict:
 
     expert = Evaluator(env_cfg, episodes, seed=EXPERT_SEED)
     returns = expert.returns(act)
-    space = expert.venv.single_action_space
     expert.close()
     uniform = np.random.default_rng(RANDOM_SEED)
     chance = Evaluator(env_cfg, episodes, seed=RANDOM_SEED)
-    random_returns = chance.returns(lambda obs: uniform.uniform(space.low, space.high, (len(obs), *space.shape)))
+    random_returns = chance.returns(lambda obs: chance.actions.random(uniform, len(obs)))
     chance.close()
     return {"episodes": episodes, "expert_seed": EXPERT_SEED, "expert_return_mean": round(float(returns.mean()), 2),
             "expert_return_std": round(float(returns.std()), 2), "random_seed": RANDOM_SEED,

@@ -151,7 +151,8 @@ def read_statistics(raw: bytes, where: Path, obs_shape: tuple, trust: bool) -> O
 
 def check_statistics_present(model_path: Path, model_sha256: str) -> None:
     """A model trained with VecNormalize is useless without its statistics: refuse to run it bare."""
-    config = model_path.with_suffix("") / "config.yml"
+    zoo = model_path.with_suffix("") / "config.yml"
+    config = zoo if zoo.is_file() else model_path.parent / "config.yml"  # the zoo's place, or the hub's
     if config.is_file():
         try:
             hyperparams = yaml.load(config.read_text(), Loader=ZooConfigLoader)  # noqa: S506 - a SafeLoader
@@ -160,7 +161,8 @@ def check_statistics_present(model_path: Path, model_sha256: str) -> None:
         normalize = hyperparams.get("normalize") if isinstance(hyperparams, dict) else None
         if normalize and normalize not in ("False", "false"):
             raise ConfigError(f"expert.path={config} says normalize={normalize!r} but there is no "
-                              f"{model_path.with_suffix('') / 'vecnormalize.pkl'}; copy the statistics too")
+                              f"{config.parent / ('vecnormalize.pkl' if config == zoo else 'vec_normalize.pkl')}; "
+                              "copy the statistics too")
     if SHIPPED_MANIFEST.is_file():
         manifest = yaml.safe_load(SHIPPED_MANIFEST.read_text()) or {}
         for key, entry in manifest.items():

@@ -18,18 +18,30 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
+from pydantic import model_validator
+from pydantic_core import PydanticCustomError
+
 from dagger.config import ConfigError, describe, unexpected_keyword
 from dagger.schemas import BOOLEAN, COUNT, NUMBER, SEED, TEXT, Schema
 from dagger.envs import EnvConfig, make_env
 from dagger.expert.expert import ExpertConfig, ExpertTrainingConfig
-from dagger.expert.layout import algorithm_class
+from dagger.expert.layout import algorithm_class, check_acts_in
 from dagger.expert.publishing import check_ship_dir, publish, training_record
 from dagger.expert.work_dir import TrainingProgress, candidate_dir
 from dagger.files import atomic_write
 
 
 class TrainedExpertConfig(ExpertConfig):
-    train: ExpertTrainingConfig  # required here
+    train: ExpertTrainingConfig | None = None  # required here, for the SB3 algorithms
+
+    @model_validator(mode="after")
+    def sb3_only(self) -> TrainedExpertConfig:
+        if self.algo == "python":
+            raise PydanticCustomError("check", "is your own callable; experts/train.py trains SB3 experts",
+                                      {"at": "algo", "value": "python"})
+        if self.train is None:
+            raise PydanticCustomError("check", "missing (conf/expert/<algo>.yaml sets it)", {"at": "train", "value": None})
+        return self
 
 
 class TrainConfig(Schema):
@@ -156,6 +168,7 @@ def train(cfg: TrainConfig) -> None:
     check_ship_dir(Path(cfg.ship_dir))
     check_work_dir_trusted(cfg, work)
     venv = make_train_env(cfg, stats=work / "vecnormalize.pkl")
+    check_acts_in(cfg.expert.algo, venv.action_space, cfg.env.id)
     checkpoint = work / "checkpoint.zip"
     if checkpoint.is_file():
         model = algorithm_class(cfg.expert.algo).load(checkpoint, env=venv, device="cpu")

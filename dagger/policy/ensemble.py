@@ -22,7 +22,7 @@ import torch
 
 from dagger.schemas import BOOLEAN, Help, integer
 from dagger.data import Labelled, Pairs
-from dagger.envs import ActionScale
+from dagger.actions import actions_of
 from dagger.policy.fitting import chunks
 from dagger.policy.mlp import MLPConfig, MLPLearner
 
@@ -45,25 +45,25 @@ class EnsembleLearner:
                  device: str = "cpu"):
         self.members = [self.Member(cfg, observation_space, action_space, device) for _ in range(cfg.members)]
         self.bootstrap = cfg.bootstrap
-        scale = ActionScale.of(action_space)
-        self.act_mid, self.act_half = scale.mid.astype(np.float32), scale.half.astype(np.float32)
+        self.actions = actions_of(action_space)
 
     def scaled_member_actions(self, obs: np.ndarray) -> np.ndarray:
-        """Every member's action in scaled units, (K, n, act_dim)."""
-        return np.stack([(m.act(obs) - self.act_mid) / self.act_half for m in self.members])
+        """Every member's action as features (`dagger.actions`: scaled units, or a one-hot choice), (K, n, head)."""
+        return np.stack([self.actions.features(m.act(obs)) for m in self.members])
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        """The members' mean action (within the bounds, as each member's is)."""
-        return self.scaled_member_actions(obs).mean(0) * self.act_half + self.act_mid
+        """The members' mean action (within the bounds, as each member's is), or their majority choice."""
+        return self.actions.from_features(self.scaled_member_actions(obs).mean(0))
 
     def uncertainty(self, obs: np.ndarray) -> np.ndarray:
-        """sigma(s) per state, (n,): the std across members, averaged over the action dimensions."""
+        """sigma(s) per state, (n,): the std across members, averaged over the action dimensions (for discrete
+        choices, over the one-hot votes: 0 where all members agree)."""
         return self.scaled_member_actions(obs).std(0).mean(-1)
 
     def act_and_uncertainty(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`act(obs)` and `uncertainty(obs)` from one pass of the members (the gates need both at every step)."""
         scaled = self.scaled_member_actions(obs)
-        return scaled.mean(0) * self.act_half + self.act_mid, scaled.std(0).mean(-1)
+        return self.actions.from_features(scaled.mean(0)), scaled.std(0).mean(-1)
 
     def fit(self, data: Labelled, generator: torch.Generator) -> dict[str, float]:
         """Each member fits its own resample of D (or D itself) with its own generator seeded from `generator`."""

@@ -5,7 +5,9 @@ Each fit is minibatch regression on all of D (Ross et al. 2011 leave the learner
     pi_hat = argmin_theta  1/|D| sum_{(s, a*) in D}  l(pi_theta(s), a*)
 
 with l the squared error in scaled action units (`loss: mse`, u = (a - mid) / half in [-1, 1]), or the Gaussian
-negative log-likelihood of a* under N(mu_theta(s), sigma_theta(s)^2) (`loss: gaussian`, acting with the mean mu).
+negative log-likelihood of a* under N(mu_theta(s), sigma_theta(s)^2) (`loss: gaussian`, acting with the mean mu);
+on discrete actions (`dagger.actions`), the cross-entropy of the expert's choice under the network's n logits
+(`loss: cross_entropy`, policy=classifier, acting with the most likely choice).
 Observations are standardised with D's statistics at every fit. Choices: Adam, `max(gradient_steps,
 ceil(epochs |D| / batch_size))` minibatches per fit, the learning rate cosine-annealed to 0 within each fit
 (`lr_schedule: cosine`; `constant` keeps it), and
@@ -34,7 +36,7 @@ from torch import nn
 from dagger.config import ConfigError
 from dagger.schemas import BOOLEAN, COUNT, Help, number
 from dagger.data import Labelled, half_memory
-from dagger.envs import ActionScale
+from dagger.actions import Actions, actions_of
 from dagger.policy import LearnerConfig
 from dagger.policy.fitting import Activation, cosine_lr, minibatch_steps, mlp
 
@@ -42,7 +44,9 @@ from dagger.policy.fitting import Activation, cosine_lr, minibatch_steps, mlp
 class MLPConfig(LearnerConfig):
     """`policy=mlp` and `policy=gaussian`: the network and its fit budget."""
 
-    loss: Annotated[Literal["mse", "gaussian"], Help("squared error, or the Gaussian likelihood of the label")]
+    loss: Annotated[Literal["mse", "gaussian", "cross_entropy"], Help(
+        "continuous actions: squared error, or the Gaussian likelihood of the label; discrete actions are always "
+        "fitted by cross-entropy (the MLP is a classifier)")]
     hidden: Annotated[list[Annotated[int, COUNT]], Help("the hidden layers' widths")]
     activation: Annotated[Activation, Help("the hidden layers' activation")]
     lr: Annotated[float, number(above=0), Help("Adam's learning rate")]
@@ -59,17 +63,19 @@ class MLPPolicy(nn.Module):
     """obs -> action, with observation standardisation and action scaling built in; `net` maps the standardised
     observation to the action head (default: an MLP of `hidden` layers)."""
 
-    def __init__(self, obs_dim: int, scale: ActionScale, hidden: list[int], activation: str = "relu",
+    def __init__(self, obs_dim: int, actions: Actions, hidden: list[int], activation: str = "relu",
                  loss: str = "mse", net: Callable[[int, int], nn.Module] | None = None):
         super().__init__()
-        act_dim = len(scale.mid)
         self.loss_kind = loss
-        out_dim = act_dim * (2 if loss == "gaussian" else 1)
+        out_dim = actions.head * (2 if loss == "gaussian" else 1)
         self.net = net(obs_dim, out_dim) if net is not None else mlp([obs_dim, *hidden, out_dim], activation)
         self.register_buffer("obs_mean", torch.zeros(obs_dim))
         self.register_buffer("obs_std", torch.ones(obs_dim))
-        self.register_buffer("act_mid", torch.as_tensor(scale.mid, dtype=torch.float32))
-        self.register_buffer("act_half", torch.as_tensor(scale.half, dtype=torch.float32))
+        if actions.discrete:  # a classifier: n logits; its labels are the choices' indices
+            self.first_choice = actions.start
+        else:
+            self.register_buffer("act_mid", torch.as_tensor(actions.mid, dtype=torch.float32))
+            self.register_buffer("act_half", torch.as_tensor(actions.half, dtype=torch.float32))
 
     def set_obs_stats(self, obs: np.ndarray) -> None:
         self.obs_mean.copy_(torch.as_tensor(obs.mean(0)))
@@ -79,7 +85,9 @@ class MLPPolicy(nn.Module):
         return (obs - self.obs_mean) / self.obs_std
 
     def scale(self, acts: torch.Tensor) -> torch.Tensor:
-        """Actions in scaled units: the env's bounds map to [-1, 1]."""
+        """Actions in scaled units: the env's bounds map to [-1, 1] (a classifier's: the choice's class index)."""
+        if self.loss_kind == "cross_entropy":
+            return acts[:, 0].round().long() - self.first_choice
         return (acts - self.act_mid) / self.act_half
 
     def _heads(self, standardized_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -90,22 +98,41 @@ class MLPPolicy(nn.Module):
         return out, None
 
     def loss(self, obs: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
-        """MSE, or Gaussian negative log-likelihood per action dimension, in scaled action units."""
+        """MSE, or Gaussian negative log-likelihood per action dimension, in scaled action units (or the
+        cross-entropy of the expert's choice)."""
         return self.scaled_loss(self.standardize(obs), self.scale(acts))
 
     def scaled_loss(self, standardized_obs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """`loss` on inputs already standardised and targets already scaled (the fit does both once)."""
         mean, log_std = self._heads(standardized_obs)
+        if self.loss_kind == "cross_entropy":
+            return nn.functional.cross_entropy(mean, target)
         if log_std is None:
             return ((mean - target) ** 2).mean()
         return (0.5 * ((target - mean) / log_std.exp()) ** 2 + log_std + 0.5 * math.log(2 * math.pi)).mean()
 
     @torch.no_grad()
     def act(self, obs: np.ndarray) -> np.ndarray:
-        """Deterministic action (the mean) for a batch of observations, clipped to the bounds."""
+        """Deterministic action (the mean) for a batch of observations, clipped to the bounds; a classifier's most
+        likely choice."""
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.obs_mean.device)
         mean, _ = self._heads(self.standardize(obs_t))
+        if self.loss_kind == "cross_entropy":
+            return (mean.argmax(-1, keepdim=True) + self.first_choice).float().cpu().numpy()
         return (mean.clamp(-1.0, 1.0) * self.act_half + self.act_mid).cpu().numpy()
+
+
+def loss_for(loss: str, actions: Actions) -> str:
+    """The loss the network is fitted with: on discrete actions always cross-entropy (the MLP is a classifier, so
+    the default `mse` of every policy option works there too); a Gaussian likelihood, or cross-entropy on
+    continuous actions, is refused."""
+    if actions.discrete and loss == "gaussian":
+        raise ConfigError(f"policy.loss=gaussian fits continuous actions, and this task's are discrete ({actions.n} "
+                          "choices), fitted by cross-entropy: use policy.loss=cross_entropy or mse")
+    if not actions.discrete and loss == "cross_entropy":
+        raise ConfigError("policy.loss=cross_entropy fits discrete choices, and this task's actions are continuous: "
+                          "use mse or gaussian")
+    return "cross_entropy" if actions.discrete else loss
 
 
 def check_fits_in_memory(cfg: MLPConfig, obs_dim: int, act_dim: int) -> None:
@@ -130,9 +157,10 @@ class MLPLearner:
 
     def __init__(self, cfg: MLPConfig, observation_space: gym.spaces.Box, action_space: gym.spaces.Box,
                  device: str = "cpu"):
-        obs_dim, scale = observation_space.shape[0], ActionScale.of(action_space)
-        check_fits_in_memory(cfg, obs_dim, action_space.shape[0])
-        self.make_policy = lambda: MLPPolicy(obs_dim, scale, cfg.hidden, cfg.activation, cfg.loss,
+        obs_dim, actions = observation_space.shape[0], actions_of(action_space)
+        check_fits_in_memory(cfg, obs_dim, actions.head)
+        loss = loss_for(cfg.loss, actions)
+        self.make_policy = lambda: MLPPolicy(obs_dim, actions, cfg.hidden, cfg.activation, loss,
                                              self.network()).to(device)
         self.cfg, self.device = cfg, device
         self.policy = self.make_policy()

@@ -31,6 +31,7 @@ import gymnasium as gym
 import torch
 from torch import nn
 
+from dagger.actions import actions_of
 from dagger.config import ConfigError
 from dagger.schemas import BOOLEAN, COUNT, Help
 from dagger.policy.ensemble import EnsembleConfig, EnsembleLearner
@@ -80,7 +81,7 @@ class GRULearner(MLPLearner):
 
     def __init__(self, cfg: GRUConfig, observation_space: gym.spaces.Box, action_space: gym.spaces.Box,
                  device: str = "cpu"):
-        extra = action_space.shape[0] if cfg.actions else 0
+        extra = actions_of(action_space).width if cfg.actions else 0
         width = observation_space.shape[0] - extra
         if cfg.steps < 2 or width % cfg.steps:
             raise ConfigError(f"policy.steps={cfg.steps} must be >= 2 (the GRU reads a window of views as a sequence)"

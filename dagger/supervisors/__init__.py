@@ -120,12 +120,6 @@ def online_burden(supervised: int, states: int) -> float:
     return supervised / max(1, states)
 
 
-def action_gap(a: np.ndarray, b: np.ndarray, half: np.ndarray) -> np.ndarray:
-    """Per state, the RMS over action dimensions of (a - b) / h: how far two policies' actions are apart."""
-    diff = (np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) / half
-    return np.sqrt(np.mean(diff ** 2, axis=-1))
-
-
 NEEDS_ENSEMBLE = "{algo} needs a learner with an uncertainty (its ensemble's spread): use policy=ensemble"
 
 

@@ -8,6 +8,8 @@ drawn per step or per trajectory). beta_i comes from the `schedule` group (indic
 exponential, bc). Behaviour cloning at an equal label budget is its beta = 1 case: `schedule=bc`, which `algo=bc`
 selects (the expert acts throughout and the same labels are collected).
 
+Discrete actions (`dagger.actions`): unchanged; the labels are the expert's choices and the learner a classifier.
+
 Reads (students that see less, `dagger.views`): the learner acts on the student's view; the expert labels
 the full state.
 """

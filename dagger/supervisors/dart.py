@@ -37,6 +37,15 @@ Choices where the paper leaves one open:
 `metrics()` reports `noise_std` (the executed noise's per-dimension standard deviation, averaged over
 dimensions) and `learner_error_std` (the same for Sigma_hat_i, before scaling), in scaled units.
 
+Discrete actions (`dagger.actions.DiscreteActions`): the noise is epsilon-random, each executed choice replaced by
+a uniform one with probability epsilon_i. Its closed form is the same maximum-likelihood fit: an epsilon-random
+expert over n choices differs from its clean choice with probability eps (1 - 1/n), so
+
+    eps_hat_i = min(1, r_i n / (n - 1)),   r_i = the share of D where pi_hat_i(s) differs from a
+    eps_i     = min(1, noise_scale * eps_hat_i)   (total_variance: eps_i = min(1, noise_scale * total_variance))
+
+and `initial_std` is iteration 1's epsilon. `noise_std` and `learner_error_std` report eps_i and eps_hat_i.
+
 Reads (students that see less, `dagger.views`): the expert acts and labels on the full state; the noise is fitted
 from the learner's actions on the student's views in D.
 """
@@ -49,7 +58,7 @@ import torch
 
 from dagger.schemas import BOOLEAN, Help, number
 from dagger.policy.fitting import chunks
-from dagger.envs import ActionScale
+from dagger.actions import actions_of
 from dagger.policy import Learner
 from dagger.supervisors import Act, Decision, Supervisor
 
@@ -67,17 +76,24 @@ class DART(Supervisor):
                                            Help("the paper's alpha / T: rescale Sigma to this trace (null: the estimate's own)")] = None,
                  diagonal: Annotated[bool, BOOLEAN, Help("keep only the per-dimension variances of Sigma")] = False,
                  **_context):
-        self.low = np.asarray(action_space.low, dtype=np.float64)
-        self.high = np.asarray(action_space.high, dtype=np.float64)
-        self.half = ActionScale.of(action_space).half
+        self.actions = actions_of(action_space)
         self.noise_scale, self.initial_std = float(noise_scale), float(initial_std)
         self.total_variance = None if total_variance is None else float(total_variance)
         self.diagonal = bool(diagonal)
-        dim = len(self.low)
+        dim = self.actions.width
         self.error_cov = np.zeros((dim, dim))  # Sigma_hat_i (scaled units)
-        self._set_cov(self.initial_std ** 2 * np.eye(dim))
+        self._set_cov(self.initial_noise())
 
     # ---- the noise ------------------------------------------------------------------------------
+
+    def initial_noise(self) -> np.ndarray:
+        """Sigma while D is empty: initial_std^2 I (for discrete choices, epsilon = initial_std)."""
+        dim = self.actions.width
+        return (self.initial_std if self.actions.discrete else self.initial_std ** 2) * np.eye(dim)
+
+    def spread(self, cov: np.ndarray) -> float:
+        """What `metrics` reports of a Sigma: the mean per-dimension std (for discrete choices, epsilon)."""
+        return float(cov[0, 0]) if self.actions.discrete else float(np.sqrt(np.diag(cov)).mean())
 
     def _set_cov(self, cov: np.ndarray) -> None:
         """Sigma_i, and a factor A with A A^T = Sigma_i for drawing eps = A z, z ~ N(0, I)."""
@@ -89,21 +105,27 @@ class DART(Supervisor):
         self.factor = vectors * np.sqrt(np.clip(values, 0.0, None))
 
     def learner_error(self, learner, data) -> np.ndarray:
-        """Sigma_hat = mean over D of e e^T, e = (pi_hat(s) - a) / h, in scaled units."""
-        dim = len(self.half)
+        """Sigma_hat = mean over D of e e^T, e = (pi_hat(s) - a) / h, in scaled units; for discrete choices, the
+        epsilon under which an epsilon-random expert errs as often as the learner (a 1 x 1 matrix)."""
+        dim = self.actions.width
         total = np.zeros((dim, dim))
         states, labels = data.obs, data.acts
         for part in chunks(len(data)):
             obs, acts = states[part], labels[part]
-            err = (np.asarray(learner.act(obs), dtype=np.float64) - acts) / self.half
+            if self.actions.discrete:
+                total += self.actions.gap(learner.act(obs), acts).sum()
+                continue
+            err = (np.asarray(learner.act(obs), dtype=np.float64) - acts) / self.actions.half
             total += err.T @ err
+        if self.actions.discrete:  # an epsilon-random choice differs from the expert's with p = eps (1 - 1/n)
+            return np.minimum(total / len(data) * self.actions.n / (self.actions.n - 1), 1.0)
         return total / len(data)
 
     def begin(self, iteration: int, learner, data) -> None:
-        dim = len(self.half)
+        dim = self.actions.width
         if len(data) == 0:  # nothing to measure the learner on yet
             self.error_cov = np.zeros((dim, dim))
-            self._set_cov(self.initial_std ** 2 * np.eye(dim))
+            self._set_cov(self.initial_noise())
             return
         self.error_cov = self.learner_error(learner, data)
         cov = self.error_cov
@@ -119,17 +141,18 @@ class DART(Supervisor):
         state = obs if state is None else state  # the expert reads the full state, the learner its view
         labels = np.asarray(expert(state))
         n = len(obs)
-        if np.any(self.factor):
-            eps = rng.standard_normal((n, len(self.half))) @ self.factor.T
-            actions = np.clip(labels + eps * self.half, self.low, self.high).astype(labels.dtype)
+        if np.any(self.factor) and self.actions.discrete:
+            actions = self.actions.noisy(labels, float(self.cov[0, 0]), rng)
+        elif np.any(self.factor):
+            eps = rng.standard_normal((n, self.actions.width)) @ self.factor.T
+            actions = np.clip(labels + eps * self.actions.half, self.actions.low, self.actions.high).astype(labels.dtype)
         else:
             actions = labels
         everyone = np.ones(n, dtype=bool)
         return Decision(actions, everyone, everyone, labels, queries=n)
 
     def metrics(self) -> dict[str, float]:
-        return {"noise_std": float(np.sqrt(np.diag(self.cov)).mean()),
-                "learner_error_std": float(np.sqrt(np.diag(self.error_cov)).mean())}
+        return {"noise_std": self.spread(self.cov), "learner_error_std": self.spread(self.error_cov)}
 
     # ---- checkpoint: Sigma is recomputed in `begin`, kept so a checkpoint shows the noise used --
 

@@ -19,6 +19,10 @@ delta <= tau' / sqrt(d)). chi -> inf leaves the discrepancy gate alone (SafeDAgg
 classifier); chi, tau -> inf is DAgger with beta = 0; small chi or tau keep the expert in control (behaviour
 cloning on the expert's own states in the limit).
 
+Discrete actions (`dagger.actions`): the members vote (one-hot choices); the ensemble acts with the majority,
+the spread is the std of the votes averaged over the choices (0 where all agree), and the discrepancy is 1 where
+the majority's choice differs from the expert's.
+
 Reads (students that see less, `dagger.views`): the spread is the ensemble's on the student's view; the
 discrepancy compares its mean action with the expert's label on the full state.
 """
@@ -29,9 +33,9 @@ from typing import Annotated
 import numpy as np
 
 from dagger.schemas import Help, number
-from dagger.envs import ActionScale
+from dagger.actions import actions_of
 from dagger.policy import Learner
-from dagger.supervisors import Act, Decision, Supervisor, action_gap, require_ensemble
+from dagger.supervisors import Act, Decision, Supervisor, require_ensemble
 
 class EnsembleDAgger(Supervisor):
     """The ensemble's mean acts where sigma <= max_spread and delta <= max_discrepancy (the expert elsewhere);
@@ -44,7 +48,7 @@ class EnsembleDAgger(Supervisor):
                      "tau: the most RMS gap between the ensemble's mean and the expert's action")] = 0.2,
                  **_context):
         self.max_spread, self.max_discrepancy = float(max_spread), float(max_discrepancy)
-        self.half = ActionScale.of(action_space).half
+        self.actions = actions_of(action_space)
         if _context.get("learner") is not None:  # passed by the caller: refuse before any work
             require_ensemble(_context["learner"], "algo=ensemble_dagger")
         self._reset_counts()
@@ -63,7 +67,7 @@ class EnsembleDAgger(Supervisor):
         labels = expert(state)  # the expert is queried at every state: the discrepancy needs it, and it labels all
         novice, spread = learner.act_and_uncertainty(obs)  # the learner's act and spread, members run once
         spread = np.asarray(spread, dtype=np.float64)
-        discrepancy = action_gap(novice, labels, self.half)
+        discrepancy = self.actions.gap(novice, labels)
         doubted, discrepant = spread > self.max_spread, discrepancy > self.max_discrepancy
         expert_acts = doubted | discrepant
         actions = np.where(expert_acts[:, None], labels, novice)

@@ -29,6 +29,10 @@ with handback <= takeover. Choices where the paper leaves one open (its gate is 
 `metrics()` reports `action_gap_mean`: the mean of g_t over the iteration's states (all of them, both
 drivers), a reading of how far the learner is from the expert where it is being run.
 
+Discrete actions (`dagger.actions`): the gap g_t is 1 where the learner's choice differs from the expert's and
+0 where they agree, so with the default thresholds the expert takes over at the first disagreement and hands back
+at the first agreement.
+
 Reads (students that see less, `dagger.views`): the gap compares the learner's action on the student's view
 with the expert's label on the full state.
 """
@@ -39,9 +43,9 @@ from typing import Annotated
 import numpy as np
 
 from dagger.schemas import Help, number
-from dagger.envs import ActionScale
+from dagger.actions import actions_of
 from dagger.policy import Learner
-from dagger.supervisors import Act, Decision, Takeovers, action_gap
+from dagger.supervisors import Act, Decision, Takeovers
 
 
 class HGDAgger(Takeovers):
@@ -53,14 +57,14 @@ class HGDAgger(Takeovers):
                  handback: Annotated[float, number(low=0), Help(
                      "<= takeover: it hands back below this gap")] = 0.1, **_context):
         self.check_thresholds(("takeover", takeover), ("handback", handback))
-        self.half = ActionScale.of(action_space).half
+        self.actions = actions_of(action_space)
         self.takeover, self.handback = float(takeover), float(handback)
         self.start_with_learner(num_envs)
         self._gap_sum, self._gap_count = 0.0, 0
 
     def gap(self, learner_acts: np.ndarray, expert_acts: np.ndarray) -> np.ndarray:
         """g = RMS over action dimensions of the scaled difference, per state."""
-        return action_gap(learner_acts, expert_acts, self.half)
+        return self.actions.gap(learner_acts, expert_acts)
 
     def begin(self, iteration: int, learner, data) -> None:
         self._gap_sum, self._gap_count = 0.0, 0

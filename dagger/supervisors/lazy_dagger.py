@@ -26,6 +26,9 @@ Choices where the paper leaves one open:
 * Iteration 1 with D empty: the supervisor drives throughout (no classifier yet), as in SafeDAgger.
 * Per-env control is checkpointed; the classifier is refitted identically on resume.
 
+Discrete actions (`dagger.actions`): the gaps are 1 where the choices differ and 0 where they agree, and the
+executed noise is epsilon-random: the supervisor's choice is replaced by a uniform one with probability noise_std.
+
 Reads (students that see less, `dagger.views`): SafeDAgger's classifier on the student's view; the hand-back
 gap compares the learner's action on the view with the expert's label on the full state.
 """
@@ -37,7 +40,7 @@ import numpy as np
 
 from dagger.schemas import Help, number
 from dagger.policy import Learner
-from dagger.supervisors import Act, Decision, Takeovers, action_gap, ask_where, online_burden
+from dagger.supervisors import Act, Decision, Takeovers, ask_where, online_burden
 from dagger.supervisors.safe_dagger import SafeDAgger
 
 
@@ -55,7 +58,6 @@ class LazyDAgger(Takeovers, SafeDAgger):
         self.check_thresholds(("tau_sup", tau_sup), ("tau_auto", tau_auto))
         super().__init__(action_space, observation_space, seed, tau=tau_sup)
         self.tau_sup, self.tau_auto, self.noise_std = float(tau_sup), float(tau_auto), float(noise_std)
-        self.low, self.high = np.asarray(action_space.low), np.asarray(action_space.high)
         self.start_with_learner(num_envs)
 
     def _reset_counts(self) -> None:
@@ -69,9 +71,8 @@ class LazyDAgger(Takeovers, SafeDAgger):
         novice = np.asarray(learner.act(obs))
         asked = before | (~before & self.unsafe(obs))   # the supervisor keeps, or is handed, control: ask it
         labels = ask_where(expert, state, asked, novice)
-        control = self.switch(action_gap(novice, labels, self.half) < self.tau_auto, asked)
-        noise = rng.normal(0.0, self.noise_std, novice.shape) * self.half if self.noise_std > 0 else 0.0
-        noisy = np.clip(labels + noise, self.low, self.high)
+        control = self.switch(self.actions.gap(novice, labels) < self.tau_auto, asked)
+        noisy = self.actions.noisy(labels, self.noise_std, rng)
         actions = np.where(control[:, None], noisy, novice).astype(novice.dtype)
         self.record(obs, novice, labels, control)
         self.states += len(obs)

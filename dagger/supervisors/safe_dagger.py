@@ -26,6 +26,9 @@ so queries = labels = states the classifier flags. Choices where the paper leave
   classifier: the expert drives and labels every state, the same first iteration as DAgger's.
 * The gate has no memory: each step is decided on its own (LazyDAgger adds hysteresis).
 
+Discrete actions (`dagger.actions`): the gap is 1 where the learner's choice differs from the expert's, 0 where
+they agree; the classifier predicts whether the learner would choose wrongly (any tau in [0, 1) means the same).
+
 Reads (students that see less, `dagger.views`): the safety classifier is trained on and predicts from the
 student's view; its targets are gaps between the learner's action (on the view) and the expert's label (on the
 full state).
@@ -41,9 +44,9 @@ import torch
 from dagger.schemas import Help, number
 from dagger.data import Columns
 from dagger.gates import SafetyClassifier, seeded
-from dagger.envs import ActionScale
+from dagger.actions import actions_of
 from dagger.policy import Learner
-from dagger.supervisors import Act, Decision, Supervisor, action_gap, ask_where, online_burden
+from dagger.supervisors import Act, Decision, Supervisor, ask_where, online_burden
 
 
 class SafeDAgger(Supervisor):
@@ -54,7 +57,7 @@ class SafeDAgger(Supervisor):
                      "the classifier predicts gap > tau (RMS, scaled action units): the expert acts")] = 0.1,
                  **_context):
         self.tau, self.seed = float(tau), int(seed)
-        self.half = ActionScale.of(action_space).half
+        self.actions = actions_of(action_space)
         self.obs_dim = observation_space.shape[0]
         self.classifier: SafetyClassifier | None = None
         self.records = self.new_records()
@@ -67,7 +70,7 @@ class SafeDAgger(Supervisor):
 
     def record(self, obs: np.ndarray, novice: np.ndarray, labels: np.ndarray, labelled: np.ndarray) -> None:
         if labelled.any():
-            self.records.add(obs=obs[labelled], gap=action_gap(novice[labelled], labels[labelled], self.half))
+            self.records.add(obs=obs[labelled], gap=self.actions.gap(novice[labelled], labels[labelled]))
 
     def _reset_counts(self) -> None:
         self.states = self.flagged = 0

@@ -35,6 +35,9 @@ iteration 1 with D empty is driven by the supervisor; the realised intervention 
 learner-driven step (`intervention_rate` this iteration, `intervention_rate_so_far` over the iterations
 calibrated on learner states, beside `target_rate`).
 
+Discrete actions (`dagger.actions`): novelty is the spread of the members' one-hot votes, the hand-back gap is 1
+where the choices differ, and the risk critic reads the action as a one-hot choice.
+
 Reads (students that see less, `dagger.views`): novelty is the ensemble's spread on the student's view, the
 risk critic learns Q(o, a) on the student's views in the transitions record, and the hand-back gap compares the
 learner's action on the view with the expert's label on the full state.
@@ -48,9 +51,9 @@ import numpy as np
 from dagger.config import ConfigError, show
 from dagger.schemas import Help, number
 from dagger.gates import RiskCritic, seeded
-from dagger.envs import ActionScale
+from dagger.actions import actions_of
 from dagger.policy import Learner
-from dagger.supervisors import (Act, Decision, Takeovers, action_gap, ask_where, online_burden,
+from dagger.supervisors import (Act, Decision, Takeovers, ask_where, online_burden,
                                 require_ensemble)
 
 MIN_HELD_OUT = 100  # learner-driven states needed before they replace D's states as the held-out set
@@ -100,8 +103,7 @@ class ThriftyDAgger(Takeovers):
         if target_rate >= 1:
             raise ConfigError(f"algo.target_rate={show(target_rate)} must be in (0, 1): interventions per learner step")
         self.target_rate, self.gamma, self.seed = float(target_rate), float(gamma), int(seed)
-        self.scale = ActionScale.of(action_space)
-        self.half = self.scale.half
+        self.actions = actions_of(action_space)
         self.obs_dim = observation_space.shape[0]
         self.start_with_learner(num_envs)
         self.seen = 0  # transitions in D at the last `begin`: the ones after it are the last rollout's
@@ -137,14 +139,14 @@ class ThriftyDAgger(Takeovers):
         transitions = data.transitions
         self.fit_metrics = {}
         if transitions is not None and len(transitions):
-            self.critic = RiskCritic(self.obs_dim, self.scale, self.gamma, seeded(self.seed, iteration, 1))
+            self.critic = RiskCritic(self.obs_dim, self.actions, self.gamma, seeded(self.seed, iteration, 1))
             self.fit_metrics = self.critic.fit(transitions, learner.act)
         held_out, self.on_learner_states = held_out_states(data, self.seen)
         self.seen = len(transitions) if transitions is not None else 0
         novelty = learner.uncertainty(held_out)
         risk = self.risk(held_out, learner.act(held_out)) if self.critic is not None else None
         q, delta_h, beta_h = calibrate(novelty, risk, self.calibration_rate)
-        handback = float(action_gap(learner.act(data.obs), data.acts, self.half).mean())
+        handback = float(self.actions.gap(learner.act(data.obs), data.acts).mean())
         self.thresholds = {"novelty_threshold": delta_h, "risk_threshold": beta_h, "handback_gap": handback,
                            "quantile": q, "calibration_rate": self.calibration_rate, "held_out_states": len(held_out)}
 
@@ -164,7 +166,7 @@ class ThriftyDAgger(Takeovers):
             asked = np.ones(len(obs), dtype=bool)
         labels = ask_where(expert, state, asked, novice)
         if gating:
-            agrees = action_gap(novice, labels, self.half) < self.thresholds["handback_gap"]
+            agrees = self.actions.gap(novice, labels) < self.thresholds["handback_gap"]
             safe = risk < self.thresholds["risk_threshold"]
             control = self.switch(agrees & safe, novel | risky)
         else:
