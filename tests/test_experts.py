@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -98,3 +100,40 @@ def test_a_hugging_face_folder_loads_with_its_statistics_and_its_env_kwargs_chec
     (hub / "vec_normalize.pkl").unlink()
     with pytest.raises(ConfigError, match="says normalize=True but there is no .*vec_normalize.pkl; copy the stat"):
         load_expert(ExpertConfig(algo="ppo", path=str(hub), deterministic=True), "pendulum", env)
+
+
+@pytest.fixture(scope="module")
+def discrete_experts(tmp_path_factory) -> dict[str, Path]:
+    """A barely trained A2C and DQN on CartPole-v1 (A2C saves RMSprop in its policy_kwargs, DQN an exploration
+    schedule: both pickled fields the safe loader must rebuild without unpickling)."""
+    from dagger.expert.layout import algorithm_class
+
+    folder, paths = tmp_path_factory.mktemp("discrete"), {}
+    for algo, extra in (("a2c", {}), ("dqn", {"learning_starts": 10})):
+        model = algorithm_class(algo)("MlpPolicy", gym.make("CartPole-v1"), seed=0, device="cpu",
+                                      policy_kwargs={"net_arch": [32, 32]}, **extra)
+        model.learn(100)
+        paths[algo] = folder / f"{algo}.zip"
+        model.save(paths[algo])
+    return paths
+
+
+@pytest.mark.parametrize("algo", ["a2c", "dqn"])
+def test_a2c_and_dqn_experts_load_safely_and_label_as_sb3_does(algo, discrete_experts):
+    from dagger.actions import actions_of
+    from dagger.expert.layout import algorithm_class
+
+    env = gym.make("CartPole-v1")
+    expert = load_expert(ExpertConfig(algo=algo, path=str(discrete_experts[algo]), deterministic=True), "cartpole", env)
+    states = np.random.default_rng(0).normal(size=(256, 4)).astype(np.float32)
+    reference = algorithm_class(algo).load(discrete_experts[algo], device="cpu").predict(states, deterministic=True)[0]
+    np.testing.assert_array_equal(expert.act(states), actions_of(env.action_space).stored(reference))
+    other = "dqn" if algo == "a2c" else "a2c"
+    with pytest.raises(ConfigError, match=f"holds a {algo.upper()} model, not {other.upper()}; use expert={algo}"):
+        load_expert(ExpertConfig(algo=other, path=str(discrete_experts[algo]), deterministic=True), "cartpole", env)
+
+
+def test_a_dqn_expert_is_refused_on_continuous_actions_in_one_line(discrete_experts):
+    env = gym.make("InvertedPendulum-v5")
+    with pytest.raises(ConfigError, match=r"^expert=dqn: DQN chooses among discrete actions, and InvertedPendulum-v5"):
+        load_expert(ExpertConfig(algo="dqn", path=str(discrete_experts["dqn"]), deterministic=True), "pendulum", env)

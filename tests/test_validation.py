@@ -247,7 +247,7 @@ BAD_INPUTS: list[Bad] = [
         says="no local Minari dataset of that id"),
     run("optimized_metric=loss", says="is not one of final_normalized_return"),
     # ---- run.py: the expert ----
-    run("expert.algo=a2c", says="is not one of sac, td3, tqc, ppo"),
+    run("expert.algo=ddpg", says="is not one of sac, td3, tqc, ppo, a2c, dqn, python"),
     run("expert.path=", says="must be null or a non-empty string"),
     run("expert.path=/nonexistent/expert.zip", says="no sac checkpoint"),
     run("env=pendulum", "env.id=Swimmer-v5", key="expert.path", says="env=pendulum expert=sac env.id=Swimmer-v5"),
@@ -290,7 +290,7 @@ BAD_INPUTS: list[Bad] = [
     train("expert.train.hyperparams=abc", says="must be a mapping"),
     train("+expert.train.hyperparams.bogus=1", key="expert.train.hyperparams",
           says="expert.train.hyperparams: SAC does not accept bogus"),
-    train("expert.algo=a2c", says="is not one of sac, td3, tqc, ppo"),
+    train("expert.algo=ddpg", says="is not one of sac, td3, tqc, ppo, a2c, dqn, python"),
     train("seed=-1", says="must be an integer in [0, 4294967295]"),
     train("seed=abc", says="must be an integer in [0, 4294967295]"),
     train("publish_only=maybe", says="must be true or false"),

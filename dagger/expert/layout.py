@@ -16,9 +16,10 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from dagger.config import ConfigError
 
 
-Algorithm = Literal["sac", "td3", "tqc", "ppo", "python"]  # python: a callable of the user's (python_expert.py)
+Algorithm = Literal["sac", "td3", "tqc", "ppo", "a2c", "dqn", "python"]  # python: the user's callable (python_expert)
 ALGORITHMS = get_args(Algorithm)[:-1]  # the SB3 ones
-CONTINUOUS_ONLY = ("sac", "td3", "tqc")  # their actors output a box; PPO acts in a box or among discrete choices
+CONTINUOUS_ONLY = ("sac", "td3", "tqc")  # their actors output a box; PPO and A2C act in a box or among choices
+DISCRETE_ONLY = ("dqn",)                 # a Q-value per choice
 
 
 def check_acts_in(algo: str, space, env_id: str) -> None:
@@ -27,6 +28,9 @@ def check_acts_in(algo: str, space, env_id: str) -> None:
 
     if algo in CONTINUOUS_ONLY and not isinstance(space, gym.spaces.Box):
         raise ConfigError(f"expert={algo}: {algo.upper()} cannot act in {env_id}'s {space} actions; use expert=ppo")
+    if algo in DISCRETE_ONLY and not isinstance(space, gym.spaces.Discrete):
+        raise ConfigError(f"expert={algo}: {algo.upper()} chooses among discrete actions, and {env_id}'s are {space}; "
+                          "use expert=sac or ppo")
 
 
 def algorithm_class(algo: str) -> type[BaseAlgorithm]:
@@ -37,7 +41,7 @@ def algorithm_class(algo: str) -> type[BaseAlgorithm]:
         return TQC
     import stable_baselines3 as sb3
 
-    classes = {"sac": sb3.SAC, "td3": sb3.TD3, "ppo": sb3.PPO}
+    classes = {"sac": sb3.SAC, "td3": sb3.TD3, "ppo": sb3.PPO, "a2c": sb3.A2C, "dqn": sb3.DQN}
     if algo not in classes:
         raise ConfigError(f"expert.algo={algo!r} is not one of {', '.join(ALGORITHMS)}")
     return classes[algo]

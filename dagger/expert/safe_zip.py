@@ -36,10 +36,11 @@ POLICY_ALGORITHMS = {
     ("stable_baselines3.sac.policies", "SACPolicy"): "sac",
     ("stable_baselines3.td3.policies", "TD3Policy"): "td3",
     ("sb3_contrib.tqc.policies", "TQCPolicy"): "tqc",
-    ("stable_baselines3.common.policies", "ActorCriticPolicy"): "ppo",  # also A2C's: told apart by n_epochs
+    ("stable_baselines3.common.policies", "ActorCriticPolicy"): "ppo a2c",  # told apart by their keys
+    ("stable_baselines3.dqn.policies", "DQNPolicy"): "dqn",
 }
 ALGORITHM_KEYS = {"sac": "target_entropy", "td3": "policy_delay", "tqc": "top_quantiles_to_drop_per_net",
-                  "ppo": "n_epochs"}
+                  "ppo": "n_epochs", "a2c": "normalize_advantage", "dqn": "exploration_fraction"}
 
 # The readable `:type:` each known pickled field must have (a regex inside "<class '...'>").
 SCHEDULE = r"function|stable_baselines3\.common\.utils\.\w+Schedule"
@@ -52,6 +53,7 @@ FIELD_TYPES = {
     "lr_schedule": SCHEDULE,
     "clip_range": SCHEDULE,
     "clip_range_vf": SCHEDULE,
+    "exploration_schedule": SCHEDULE,
     "train_freq": r"stable_baselines3\.common\.type_aliases\.TrainFreq",
     "target_entropy": r"numpy\.float(32|64)",
     "_last_obs": r"numpy\.ndarray|dict|collections\.OrderedDict",
@@ -68,6 +70,7 @@ TRAINING_STATE = ("_last_obs", "_last_original_obs", "_last_episode_starts", "ep
                   "replay_buffer_class", "rollout_buffer_class", "action_noise")
 ACTIVATIONS = {str(cls): cls for cls in (torch.nn.ReLU, torch.nn.Tanh, torch.nn.ELU, torch.nn.LeakyReLU,
                                          torch.nn.SiLU, torch.nn.GELU)}
+OPTIMIZERS = {str(cls): cls for cls in (torch.optim.Adam, torch.optim.RMSprop)}  # A2C saves RMSprop in policy_kwargs
 
 
 def zero_schedule(_progress_remaining: float) -> float:
@@ -109,8 +112,8 @@ def saved_policy(data: dict[str, Any]) -> tuple[str, str] | None:
 
 def saved_algorithm(data: dict[str, Any]) -> str | None:
     """Which of ALGORITHMS wrote `data` (None: none of them, or a policy other than MlpPolicy)."""
-    algo = POLICY_ALGORITHMS.get(saved_policy(data))
-    return algo if algo is not None and ALGORITHM_KEYS[algo] in data else None
+    candidates = POLICY_ALGORITHMS.get(saved_policy(data), "").split()  # PPO's key first: A2C's is PPO's too
+    return next((algo for algo in candidates if ALGORITHM_KEYS[algo] in data), None)
 
 
 def check_algorithm(data: dict[str, Any], algo: str, where: Path, trust: bool) -> str:
@@ -187,6 +190,11 @@ def safe_policy_kwargs(saved: dict[str, Any], where: Path) -> dict[str, Any]:
             kwargs[name] = ACTIVATIONS[value]
         elif name == "net_arch" and is_layers(value):
             kwargs[name] = value
+        elif name == "optimizer_class" and value in OPTIMIZERS:
+            kwargs[name] = OPTIMIZERS[value]
+        elif name == "optimizer_kwargs" and isinstance(value, dict) and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()):
+            kwargs[name] = dict(value)
         elif value is None or isinstance(value, (bool, int, float)):
             kwargs[name] = value
         else:
@@ -213,7 +221,7 @@ def safe_custom_objects(data: dict[str, Any], algo: str, env: gym.Env, where: Pa
             custom[key] = copy.deepcopy(ours)
         elif key == "policy_kwargs":
             custom[key] = safe_policy_kwargs(value, where)
-        elif key in ("learning_rate", "lr_schedule", "clip_range", "clip_range_vf"):
+        elif key in ("learning_rate", "lr_schedule", "clip_range", "clip_range_vf", "exploration_schedule"):
             custom[key] = zero_schedule
         elif key == "train_freq":
             custom[key] = (1, "step")  # a NamedTuple keeps no readable fields; only training reads it
