@@ -25,8 +25,14 @@ def test_dagger_with_a_classifier_learns_cartpole_from_its_ppo_expert(tmp_path):
     assert pd.read_csv(tmp_path / "control" / "metrics.csv").normalized_return.iloc[-1] < 0.5
 
 
-def test_an_interrupted_cartpole_run_resumes_to_the_same_numbers_and_files(tmp_path):
-    args = [*CARTPOLE, "schedule.iterations=3"]
+SWINGUP = ["env=pendulum_swingup", "expert=sac", "policy=mlp", "policy.hidden=[64,64]", "schedule.rollout_steps=400",
+           "eval.episodes=4", "eval.every=1", "eval.video=false", "logger=none"]
+
+
+@pytest.mark.parametrize("task", [CARTPOLE, SWINGUP], ids=["cartpole", "pendulum_swingup"])
+def test_an_interrupted_run_on_a_task_without_mujoco_resumes_to_the_same_numbers_and_files(tmp_path, task):
+    """Discrete (CartPole) and continuous (Pendulum) classic-control tasks, with their shipped experts."""
+    args = [*task, "schedule.iterations=3"]
     run_in_process(tmp_path / "straight", *args)
     again = interrupt_after_first_iteration_and_resume(tmp_path / "resumed", *args)
     pd.testing.assert_frame_equal(again, metrics_without_timings(tmp_path / "straight"))

@@ -2,7 +2,8 @@
 `conf/policy/<name>.yaml` whose `_target_` names the class; the class's `Config` is its typed schema (the yaml's
 other keys) and its constructor takes `(cfg, observation_space, action_space, device)`.
 
-    mlp.py       MLPLearner: an MLP regressed on the expert's actions (policy=mlp; policy=gaussian by likelihood)
+    mlp.py       MLPLearner: an MLP regressed on the expert's actions (policy=mlp; policy=gaussian by likelihood); on
+                 discrete actions a classifier, cross-entropy on the expert's choice (policy=classifier)
     ensemble.py  EnsembleLearner: K MLP learners; their spread is an uncertainty (policy=ensemble)
     recurrent.py GRULearner: a GRU over the view's last K views, a recurrent student (policy=gru), and
                  GRUEnsembleLearner: K of them as the ensemble's members (policy=gru_ensemble)
@@ -24,7 +25,8 @@ class Learner(Protocol):
     """What the loop and the supervisors use of a learner."""
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        """Deterministic actions for a batch of observations, within the action bounds."""
+        """Deterministic actions for a batch of observations, within the action bounds (or the chosen indices),
+        as D stores them: (n, width) float32 (`dagger.actions`)."""
 
     def fit(self, data, generator: torch.Generator) -> dict[str, float]:
         """One supervised-learning phase on all of D; returns its metrics (a row's `train_loss`, ...)."""
