@@ -15,7 +15,8 @@ The budget rule (`schedule.collection`):
     carry_over (earlier versions): the env.num_envs episodes carry on across iterations, so iteration i labels
         a slice of episodes that earlier policies began.
 
-`state_dict()` snapshots the simulators so a resumed run continues exactly in either rule.
+`state_dict()` snapshots the simulators so a resumed run continues exactly in either rule; a task without
+MuJoCo's state snapshot (classic control, Box2D) runs only under `episodes`, whose iterations start from a reset.
 """
 from __future__ import annotations
 
