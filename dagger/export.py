@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
+from dagger.actions import actions_of
 from dagger.config import ConfigError, describe, first_line
 from dagger.cli import ArgumentParser
 from dagger.data import Dataset
@@ -58,12 +59,11 @@ def check_arrays(where: Path, data: Dataset, env, env_id: str) -> None:
     """The arrays to export must be of the task's widths (the full states; the student's view is its own) and
     finite (Minari writes the env's declared spaces)."""
     t = data.transitions
-    if not isinstance(env.action_space, gym.spaces.Box):
-        raise ConfigError(f"{where}: {env_id} has discrete actions, which the Minari export does not write yet")
     widths = (t["state"].shape[1], t["acts"].shape[1])
-    if widths != (env.observation_space.shape[0], env.action_space.shape[0]):
+    theirs = (env.observation_space.shape[0], actions_of(env.action_space).width)
+    if widths != theirs:
         raise ConfigError(f"{where}: observations and actions of widths {widths} do not match {env_id}'s spaces "
-                          f"{env.observation_space.shape[0], env.action_space.shape[0]}")
+                          f"{theirs}")
     labelled = t["labelled"]
     if not all(np.isfinite(a).all() for a in (t["obs"], t["next_obs"], t["state"], t["acts"], t["reward"],
                                               t["label"][labelled])):

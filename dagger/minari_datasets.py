@@ -32,6 +32,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from dagger.actions import actions_of
 from dagger.config import ConfigError, describe, first_line
 from dagger.schemas import Rule
 
@@ -56,10 +57,15 @@ def episode_indices(t: dict[str, np.ndarray]) -> list[np.ndarray]:
     return sorted(np.split(order, np.flatnonzero(breaks) + 1), key=lambda ix: ix[0])
 
 
-def episode_buffers(data: Dataset) -> list:
-    """Minari episode buffers of every visited step in D (see the module docstring for the conventions)."""
+def episode_buffers(data: Dataset, space: gym.Space) -> list:
+    """Minari episode buffers of every visited step in D (see the module docstring for the conventions); discrete
+    actions are written as the task's own integer choices."""
     from minari.data_collector import EpisodeBuffer
 
+    def native(acts: np.ndarray) -> np.ndarray:
+        return actions.to_env(acts) if actions.discrete else acts
+
+    actions = actions_of(space)
     t = {name: data.transitions[name] for name in Transitions.FIELDS}
     buffers = []
     for k, ix in enumerate(episode_indices(t)):
@@ -70,9 +76,9 @@ def episode_buffers(data: Dataset) -> list:
         states = {"state": t["state"][ix], "next_state": t["next_state"][ix]} if student_view(t) else {}
         buffers.append(EpisodeBuffer(
             id=k, observations=np.concatenate([t["obs"][ix], t["next_obs"][ix[-1:]]]),
-            actions=np.where(labelled[:, None], t["label"][ix], t["acts"][ix]),
+            actions=native(np.where(labelled[:, None], t["label"][ix], t["acts"][ix])),
             rewards=t["reward"][ix], terminations=t["terminated"][ix], truncations=truncated,
-            infos={"executed_action": t["acts"][ix], "labelled": labelled, "learner": t["learner"][ix],
+            infos={"executed_action": native(t["acts"][ix]), "labelled": labelled, "learner": t["learner"][ix],
                    "iteration": t["iteration"][ix], **states}))
     return buffers
 
@@ -137,7 +143,7 @@ def write_minari(dataset_id: str, data: Dataset, env: gym.Env, algorithm: str, d
             warnings.filterwarnings("ignore", message=".*is set to None.*")  # author, email, code permalink
             view = gym.spaces.Box(-np.inf, np.inf, data.obs.shape[1:], np.float64)  # the student's (the learner's)
             dataset = minari.create_dataset_from_buffers(
-                dataset_id, episode_buffers(data), env=env, algorithm_name=algorithm, description=description,
+                dataset_id, episode_buffers(data, env.action_space), env=env, algorithm_name=algorithm, description=description,
                 ref_min_score=ref_min_score, ref_max_score=ref_max_score, data_format="hdf5",
                 observation_space=view if data.obs.shape[1:] != env.observation_space.shape else None)
         dataset.storage.update_metadata(extra_metadata)
@@ -177,7 +183,7 @@ def replay(view: StudentView, states: np.ndarray, executed: np.ndarray, seed: in
     return np.asarray(views)
 
 
-def read_space(metadata: dict, kind: str, key: str) -> gym.spaces.Box:
+def read_space(metadata: dict, kind: str, key: str) -> gym.spaces.Box | gym.spaces.Discrete:
     """The dataset's declared `kind` space, read from its JSON; a dataset that declares none is refused (Minari
     would build its env spec, which can import code)."""
     from minari.serialization import deserialize_space
@@ -190,12 +196,13 @@ def read_space(metadata: dict, kind: str, key: str) -> gym.spaces.Box:
         space = deserialize_space(text)
     except Exception as err:  # noqa: BLE001 - malformed JSON or an unknown space: one line
         raise ConfigError(f"{key}: its {kind}_space cannot be read ({first_line(err)[:120]})") from None
-    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
-        raise ConfigError(f"{key}: its {kind} space {space} is not a flat Box")
+    discrete = kind == "action" and isinstance(space, gym.spaces.Discrete)
+    if not discrete and (not isinstance(space, gym.spaces.Box) or len(space.shape) != 1):
+        raise ConfigError(f"{key}: its {kind} space {space} is not a flat Box{' or Discrete' * (kind == 'action')}")
     return space
 
 
-def read_episodes(folder: Path, key: str, widths: tuple[int, ...], act_dim: int):
+def read_episodes(folder: Path, key: str, widths: tuple[int, ...], act_shape: tuple[int, ...]):
     """The episodes of a Minari hdf5 dataset, read with h5py alone: dicts of numpy arrays, each checked for
     its shape (observations T + 1 rows of one of `widths`, the rest T), or one ConfigError naming the episode."""
     import h5py
@@ -221,7 +228,7 @@ def read_episodes(folder: Path, key: str, widths: tuple[int, ...], act_dim: int)
             n = len(episode["actions"]) if episode["actions"].ndim else -1
             given = episode["observations"].shape[-1:]
             width = given[0] if given and given[0] in widths else widths[0]  # one of the widths, or the first's
-            shapes = {"observations": (n + 1, width), "actions": (n, act_dim), "rewards": (n,),
+            shapes = {"observations": (n + 1, width), "actions": (n, *act_shape), "rewards": (n,),
                       "terminations": (n,), "truncations": (n,)}
             for field, shape in shapes.items():
                 if episode[field].shape != shape or not np.issubdtype(episode[field].dtype, np.number) and \
@@ -256,9 +263,8 @@ def load_demonstrations(dataset_id: str, observation_space: gym.spaces.Box, acti
     if not isinstance(metadata, dict) or metadata.get("data_format", "hdf5") != "hdf5":
         raise ConfigError(f"{key}: only Minari datasets in the hdf5 format are read "
                           f"(data_format {metadata.get('data_format') if isinstance(metadata, dict) else '?'!r})")
-    if not isinstance(action_space, gym.spaces.Box):
-        raise ConfigError(f"{key}: {env_id} has discrete actions, which Minari demonstrations are not read for yet")
-    full_dim, act_dim = observation_space.shape[0], action_space.shape[0]
+    actions = actions_of(action_space)
+    full_dim, act_dim = observation_space.shape[0], actions.width
     view = view if view is not None and not view.identity else None
     widths = (full_dim,) if view is None else tuple(dict.fromkeys((full_dim, view.dim)))
     theirs = read_space(metadata, "observation", key)
@@ -266,12 +272,13 @@ def load_demonstrations(dataset_id: str, observation_space: gym.spaces.Box, acti
         whose = f"{env_id}'s {observation_space}" + ("" if view is None else f" or the student's view {view.space}")
         raise ConfigError(f"{key}: its observation space {theirs} does not match {whose}")
     theirs = read_space(metadata, "action", key)
-    if theirs.shape != action_space.shape or not (np.allclose(theirs.low, action_space.low)
-                                                 and np.allclose(theirs.high, action_space.high)):
+    if type(theirs) is not type(action_space) or theirs.shape != action_space.shape or not (
+            theirs == action_space if actions.discrete else np.allclose(theirs.low, action_space.low)
+            and np.allclose(theirs.high, action_space.high)):
         raise ConfigError(f"{key}: its action space {theirs} does not match {env_id}'s {action_space}")
     steps: dict[str, list] = {name: [] for name in Transitions.FIELDS}
-    for number, episode in enumerate(read_episodes(folder, key, widths, act_dim)):
-        obs, acts = episode["observations"], episode["actions"]
+    for number, episode in enumerate(read_episodes(folder, key, widths, action_space.shape)):
+        obs, acts = episode["observations"], actions.stored(episode["actions"])  # a discrete choice as D stores it
         n = len(acts)
         infos = episode["infos"]
 
@@ -289,7 +296,7 @@ def load_demonstrations(dataset_id: str, observation_space: gym.spaces.Box, acti
             return value.astype(default.dtype)
 
         labelled, learner = info("labelled", np.ones(n, bool)), info("learner", np.zeros(n, bool))
-        executed = info("executed_action", acts)
+        executed = actions.stored(info("executed_action", episode["actions"]))
         if "state" in infos:  # the student's view, the full state beside it (an export of a student run)
             if view is None or obs.shape[1] != view.dim:
                 raise ConfigError(f"{key}: episode_{number} holds a student's view {obs.shape[1]} wide with the "
@@ -321,12 +328,18 @@ def load_demonstrations(dataset_id: str, observation_space: gym.spaces.Box, acti
     if not (all(np.isfinite(t[name]).all() for name in ("obs", "next_obs", "state", "next_state", "reward"))
             and np.isfinite(t["label"][labelled]).all()):
         raise ConfigError(f"{key}: the dataset holds non-finite observations, actions or rewards")
-    low, high = action_space.low, action_space.high
-    slack = 1e-3 * (high - low)  # float32 round-off of a clipped action
-    outside = labelled & np.any((t["label"] < low - slack) | (t["label"] > high + slack), axis=1)
+    if actions.discrete:  # a valid choice's index
+        label = np.nan_to_num(t["label"][:, 0], nan=actions.start)
+        outside = labelled & ((label != np.round(label)) | (label < actions.start) | (label >= actions.start + actions.n))
+        bounds = f"choices {actions.start} to {actions.start + actions.n - 1}"
+    else:
+        low, high = action_space.low, action_space.high
+        slack = 1e-3 * (high - low)  # float32 round-off of a clipped action
+        outside = labelled & np.any((t["label"] < low - slack) | (t["label"] > high + slack), axis=1)
+        bounds = f"action bounds [{low.min():g}, {high.max():g}]"
     if outside.any():
-        raise ConfigError(f"{key}: {int(outside.sum())} labelled actions lie outside {env_id}'s action bounds "
-                          f"[{low.min():g}, {high.max():g}] (first at step {int(np.flatnonzero(outside)[0])})")
+        raise ConfigError(f"{key}: {int(outside.sum())} labelled actions lie outside {env_id}'s {bounds} "
+                          f"(first at step {int(np.flatnonzero(outside)[0])})")
     ends = np.flatnonzero(t["terminated"] | t["truncated"])
     returns = [float(r.sum()) for r in np.split(t["reward"], ends + 1)[:len(ends)]]
     return Rollout(t["obs"][labelled], t["label"][labelled], env_steps=0, queries=0, episode_returns=returns,

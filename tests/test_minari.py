@@ -251,7 +251,12 @@ HOSTILE_DATASETS = {
         "its action_space cannot be read"),
     "a discrete action space": (lambda d: (d / "metadata.json").write_text(__import__("json").dumps(
         {**__import__("json").loads((d / "metadata.json").read_text()),
-         "action_space": '{"type": "Discrete", "dtype": "int64", "start": 0, "n": 3}'})), "is not a flat Box"),
+         "action_space": '{"type": "Discrete", "dtype": "int64", "start": 0, "n": 3}'})),
+        "its action space Discrete(3) does not match InvertedPendulum-v5's Box(-3.0, 3.0, (1,), float32)"),
+    "a multi-discrete action space": (lambda d: (d / "metadata.json").write_text(__import__("json").dumps(
+        {**__import__("json").loads((d / "metadata.json").read_text()),
+         "action_space": '{"type": "MultiDiscrete", "dtype": "int64", "nvec": [2, 2], "start": [0, 0]}'})),
+        "is not a flat Box or Discrete"),
 }
 
 
@@ -282,3 +287,24 @@ def test_the_export_never_imports_a_module_its_config_names(exported, tmp_path, 
     with pytest.raises(ConfigError, match="is not a registered gymnasium task"):
         export(copy, "dagger-lab/pendulum/planted-v0")
     assert not marker.exists()
+
+
+def test_a_discrete_task_exports_its_choices_and_a_run_starts_from_them(tmp_path):
+    """CartPole: the export holds the task's own integer choices (Minari checks them against Discrete(2)), and a
+    run seeded with it has them as D's first labels, stored as D stores a choice."""
+    import minari
+
+    from tests.test_tasks import CARTPOLE
+
+    run_in_process(tmp_path / "run", *CARTPOLE, "schedule.iterations=1")
+    export_main([str(tmp_path / "run"), "--id", "dagger-lab/cartpole/roundtrip-v0"])
+    dataset = minari.load_dataset("dagger-lab/cartpole/roundtrip-v0")
+    acts = np.concatenate([e.actions for e in dataset.iterate_episodes()])
+    assert acts.dtype.kind == "i" and acts.ndim == 1 and set(np.unique(acts)) == {0, 1}
+    with np.load(tmp_path / "run" / "dataset.npz") as d:
+        np.testing.assert_array_equal(acts, d["acts"][:, 0])  # DAgger labels every step: the same choices
+    run_in_process(tmp_path / "seeded", *CARTPOLE, "schedule.iterations=1",
+                   "schedule.initial_demos=dagger-lab/cartpole/roundtrip-v0")
+    with np.load(tmp_path / "seeded" / "dataset.npz") as d:
+        np.testing.assert_array_equal(d["acts"][:len(acts)], acts[:, None].astype(np.float32))
+    assert pd.read_csv(tmp_path / "seeded" / "metrics.csv").expert_labels.tolist() == [len(acts), len(acts) + 500]
