@@ -132,10 +132,10 @@ def position_columns(env: gym.Env) -> int:
 def spread(env: gym.Env, expert: Act) -> np.ndarray:
     """Each observation dimension's standard deviation over SPREAD_STEPS steps of the expert (episodes restart)."""
     obs, _ = env.reset(seed=SPREAD_SEED)
-    seen = []
+    seen, actions = [], actions_of(env.action_space)
     for _ in range(SPREAD_STEPS):
         seen.append(obs)
-        obs, _, terminated, truncated, _ = env.step(expert(obs[None])[0])
+        obs, _, terminated, truncated, _ = env.step(actions.to_env(expert(obs[None]))[0])
         if terminated or truncated:
             obs, _ = env.reset()
     return np.std(np.asarray(seen, dtype=np.float64), axis=0)

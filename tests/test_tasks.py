@@ -29,9 +29,11 @@ SWINGUP = ["env=pendulum_swingup", "expert=sac", "policy=mlp", "policy.hidden=[6
            "eval.episodes=4", "eval.every=1", "eval.video=false", "logger=none"]
 
 
-@pytest.mark.parametrize("task", [CARTPOLE, SWINGUP], ids=["cartpole", "pendulum_swingup"])
+@pytest.mark.parametrize("task", [CARTPOLE, SWINGUP, [*CARTPOLE, "obs=noisy", "obs.history=2", "obs.actions=true"]],
+                         ids=["cartpole", "pendulum_swingup", "cartpole-noisy-student"])
 def test_an_interrupted_run_on_a_task_without_mujoco_resumes_to_the_same_numbers_and_files(tmp_path, task):
-    """Discrete (CartPole) and continuous (Pendulum) classic-control tasks, with their shipped experts."""
+    """Discrete (CartPole) and continuous (Pendulum) classic-control tasks, with their shipped experts, and a
+    student that sees a noisy CartPole with its previous choice."""
     args = [*task, "schedule.iterations=3"]
     run_in_process(tmp_path / "straight", *args)
     again = interrupt_after_first_iteration_and_resume(tmp_path / "resumed", *args)
