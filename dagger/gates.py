@@ -61,9 +61,9 @@ class Standardized(nn.Module):
 class SafetyClassifier:
     """SafeDAgger's safety policy: p(s) = P(the learner's action at s is more than tau away from the expert's).
 
-    Fitted on D: the target of (s, a*) is 1[g(pi_hat(s), a*) > tau] with g the RMS scaled action gap
-    (`dagger.supervisors.action_gap`), by binary cross-entropy weighted so that both classes count equally
-    (unsafe states are rare on the data the learner was fitted on). Unsafe where p(s) > 0.5."""
+    Fitted on D: the target of (s, a*) is 1[g(pi_hat(s), a*) > tau] with g the RMS scaled action gap (or, on
+    discrete actions, 1 where the choices differ: `dagger.actions`), by binary cross-entropy weighted so that both
+    classes count equally (unsafe states are rare on the data the learner was fitted on). Unsafe where p(s) > 0.5."""
 
     def __init__(self, obs_dim: int, generator: torch.Generator):
         self.model = Standardized(obs_dim, generator)
