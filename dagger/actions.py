@@ -17,6 +17,7 @@ no algorithm or learner reads the space's bounds or type itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import gymnasium as gym
 import numpy as np
@@ -24,7 +25,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class BoxActions:
-    """Continuous actions in the box [low, high]; `mid` and `half` are float64 (exact for float32 bounds)."""
+    """Continuous actions in the box [low, high]; `mid` and `half` are float64 (exact for float32 bounds), computed
+    once (the gates and the ensemble read them at every step)."""
 
     low: np.ndarray
     high: np.ndarray
@@ -34,13 +36,18 @@ class BoxActions:
     def of(cls, space: gym.spaces.Box) -> BoxActions:
         return cls(np.asarray(space.low, np.float64), np.asarray(space.high, np.float64))
 
-    @property
+    @cached_property
     def mid(self) -> np.ndarray:
         return (self.high + self.low) / 2
 
-    @property
+    @cached_property
     def half(self) -> np.ndarray:
         return (self.high - self.low) / 2
+
+    @cached_property
+    def _scale32(self) -> tuple[np.ndarray, np.ndarray]:
+        """mid and half in float32, the units of `features`."""
+        return self.mid.astype(np.float32), self.half.astype(np.float32)
 
     @property
     def width(self) -> int:
@@ -51,11 +58,13 @@ class BoxActions:
 
     def features(self, acts: np.ndarray) -> np.ndarray:
         """u = (a - mid) / half in float32, (n, head): the units the ensemble averages in and the gates read."""
-        return (np.asarray(acts, np.float32) - self.mid.astype(np.float32)) / self.half.astype(np.float32)
+        mid, half = self._scale32
+        return (np.asarray(acts, np.float32) - mid) / half
 
     def from_features(self, u: np.ndarray) -> np.ndarray:
         """The action whose features are `u`: u * half + mid."""
-        return u * self.half.astype(np.float32) + self.mid.astype(np.float32)
+        mid, half = self._scale32
+        return u * half + mid
 
     def gap(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Per state, the RMS over action dimensions of (a - b) / half: how far two policies' actions are apart."""
@@ -70,6 +79,12 @@ class BoxActions:
     def random(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """n actions drawn uniformly in the box."""
         return rng.uniform(self.low, self.high, (n, self.width))
+
+    def valid(self, acts: np.ndarray, slack: float = 0.0) -> np.ndarray:
+        """Per action, whether every dimension lies in the bounds, widened by `slack` x (high - low) each side."""
+        margin = slack * (self.high - self.low)
+        acts = np.asarray(acts).reshape(len(acts), self.width)
+        return np.all((acts >= self.low - margin) & (acts <= self.high + margin), axis=1)
 
     def to_env(self, acts: np.ndarray) -> np.ndarray:
         """A batch of stored actions as the vectorised env takes them."""
@@ -120,6 +135,11 @@ class DiscreteActions:
     def random(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """n choices drawn uniformly."""
         return rng.integers(self.start, self.start + self.n, (n, 1)).astype(np.float32)
+
+    def valid(self, acts: np.ndarray, slack: float = 0.0) -> np.ndarray:
+        """Per action, whether it is one of the choices (a whole number in range; `slack` is for Box's signature)."""
+        x = np.asarray(acts, np.float64).reshape(len(acts), -1)[:, 0]
+        return (x == np.round(x)) & (x >= self.start) & (x < self.start + self.n)
 
     def to_env(self, acts: np.ndarray) -> np.ndarray:
         return np.asarray(acts).reshape(len(acts), -1)[:, 0].round().astype(np.int64)

@@ -328,15 +328,11 @@ def load_demonstrations(dataset_id: str, observation_space: gym.spaces.Box, acti
     if not (all(np.isfinite(t[name]).all() for name in ("obs", "next_obs", "state", "next_state", "reward"))
             and np.isfinite(t["label"][labelled]).all()):
         raise ConfigError(f"{key}: the dataset holds non-finite observations, actions or rewards")
-    if actions.discrete:  # a valid choice's index
-        label = np.nan_to_num(t["label"][:, 0], nan=actions.start)
-        outside = labelled & ((label != np.round(label)) | (label < actions.start) | (label >= actions.start + actions.n))
+    outside = labelled & ~actions.valid(t["label"], slack=1e-3)  # slack: float32 round-off of a clipped action
+    if actions.discrete:
         bounds = f"choices {actions.start} to {actions.start + actions.n - 1}"
     else:
-        low, high = action_space.low, action_space.high
-        slack = 1e-3 * (high - low)  # float32 round-off of a clipped action
-        outside = labelled & np.any((t["label"] < low - slack) | (t["label"] > high + slack), axis=1)
-        bounds = f"action bounds [{low.min():g}, {high.max():g}]"
+        bounds = f"action bounds [{action_space.low.min():g}, {action_space.high.max():g}]"
     if outside.any():
         raise ConfigError(f"{key}: {int(outside.sum())} labelled actions lie outside {env_id}'s {bounds} "
                           f"(first at step {int(np.flatnonzero(outside)[0])})")

@@ -152,20 +152,9 @@ def field_type(info: FieldInfo):
     return Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
 
 
-def core(annotation):
-    """The type under Annotated and Optional: what the value is, when it is not null."""
-    while True:
-        origin, args = get_origin(annotation), get_args(annotation)
-        if origin is Annotated:
-            annotation = args[0]
-        elif origin in (Union, types.UnionType) and type(None) in args and len(args) == 2:
-            annotation = next(arg for arg in args if arg is not type(None))
-        else:
-            return annotation
-
-
-def metadata_of(annotation) -> list:
-    """The constraints on a type, through Annotated and Optional."""
+def unwrap(annotation) -> tuple[Any, list]:
+    """The type under Annotated and Optional (what the value is, when it is not null), and the constraints met on
+    the way."""
     found = []
     while True:
         origin, args = get_origin(annotation), get_args(annotation)
@@ -175,7 +164,12 @@ def metadata_of(annotation) -> list:
         elif origin in (Union, types.UnionType) and type(None) in args and len(args) == 2:
             annotation = next(arg for arg in args if arg is not type(None))
         else:
-            return found
+            return annotation, found
+
+
+def core(annotation):
+    """The type under Annotated and Optional: what the value is, when it is not null."""
+    return unwrap(annotation)[0]
 
 
 def located(schema: type[BaseModel], loc: tuple) -> tuple[Any, int]:
@@ -294,15 +288,15 @@ CONSTRAINT_ERRORS = {"int_type", "float_type", "bool_type", "string_type", "list
 def constraint_problem(annotation, value) -> str:
     """What is wrong with `value` under `annotation`'s constraints: "must be <rule>", "is outside [low, high]" for a
     number out of both bounds, and the fix for an integer written as 2.0."""
-    words = rule_words(annotation)
-    if isinstance(value, float) and value.is_integer() and core(annotation) is int:
+    words, (base, metadata) = rule_words(annotation), unwrap(annotation)
+    if isinstance(value, float) and value.is_integer() and base is int:
         try:
             TypeAdapter(annotation).validate_python(int(value))
             return f"must be {words} (write {int(value)}, without a decimal point or exponent)"
         except ValidationError:
             pass
-    limits = bounds(metadata_of(annotation))
+    limits = bounds(metadata)
     finite = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if core(annotation) is float and finite and "ge" in limits and "le" in limits:
+    if base is float and finite and "ge" in limits and "le" in limits:
         return f"is outside [{limits['ge']:g}, {limits['le']:g}]"
     return f"must be {words}"

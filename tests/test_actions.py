@@ -107,3 +107,22 @@ def test_an_ensemble_of_classifiers_acts_with_the_majority_and_is_uncertain_wher
     acts, sigma = ensemble.act_and_uncertainty(np.zeros((2, 2), np.float32))
     assert acts.tolist() == [[0.0], [1.0]]
     assert sigma[0] == 0.0 and sigma[1] > 0.4  # all agree; two against one
+
+
+@pytest.mark.parametrize("env_id, policy, says", [
+    ("CartPole-v1", lambda obs: np.full(len(obs), 2), "it returned 2, outside the task's 2 choices"),
+    ("CartPole-v1", lambda obs: np.full(len(obs), 0.5), "it returned 0.5, outside the task's 2 choices"),
+    ("Pendulum-v1", lambda obs: np.full((len(obs), 1), 2.5), "it returned 2.5, outside the task's actions in Box"),
+    ("Pendulum-v1", lambda obs: np.full((len(obs), 1), np.nan), "its actions must be finite numbers"),
+])
+def test_a_python_experts_actions_outside_the_space_are_one_line(env_id, policy, says):
+    """The action seam's `valid` rule: a choice that is not a whole number in range, or a Box action beyond its
+    bounds, is refused before any work; the edges themselves pass."""
+    from dagger.expert.python_expert import check_outputs
+
+    env = gym.make(env_id)
+    with pytest.raises(ConfigError, match=f"^expert.target='x': {says}".replace("(", r"\(")):
+        check_outputs("expert.target='x'", policy, env)
+    edge = (lambda obs: np.ones(len(obs), int)) if env_id == "CartPole-v1" else (lambda obs: np.full((len(obs), 1), 2.0))
+    check_outputs("expert.target='x'", edge, env)
+    assert actions_of(env.action_space).valid(edge(np.zeros((3, 1)))).all()

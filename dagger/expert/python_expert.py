@@ -19,7 +19,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from dagger.actions import actions_of
+from dagger.actions import Actions, actions_of
 from dagger.config import ConfigError, describe
 
 PROBE_STATES = 32  # observations the callable is tried on before any work
@@ -30,11 +30,11 @@ class PythonExpert:
     """The user's callable, its outputs as D stores actions (`dagger.actions`)."""
 
     policy: Callable[[np.ndarray], np.ndarray]
-    space: gym.Space
+    actions: Actions
     files: dict
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        return actions_of(self.space).stored(np.asarray(self.policy(obs)))
+        return self.actions.stored(np.asarray(self.policy(obs)))
 
 
 def load_python_expert(target: str, kwargs: dict, env: gym.Env) -> PythonExpert:
@@ -68,7 +68,7 @@ def load_python_expert(target: str, kwargs: dict, env: gym.Env) -> PythonExpert:
     digest = hashlib.sha256(source.read_bytes()).hexdigest() if source.is_file() else "unknown"
     files = {"algo": "PYTHON", "model": f"{target} ({source})", "model_sha256": digest, "stats": None,
              "stats_sha256": None}
-    return PythonExpert(found, env.action_space, files)
+    return PythonExpert(found, actions_of(env.action_space), files)
 
 
 def check_outputs(key: str, policy: Callable, env: gym.Env) -> None:
@@ -95,10 +95,8 @@ def check_outputs(key: str, policy: Callable, env: gym.Env) -> None:
                           f"expected {' or '.join(map(str, shapes))}")
     if not np.issubdtype(out.dtype, np.number) or not np.isfinite(out.astype(np.float64)).all():
         raise ConfigError(f"{key}: its actions must be finite numbers (got dtype {out.dtype})")
-    if isinstance(space, gym.spaces.Discrete):
-        valid = (out == np.round(out)) & (out >= space.start) & (out < space.start + space.n)
-    else:
-        slack = 1e-6 * (space.high - space.low)
-        valid = (out >= space.low - slack) & (out <= space.high + slack)
+    valid = actions_of(space).valid(out, slack=1e-6)
     if not valid.all():
-        raise ConfigError(f"{key}: it returned {out.ravel()[~valid.ravel()][0]!r}, outside the task's {kind}")
+        bad = out.reshape(len(out), -1)[~valid][0]
+        shown = bad.item() if bad.size == 1 else bad.tolist()
+        raise ConfigError(f"{key}: it returned {shown}, outside the task's {kind}")
