@@ -321,7 +321,8 @@ def build_parts(settings: RunConfig, cfg: DictConfig, folder: RunFolder, state: 
                                   observation_space=view.space, num_envs=num_envs, learner=learner, seed=c.seed)
     budget = Budget(c.schedule.iterations, c.schedule.rollout_steps, c.schedule.initial_expert_steps)
     expert_dim = probe.observation_space.shape[0]
-    budget.check_memory(view.dim, actions_of(probe.action_space).width, num_envs, expert_dim)
+    budget.check_memory(view.dim, actions_of(probe.action_space).width, num_envs, expert_dim,
+                        np.dtype(view.dtype).itemsize)
     demonstrations = (load_demonstrations(c.schedule.initial_demos, probe.observation_space, probe.action_space,
                                           c.env.id, view) if c.schedule.initial_demos else None)
     probe.close()

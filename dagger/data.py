@@ -45,17 +45,19 @@ class Transitions(Columns):
     """Every visited step: the student's view o of s, the executed action, the reward, o' (of the final state where
     the episode ended), whether it terminated or was truncated there, whether the learner drove, the expert's label
     (nan where the state was not labelled), the env it happened in (-1: loaded demonstrations), the iteration, and
-    the full states s and s' the expert reads (the same as o and o' when the student sees everything)."""
+    the full states s and s' the expert reads (the same as o and o' when the student sees everything). The views
+    are float32, or uint8 where the student sees camera frames alone (`dagger.views`)."""
 
     FIELDS = ("obs", "acts", "reward", "next_obs", "terminated", "truncated", "learner", "label", "labelled",
               "env", "iteration", "state", "next_state")
     OPTIONAL = ("state", "next_state")  # files written before student views: the state is the observation
 
-    def __init__(self, obs_dim: int, act_dim: int, capacity: int = 1024, state_dim: int | None = None):
+    def __init__(self, obs_dim: int, act_dim: int, capacity: int = 1024, state_dim: int | None = None,
+                 obs_dtype: type = np.float32):
         state_dim = obs_dim if state_dim is None else state_dim
-        super().__init__({"obs": ((obs_dim,), np.float32), "acts": ((act_dim,), np.float32),
+        super().__init__({"obs": ((obs_dim,), obs_dtype), "acts": ((act_dim,), np.float32),
                           "state": ((state_dim,), np.float32), "next_state": ((state_dim,), np.float32),
-                          "reward": ((), np.float64), "next_obs": ((obs_dim,), np.float32),
+                          "reward": ((), np.float64), "next_obs": ((obs_dim,), obs_dtype),
                           "terminated": ((), bool), "truncated": ((), bool), "learner": ((), bool),
                           "label": ((act_dim,), np.float32), "labelled": ((), bool),
                           "env": ((), np.int32), "iteration": ((), np.int32)}, capacity)
@@ -79,10 +81,11 @@ class Dataset:
     """D: the labelled rows of the transitions record (`Transitions`), in collection order. Every visited step is
     kept once; D's (view, label) pairs are read from the labelled ones (`obs`, `acts`), and the steps around them
     (the episodes, the full states, who drove) stay beside them for the gates, sequences and the export.
-    `state_dim` is the full state's width (the view's by default)."""
+    `state_dim` is the full state's width (the view's by default), `obs_dtype` what the view is stored as."""
 
-    def __init__(self, obs_dim: int, act_dim: int, capacity: int = 1024, state_dim: int | None = None):
-        self.transitions = Transitions(obs_dim, act_dim, capacity, state_dim)
+    def __init__(self, obs_dim: int, act_dim: int, capacity: int = 1024, state_dim: int | None = None,
+                 obs_dtype: type = np.float32):
+        self.transitions = Transitions(obs_dim, act_dim, capacity, state_dim, obs_dtype)
         self.rows = np.empty(0, dtype=np.int64)  # where D's pairs are in the record, in order
 
     def __len__(self) -> int:
@@ -90,7 +93,7 @@ class Dataset:
 
     @property
     def obs(self) -> np.ndarray:
-        """The student's view at each labelled step, (|D|, obs_dim) float32."""
+        """The student's view at each labelled step, (|D|, obs_dim) float32 (or uint8 frames)."""
         return self.transitions["obs"][self.rows]
 
     @property
@@ -128,7 +131,8 @@ class Dataset:
                 raise ValueError("written by an older version that did not record the visited transitions")
             record = {name: f[f"transition_{name}"] for name in names}
             data = cls(record["obs"].shape[1], record["acts"].shape[1], capacity=max(1, len(record["obs"])),
-                       state_dim=record["state"].shape[1] if "state" in record else None)
+                       state_dim=record["state"].shape[1] if "state" in record else None,
+                       obs_dtype=np.uint8 if record["obs"].dtype == np.uint8 else np.float32)
             data.add(record)
             pairs = f["obs"][:len(data)], f["acts"][:len(data)]
         if not (np.array_equal(pairs[0], data.obs) and np.array_equal(pairs[1], data.acts, equal_nan=True)):
@@ -143,10 +147,10 @@ def half_memory() -> int:
     return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
 
 
-def bytes_per_step(obs_dim: int, act_dim: int, state_dim: int) -> int:
-    """What D keeps of one visited step: float32 copies of the student's view (o, o'), the action (executed,
-    label) and the full state (s, s'), plus reward and flags."""
-    return 4 * (2 * obs_dim + 2 * act_dim + 2 * state_dim) + 24
+def bytes_per_step(obs_dim: int, act_dim: int, state_dim: int, obs_bytes: int = 4) -> int:
+    """What D keeps of one visited step: the student's view (o, o'; `obs_bytes` each, 1 for uint8 frames), and
+    float32 copies of the action (executed, label) and the full state (s, s'), plus reward and flags."""
+    return obs_bytes * 2 * obs_dim + 4 * (2 * act_dim + 2 * state_dim) + 24
 
 
 def check_declared_size(path: Path) -> None:

@@ -54,8 +54,9 @@ class Standardized(nn.Module):
 
     @torch.no_grad()
     def predict(self, x: np.ndarray) -> np.ndarray:
-        x = torch.as_tensor(np.asarray(x, dtype=np.float32))
-        return torch.cat([torch.sigmoid(self(x[part])) for part in chunks(len(x))]).numpy()
+        x = np.asarray(x)  # made float32 a chunk at a time (camera frames are stored as uint8)
+        return torch.cat([torch.sigmoid(self(torch.as_tensor(x[part], dtype=torch.float32)))
+                          for part in chunks(len(x), x.shape[1])]).numpy()
 
 
 class SafetyClassifier:

@@ -44,12 +44,13 @@ class Budget:
     rollout_steps: int
     initial_expert_steps: int = 0
 
-    def check_memory(self, obs_dim: int, act_dim: int, num_envs: int, state_dim: int | None = None) -> None:
+    def check_memory(self, obs_dim: int, act_dim: int, num_envs: int, state_dim: int | None = None,
+                     obs_bytes: int = 4) -> None:
         """D keeps every visited step (`dagger.data.bytes_per_step`): refuse a budget whose D would need more than
         half this machine's memory, before any work."""
         state_dim = obs_dim if state_dim is None else state_dim
         steps = self.initial_expert_steps + self.iterations * (self.rollout_steps + num_envs)
-        need, limit = steps * bytes_per_step(obs_dim, act_dim, state_dim), half_memory()
+        need, limit = steps * bytes_per_step(obs_dim, act_dim, state_dim, obs_bytes), half_memory()
         if need > limit:
             raise ConfigError(f"schedule.rollout_steps={self.rollout_steps} x schedule.iterations={self.iterations} "
                               f"(+ initial_expert_steps={self.initial_expert_steps}) is {steps:,} steps: D would need "
@@ -139,7 +140,8 @@ def run_dagger(parts: Parts) -> list[dict]:
     """Run (or resume) the loop; returns the metrics rows."""
     p = parts
     if p.resumed is None:
-        data, progress = Dataset(*dims(p.collector), state_dim=state_dim(p.collector)), None
+        data = Dataset(*dims(p.collector), state_dim=state_dim(p.collector), obs_dtype=p.collector.view.dtype)
+        progress = None
     else:
         data, progress = p.resumed.data, p.resumed.progress
         p.tracker.restore(p.resumed.rows)
@@ -281,7 +283,7 @@ def restore(run_dir: Path, state: dict, learner: Learner, supervisor: Supervisor
     if not isinstance(n, int) or not isinstance(m, int) or len(saved) < n or saved_m < m:
         raise ConfigError(f"{where} holds {len(saved)} labels and {saved_m} transitions but "
                           f"the checkpoint needs {n} and {m}; this run cannot be resumed, choose a new hydra.run.dir")
-    data = Dataset(*dims(collector), capacity=max(1, m), state_dim=state_dim(collector))
+    data = Dataset(*dims(collector), capacity=max(1, m), state_dim=state_dim(collector), obs_dtype=collector.view.dtype)
     data.add(saved.transitions.truncated(m))
     if len(data) != n:
         raise ConfigError(f"{where}: its first {m} transitions hold {len(data)} labels, but the checkpoint counts "

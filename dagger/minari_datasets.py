@@ -141,7 +141,8 @@ def write_minari(dataset_id: str, data: Dataset, env: gym.Env, algorithm: str, d
         os.environ["MINARI_DATASETS_PATH"] = str(staging)  # Minari writes where this says
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*is set to None.*")  # author, email, code permalink
-            view = gym.spaces.Box(-np.inf, np.inf, data.obs.shape[1:], np.float64)  # the student's (the learner's)
+            view = (gym.spaces.Box(0, 255, data.obs.shape[1:], np.uint8) if data.obs.dtype == np.uint8  # frames
+                    else gym.spaces.Box(-np.inf, np.inf, data.obs.shape[1:], np.float64))  # the student's view
             dataset = minari.create_dataset_from_buffers(
                 dataset_id, episode_buffers(data, env.action_space), env=env, algorithm_name=algorithm, description=description,
                 ref_min_score=ref_min_score, ref_max_score=ref_max_score, data_format="hdf5",

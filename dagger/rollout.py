@@ -237,8 +237,9 @@ def transitions(obs: np.ndarray, state: np.ndarray, d, next_obs: np.ndarray, nex
     (state, next_state); where an episode ended, s' is its final state."""
     labelled = d.labelled[:take]
     labels = np.full(d.actions.shape, np.nan) if d.labels is None else d.labels  # left to later: set by collect
-    return {"obs": obs[:take].astype(np.float32), "acts": np.asarray(d.actions[:take], dtype=np.float32),
-            "reward": np.asarray(reward[:take], dtype=np.float64), "next_obs": next_obs[:take].astype(np.float32),
+    stored = np.uint8 if obs.dtype == np.uint8 else np.float32  # a view of frames alone stays uint8
+    return {"obs": obs[:take].astype(stored), "acts": np.asarray(d.actions[:take], dtype=np.float32),
+            "reward": np.asarray(reward[:take], dtype=np.float64), "next_obs": next_obs[:take].astype(stored),
             "state": state[:take].astype(np.float32), "next_state": next_state[:take].astype(np.float32),
             "terminated": terminated[:take].copy(), "truncated": truncated[:take].copy(),
             "learner": ~d.supervisor_acts[:take],

@@ -103,7 +103,7 @@ class VideoRecorder:
         skip = max(1, math.ceil(task_fps / self.fps))
         obs, _ = self.env.reset(seed=self.seed)
         actions = actions_of(self.env.action_space)
-        frames, steps, done = [self.env.render()], 0, False
+        frames, steps, done = [self.scene(act)], 0, False
         while not done:
             if self._cancel.is_set():
                 raise Cancelled
@@ -111,8 +111,23 @@ class VideoRecorder:
             steps += 1
             done = terminated or truncated
             if steps % skip == 0 or done:
-                frames.append(self.env.render())
+                frames.append(self.scene(act))
         return frames, steps, task_fps / skip
+
+    def scene(self, act: Act) -> np.ndarray:
+        """The task's frame, with a pixel student's own newest frame beside it (scaled up, `Student.seen_frame`)."""
+        viewer = getattr(getattr(self.env.unwrapped, "mujoco_renderer", None), "viewer", None)
+        if viewer is not None:  # a pixel student renders with a GL context of its own in this thread
+            viewer.make_context_current()
+        frame = self.env.render()
+        seen = act.seen_frame() if hasattr(act, "seen_frame") else None
+        if seen is None:
+            return frame
+        height = frame.shape[0]
+        scale = max(1, height // seen.shape[0])
+        seen = np.repeat(np.repeat(seen, scale, axis=0), scale, axis=1)[:height]
+        seen = np.pad(seen, ((0, height - len(seen)), (0, max(0, height - seen.shape[1])), (0, 0)))
+        return np.concatenate([frame, seen], axis=1)
 
     def close(self, cancel: bool = False) -> None:
         """Wait for the videos still being rendered (or, with `cancel`, stop them), then free the renderer."""

@@ -144,9 +144,10 @@ def test_ema_acts_with_the_moving_average_of_the_weights_and_resumes_with_it():
 
 
 def test_chunks_cover_every_row_once_and_at_least_one_slice():
-    from dagger.policy.fitting import chunks
+    from dagger.policy.fitting import PREDICT_CHUNK, PREDICT_NUMBERS, chunks
 
-    rows = np.arange(10)
-    assert np.array_equal(np.concatenate([rows[part] for part in chunks(10, 4)]), rows)
-    assert chunks(10, 4) == [slice(0, 4), slice(4, 8), slice(8, 12)]
-    assert chunks(0, 4) == [slice(0, 4)]  # an empty input still makes one (empty) prediction
+    rows, wide = np.arange(10), PREDICT_NUMBERS // 4  # rows this wide (camera frames) go 4 at a time
+    assert np.array_equal(np.concatenate([rows[part] for part in chunks(10, wide)]), rows)
+    assert chunks(10, wide) == [slice(0, 4), slice(4, 8), slice(8, 12)]
+    assert chunks(0, wide) == [slice(0, 4)]  # an empty input still makes one (empty) prediction
+    assert chunks(10**6, 17)[0] == slice(0, PREDICT_CHUNK)  # vectors: PREDICT_CHUNK rows at a time

@@ -7,6 +7,8 @@ other keys) and its constructor takes `(cfg, observation_space, action_space, de
     ensemble.py  EnsembleLearner: K MLP learners; their spread is an uncertainty (policy=ensemble)
     recurrent.py GRULearner: a GRU over the view's last K views, a recurrent student (policy=gru), and
                  GRUEnsembleLearner: K of them as the ensemble's members (policy=gru_ensemble)
+    cnn.py       CNNLearner: a conv encoder of camera frames (obs=pixels) feeding the MLP head, a pixel student
+                 (policy=cnn), and CNNEnsembleLearner: K of them as the ensemble's members (policy=cnn_ensemble)
     fitting.py   the MLP, the Adam minibatch loop and the cosine learning rate every network here uses
 """
 from __future__ import annotations

@@ -85,7 +85,7 @@ class EnsembleLearner:
         """Mean sigma(s) over the states `obs` (D's)."""
         if not len(obs):
             return 0.0
-        return sum(float(self.uncertainty(obs[part]).sum()) for part in chunks(len(obs))) / len(obs)
+        return sum(float(self.uncertainty(obs[part]).sum()) for part in chunks(len(obs), obs.shape[1])) / len(obs)
 
     def policy_state_dict(self) -> dict:
         """The weights that act (saved as learner.pt), keyed `<member>.<parameter>` like an nn.ModuleList."""

@@ -10,12 +10,14 @@ from torch import nn
 
 Activation = Literal["relu", "tanh", "elu"]  # the `policy.activation` options
 ACTIVATIONS = dict(zip(get_args(Activation), (nn.ReLU, nn.Tanh, nn.ELU)))
-PREDICT_CHUNK = 65_536  # states per forward pass when a network predicts on many states (D, held-out sets)
+PREDICT_CHUNK = 65_536  # states per forward pass when a network predicts on many states (D, held-out sets) ...
+PREDICT_NUMBERS = 2**24  # ... and at most this many inputs (rows of camera frames are thousands wide)
 
 
-def chunks(n: int, size: int = PREDICT_CHUNK) -> list[slice]:
-    """The rows 0..n-1, `size` at a time (at least one slice): a network predicting on many states (D, held-out
-    sets) holds one chunk's activations at a time."""
+def chunks(n: int, width: int = 1) -> list[slice]:
+    """The rows 0..n-1 of `width` inputs each, a chunk at a time (at least one slice): a network predicting on many
+    states (D, held-out sets) holds one chunk's activations at a time."""
+    size = min(PREDICT_CHUNK, max(1, PREDICT_NUMBERS // width))
     return [slice(start, start + size) for start in range(0, max(1, n), size)]
 
 

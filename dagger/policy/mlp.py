@@ -64,9 +64,11 @@ class MLPPolicy(nn.Module):
     observation to the action head (default: an MLP of `hidden` layers)."""
 
     def __init__(self, obs_dim: int, actions: Actions, hidden: list[int], activation: str = "relu",
-                 loss: str = "mse", net: Callable[[int, int], nn.Module] | None = None):
+                 loss: str = "mse", net: Callable[[int, int], nn.Module] | None = None,
+                 pixels: np.ndarray | None = None):
         super().__init__()
         self.loss_kind = loss
+        self.pixels = pixels  # which columns are a frame's 0..255 values: standardised as x / 255 - 0.5
         out_dim = actions.head * (2 if loss == "gaussian" else 1)
         self.net = net(obs_dim, out_dim) if net is not None else mlp([obs_dim, *hidden, out_dim], activation)
         self.register_buffer("obs_mean", torch.zeros(obs_dim))
@@ -78,8 +80,15 @@ class MLPPolicy(nn.Module):
             self.register_buffer("act_half", torch.as_tensor(actions.half, dtype=torch.float32))
 
     def set_obs_stats(self, obs: np.ndarray) -> None:
-        self.obs_mean.copy_(torch.as_tensor(obs.mean(0)))
-        self.obs_std.copy_(torch.as_tensor(obs.std(0) + 1e-6))
+        if self.pixels is None:
+            self.obs_mean.copy_(torch.as_tensor(obs.mean(0)))
+            self.obs_std.copy_(torch.as_tensor(obs.std(0) + 1e-6))
+            return
+        numbers = obs[:, ~self.pixels].astype(np.float64)  # the frames' statistics are fixed, not measured on D
+        mean, std = np.full(obs.shape[1], 127.5), np.full(obs.shape[1], 255.0)
+        mean[~self.pixels], std[~self.pixels] = numbers.mean(0), numbers.std(0) + 1e-6
+        self.obs_mean.copy_(torch.as_tensor(mean))
+        self.obs_std.copy_(torch.as_tensor(std))
 
     def standardize(self, obs: torch.Tensor) -> torch.Tensor:
         return (obs - self.obs_mean) / self.obs_std
@@ -161,7 +170,7 @@ class MLPLearner:
         check_fits_in_memory(cfg, obs_dim, actions.head)
         loss = loss_for(cfg.loss, actions)
         self.make_policy = lambda: MLPPolicy(obs_dim, actions, cfg.hidden, cfg.activation, loss,
-                                             self.network()).to(device)
+                                             self.network(), self.pixel_columns()).to(device)
         self.cfg, self.device = cfg, device
         self.policy = self.make_policy()
         self.optimizer = self._new_optimizer()
@@ -171,6 +180,16 @@ class MLPLearner:
         """What maps the standardised observation to the action head, given (obs_dim, out_dim): None for the MLP of
         `hidden` layers (a subclass's own network otherwise)."""
         return None
+
+    def pixel_columns(self) -> np.ndarray | None:
+        """Which input columns are frame pixels (a subclass's; None: all are numbers, standardised with D's statistics)."""
+        return None
+
+    def augment(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """A minibatch's inputs as the fit sees them (a subclass's data augmentation; none here): uint8 frames, or
+        rows already standardised (a frame's pixels all share one standardisation, so shifting them commutes
+        with it)."""
+        return batch
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
         # The rate given here is set again before every minibatch (`lr_at`, by `minibatch_steps`).
@@ -213,13 +232,16 @@ class MLPLearner:
             self.averaged.load_state_dict({**self.averaged.state_dict(), "obs_mean": self.policy.obs_mean,
                                            "obs_std": self.policy.obs_std})
         with torch.no_grad():  # once per fit, not per minibatch (the same numbers either way)
-            obs = self.policy.standardize(torch.as_tensor(states, device=self.device))
+            obs = torch.as_tensor(states, device=self.device)
+            frames = obs.dtype == torch.uint8  # frames: standardised per minibatch (all of D as floats is 4x its size)
+            obs = obs if frames else self.policy.standardize(obs)
             targets = self.policy.scale(torch.as_tensor(data.acts, device=self.device))
         steps, n, batch = self.fit_steps(len(data)), len(data), self.cfg.batch_size
 
         def batch_loss() -> torch.Tensor:
             idx = torch.randint(n, (batch,), generator=generator).to(self.device)
-            return self.policy.scaled_loss(obs[idx], targets[idx])
+            inputs = self.augment(obs[idx], generator)  # frames are shifted as uint8, then standardised
+            return self.policy.scaled_loss(self.policy.standardize(inputs) if frames else inputs, targets[idx])
 
         losses = minibatch_steps(self.optimizer, steps, lambda step: self.lr_at(step, steps), batch_loss,
                                  self._average if self.averaged is not None else None)

@@ -110,7 +110,7 @@ class DART(Supervisor):
         dim = self.actions.width
         total = np.zeros((dim, dim))
         states, labels = data.obs, data.acts
-        for part in chunks(len(data)):
+        for part in chunks(len(data), states.shape[1]):
             obs, acts = states[part], labels[part]
             if self.actions.discrete:
                 total += self.actions.gap(learner.act(obs), acts).sum()
