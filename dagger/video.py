@@ -178,12 +178,24 @@ MUJOCO_GL_VALUES = ("egl", "osmesa", "glfw", "glx", "", "enable", "enabled", "on
                     "disable", "disabled", "off", "false", "0")
 
 
+# The system library each headless backend loads when a MuJoCo task is built (PyOpenGL fails with an
+# AttributeError deep in its imports where it is missing).
+BACKEND_LIBRARIES = {"egl": ("EGL", "libegl1"), "osmesa": ("OSMesa", "libosmesa6")}
+
+
 def check_mujoco_gl() -> None:
-    """A MUJOCO_GL that MuJoCo refuses would stop every run at `import mujoco`: one line instead."""
+    """A MUJOCO_GL that MuJoCo refuses would stop every run at `import mujoco`, and a headless backend whose library
+    is not installed at the first MuJoCo task: one line instead."""
+    import ctypes.util
+
     value = os.environ.get("MUJOCO_GL")
     if value is not None and value.lower().strip() not in MUJOCO_GL_VALUES:
         raise ConfigError(f"MUJOCO_GL={value!r} (environment variable) is not a MuJoCo rendering backend; use egl "
                           "(headless, the default when unset), osmesa or glfw")
+    library, package = BACKEND_LIBRARIES.get((value or "").lower().strip(), (None, None))
+    if library is not None and ctypes.util.find_library(library) is None:
+        raise ConfigError(f"MUJOCO_GL={value!r} (environment variable): its library lib{library} is not installed "
+                          f"here (Debian: apt install {package}); use another backend, e.g. egl or glfw")
 
 
 def write_mp4(path: Path, frames: list[np.ndarray], fps: float) -> None:

@@ -5,6 +5,7 @@ import gymnasium as gym
 import imageio.v2 as imageio
 import numpy as np
 import pandas as pd
+import pytest
 from omegaconf import OmegaConf
 
 from dagger.video import VideoRecorder
@@ -67,3 +68,19 @@ def test_videos_are_on_by_default_for_a_single_run_and_off_in_a_sweep(tmp_path):
                                                                                    "learner-iter001.mp4"]
     run_cli("-m", *quick, "schedule.iterations=1", "logger=none", f"hydra.sweep.dir={tmp_path / 'sweep'}")
     assert (tmp_path / "sweep" / "0" / "metrics.csv").is_file() and not list((tmp_path / "sweep").rglob("*.mp4"))
+
+
+def test_a_headless_backend_whose_library_is_missing_is_one_line_naming_it(monkeypatch):
+    """MUJOCO_GL=osmesa without libOSMesa would fail at the first MuJoCo task deep in PyOpenGL's imports."""
+    import ctypes.util
+
+    from dagger.config import ConfigError
+    from dagger.video import check_mujoco_gl
+
+    monkeypatch.setenv("MUJOCO_GL", "osmesa")
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    with pytest.raises(ConfigError, match=r"^MUJOCO_GL='osmesa' \(environment variable\): its library libOSMesa is "
+                                          r"not installed here \(Debian: apt install libosmesa6\)"):
+        check_mujoco_gl()
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: f"lib{name}.so.1")
+    check_mujoco_gl()  # installed: no complaint
