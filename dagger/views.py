@@ -13,7 +13,8 @@ student) reads its own view of it, built per env and step from that observation:
     history    o_t = [f(s_{t-K+1}), ..., f(s_t)] (`obs.history` = K); at an episode's start the first view fills
                the stack (gymnasium's FrameStackObservation with padding_type="reset")
     actions    o_t += [a_{t-1}] (`obs.actions`), the action executed at the previous step, whoever chose it
-               (the robot knows what its motors did); zeros at an episode's start
+               (the robot knows what its motors did); zeros at an episode's start; a discrete choice as a
+               one-hot row
 
 This is how DAgger distils a privileged teacher into a student with fewer sensors (rsl_rl / IsaacLab
 distillation; Chen et al. 2019, "Learning by Cheating"; Kumar et al. 2021, "RMA"). D keeps the student's view as
@@ -44,6 +45,7 @@ from __future__ import annotations
 import copy
 import os
 import threading
+from collections.abc import Callable
 from typing import Annotated
 
 import gymnasium as gym
@@ -260,9 +262,10 @@ class StudentView:
     Per env it keeps the stack and the last action; `restart` begins new episodes, `advance` moves on by one step,
     `current` is what the student sees now. Its state (stack, actions, noise generator) is part of a checkpoint."""
 
-    def __init__(self, features: Features, history: int, actions: bool, act_dim: int, seed: int | list[int]):
+    def __init__(self, features: Features, history: int, actions: bool, act_dim: int, seed: int | list[int],
+                 encode: Callable[[np.ndarray], np.ndarray] | None = None):
         self.features, self.history, self.with_actions, self.act_dim = features, history, actions, act_dim
-        self.seed = seed
+        self.seed, self.encode = seed, encode  # encode: executed actions -> the act_dim numbers seen (None: as is)
         self.rng = np.random.default_rng(seed)
         self.stack = np.zeros((0, history, features.dim), dtype=features.dtype)
         self.last_action = np.zeros((0, act_dim))
@@ -301,7 +304,7 @@ class StudentView:
             self.stack[:, :-1] = self.stack[:, 1:]
         self.stack[:, -1] = self.features(states, self.rng)
         if self.with_actions:
-            self.last_action[:] = actions
+            self.last_action[:] = actions if self.encode is None else self.encode(actions)
 
     def current(self) -> np.ndarray:
         """What the student sees now, (envs, dim)."""
@@ -317,7 +320,7 @@ class StudentView:
 
     def fresh(self, seed: int | list[int]) -> StudentView:
         """The same view, with no envs yet and its noise seeded by `seed` (an evaluation's own view)."""
-        return StudentView(self.features, self.history, self.with_actions, self.act_dim, seed)
+        return StudentView(self.features, self.history, self.with_actions, self.act_dim, seed, self.encode)
 
     def state_dict(self) -> dict:
         return {"stack": torch.from_numpy(self.stack.copy()), "last_action": torch.from_numpy(self.last_action.copy()),
@@ -385,4 +388,7 @@ def build_view(obs_cfg: ViewConfig, env: gym.Env, expert: Act, seed: int | list[
     if not isinstance(obs_cfg, ViewConfig) or isinstance(obs_cfg, AnyViewConfig):
         obs_cfg = view_config(obs_cfg)
     features = view_class(obs_cfg.target).of(obs_cfg, env, expert)
-    return StudentView(features, obs_cfg.history, obs_cfg.actions, actions_of(env.action_space).width, seed)
+    actions = actions_of(env.action_space)
+    if actions.discrete:  # the previous choice as a one-hot row, not its index
+        return StudentView(features, obs_cfg.history, obs_cfg.actions, actions.head, seed, actions.features)
+    return StudentView(features, obs_cfg.history, obs_cfg.actions, actions.width, seed)

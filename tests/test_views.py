@@ -290,3 +290,17 @@ def test_the_students_window_sees_every_step_even_where_only_the_expert_acts():
             for lag in range(3):  # slot 2 - lag holds the positions of `lag` steps ago (the first state before that)
                 np.testing.assert_array_equal(obs[k, (2 - lag) * 5:(3 - lag) * 5], state[k - min(lag, since), :5])
     collector.close()
+
+
+def test_a_discrete_students_previous_choice_is_seen_one_hot():
+    from dagger.views import Full
+
+    env = gym.make("CartPole-v1")
+    view = build_view(obs_config("full", actions=True), env, lambda obs: np.zeros((len(obs), 1)), seed=0)
+    assert view.dim == 4 + 2
+    states = np.zeros((3, 4))
+    view.restart(states)
+    np.testing.assert_array_equal(view.current()[:, 4:], 0)  # nothing chosen yet at an episode's start
+    view.advance(states, np.array([[1.0], [0.0], [1.0]]))  # the choices as D stores them: their index
+    np.testing.assert_array_equal(view.current()[:, 4:], [[0, 1], [1, 0], [0, 1]])
+    assert isinstance(view.features, Full)

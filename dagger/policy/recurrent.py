@@ -81,7 +81,7 @@ class GRULearner(MLPLearner):
 
     def __init__(self, cfg: GRUConfig, observation_space: gym.spaces.Box, action_space: gym.spaces.Box,
                  device: str = "cpu"):
-        extra = actions_of(action_space).width if cfg.actions else 0
+        extra = actions_of(action_space).head if cfg.actions else 0  # a discrete choice is seen one-hot
         width = observation_space.shape[0] - extra
         if cfg.steps < 2 or width % cfg.steps:
             raise ConfigError(f"policy.steps={cfg.steps} must be >= 2 (the GRU reads a window of views as a sequence)"
