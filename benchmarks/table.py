@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-ORDER = ["walker", "hopper", "halfcheetah", "ant", "cartpole", "acrobot", "lunarlander", "pendulum_swingup"]
+ORDER = ["walker", "hopper", "halfcheetah", "ant", "cartpole", "acrobot", "lunarlander", "pendulum_swingup",
+         "lunarlander_continuous", "pendulum"]
 
 
 def folders(sweep: Path) -> list[Path]:
