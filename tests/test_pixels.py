@@ -133,7 +133,7 @@ def test_the_cnn_learns_what_only_the_frame_shows():
     assert errors["shuffled"] > 0.7 * baseline, (errors, baseline)
 
 
-def test_a_pixel_run_stores_uint8_frames_resumes_exactly_and_films_what_the_student_saw(tmp_path):
+def test_a_pixel_run_stores_uint8_frames_and_resumes_exactly_after_a_kill(tmp_path):
     args = [*PIXELS, "schedule.iterations=3"]
     run_in_process(tmp_path / "straight", *args)
     again = interrupt_after_first_iteration_and_resume(tmp_path / "resumed", *args)
@@ -205,3 +205,17 @@ def test_without_a_working_renderer_the_pixel_view_is_refused_in_one_line_naming
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith("error: obs=pixels: MuJoCo cannot render InvertedPendulum-v5 here with MUJOCO_GL=glfw"), line
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("algo", ["dart", "safe_dagger", "thrifty_dagger"])
+def test_the_algorithms_that_read_the_students_side_run_unchanged_with_a_pixel_student(tmp_path, algo):
+    """The expert labels from the full state; the gates (SafeDAgger's classifier, ThriftyDAgger's risk critic and
+    its ensemble's spread) and DART's noise fit read the student's frames. (Every algorithm ran so when this was
+    written; these three are the ones with code of their own on the student's side.)"""
+    learner = ["policy=cnn_ensemble", "policy.members=2"] if algo == "thrifty_dagger" else []
+    run_in_process(tmp_path / algo, *PIXELS, "obs.size=[16,16]", "obs.history=1", *learner, f"algo={algo}",
+                   "schedule.iterations=2")
+    metrics = pd.read_csv(tmp_path / algo / "metrics.csv")
+    assert len(metrics) == 2 and metrics.normalized_return.notna().all()
+    with np.load(tmp_path / algo / "dataset.npz") as saved:
+        assert saved["obs"].dtype == np.uint8 and len(saved["obs"]) == metrics.dataset_size.iloc[-1]
