@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--tasks", nargs="+", default=["InvertedPendulum-v5", "Hopper-v5"])
     args = parser.parse_args()
-    print(f"| task | frame | render s / 1,000 steps | frames/s | simulate s / 1,000 steps | render / simulate |")
+    print("| task | frame | render s / 1,000 steps | frames/s | simulate s / 1,000 steps | render / simulate |")
     print("|---|---|---|---|---|---|")
     for task in args.tasks:
         env = gym.make(task)
