@@ -219,3 +219,26 @@ def test_the_algorithms_that_read_the_students_side_run_unchanged_with_a_pixel_s
     assert len(metrics) == 2 and metrics.normalized_return.notna().all()
     with np.load(tmp_path / algo / "dataset.npz") as saved:
         assert saved["obs"].dtype == np.uint8 and len(saved["obs"]) == metrics.dataset_size.iloc[-1]
+
+
+def test_the_recurrent_pixel_student_learns_what_only_the_sequence_of_frames_shows():
+    """policy=cnn_gru reads two frames one after the other: fitted to how far the cart moved between them (which
+    neither frame shows alone), it predicts it on unseen pairs far better than the labels' mean."""
+    env = gym.make("InvertedPendulum-v5")
+    view = StudentView(Pixels(env, (36, 36), proprio=False), 2, False, 1, 0)
+
+    def pairs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        first = np.c_[rng.uniform(-0.5, 0.5, n), rng.uniform(-0.2, 0.2, n), np.zeros((n, 2))]
+        second = first + np.c_[rng.uniform(-0.3, 0.3, n), np.zeros((n, 3))]
+        rows = np.concatenate([view.features.frames(first), view.features.frames(second)], axis=1)
+        return rows, (second[:, :1] - first[:, :1]) * 8
+
+    rows, change = pairs(600, 0)
+    test_rows, test_change = pairs(200, 1)
+    torch.manual_seed(0)
+    learner = build_learner(policy_config("cnn_gru", gradient_steps=400, epochs=0, batch_size=64), view.space,
+                            env.action_space, "cpu")
+    learner.fit(Pairs(rows, change.astype(np.float32)), torch.Generator().manual_seed(0))
+    error = float(np.mean((learner.act(test_rows) - test_change) ** 2))
+    assert error < 0.1 * float(np.var(test_change)), (error, float(np.var(test_change)))

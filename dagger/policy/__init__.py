@@ -8,7 +8,8 @@ other keys) and its constructor takes `(cfg, observation_space, action_space, de
     recurrent.py GRULearner: a GRU over the view's last K views, a recurrent student (policy=gru), and
                  GRUEnsembleLearner: K of them as the ensemble's members (policy=gru_ensemble)
     cnn.py       CNNLearner: a conv encoder of camera frames (obs=pixels) feeding the MLP head, a pixel student
-                 (policy=cnn), and CNNEnsembleLearner: K of them as the ensemble's members (policy=cnn_ensemble)
+                 (policy=cnn; policy=cnn_gru with a GRU over the frames), and CNNEnsembleLearner: K of them as the
+                 ensemble's members (policy=cnn_ensemble)
     fitting.py   the MLP, the Adam minibatch loop and the cosine learning rate every network here uses
 """
 from __future__ import annotations

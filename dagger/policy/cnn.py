@@ -20,6 +20,10 @@ at 84x84; the second stride halves the CPU cost at 64x64). The DQN encoder CS285
 filters with stride 4 first) was tried first: fitted on 2,000 InvertedPendulum frames for 1,500 minibatches it
 did not learn the pole's angle at all (held-out error at the labels' variance), where this one reached 1% of it
 in 500. `policy=cnn_ensemble` makes K such students the members of the ensemble learner (`dagger.policy.ensemble`).
+
+The recurrent head (`policy=cnn_gru`, `gru_size` > 0) encodes each of the K frames alone with the same encoder and
+runs a GRU (Cho et al. 2014) over their features, each view's vector beside its frame, the head reading its last
+state and the previous action: the window GRU of `dagger.policy.recurrent`, on frames.
 """
 from __future__ import annotations
 
@@ -42,6 +46,8 @@ class CNNConfig(MLPConfig):
 
     features: Annotated[int, COUNT, Help("the encoder's output units")]
     augment: Annotated[int, integer(0, 16), Help("random shift of the frames by up to this many pixels (0: none)")]
+    gru_size: Annotated[int, integer(0, 4096), Help("0: the frames stacked as channels; n: a GRU of n units reads "
+                                                    "them one after another")]
 
 
 class Layout:
@@ -85,25 +91,37 @@ class Layout:
 
 class FrameNet(nn.Module):
     """Rows of the student's view -> the action head: the conv encoder on the frames, the head on its features and
-    the numbers beside them."""
+    the numbers beside them. With `gru_size` > 0 the encoder reads one frame at a time and a GRU reads the K frames'
+    features (and each view's vector) in order, the head its last state and the previous action."""
 
-    def __init__(self, layout: Layout, features: int, hidden: list[int], activation: str, out_dim: int):
+    def __init__(self, layout: Layout, features: int, hidden: list[int], activation: str, out_dim: int,
+                 gru_size: int = 0):
         super().__init__()
-        self.layout = layout
+        self.layout, self.recurrent = layout, gru_size > 0
         channels, height, width = layout.frame
+        stacked = 1 if self.recurrent else layout.history  # frames per encoder input
         self.encoder = nn.Sequential(
-            nn.Conv2d(channels * layout.history, 32, 3, stride=2), nn.ReLU(),
+            nn.Conv2d(channels * stacked, 32, 3, stride=2), nn.ReLU(),
             nn.Conv2d(32, 32, 3, stride=2), nn.ReLU(),
             nn.Conv2d(32, 32, 3, stride=1), nn.ReLU(), nn.Flatten())
         with torch.no_grad():
-            flat = self.encoder(torch.zeros(1, channels * layout.history, height, width)).shape[1]
+            flat = self.encoder(torch.zeros(1, channels * stacked, height, width)).shape[1]
         self.project = nn.Sequential(nn.Linear(flat, features), nn.LayerNorm(features), nn.Tanh())
-        numbers = layout.history * layout.vector + layout.extra
-        self.head = mlp([features + numbers, *hidden, out_dim], activation)
+        if self.recurrent:
+            self.gru = nn.GRU(features + layout.vector, gru_size, batch_first=True)
+            self.head = mlp([gru_size + layout.extra, *hidden, out_dim], activation)
+        else:
+            self.head = mlp([features + layout.history * layout.vector + layout.extra, *hidden, out_dim], activation)
 
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
         frames, numbers = self.layout.split(rows)
-        return self.head(torch.cat([self.project(self.encoder(frames)), numbers], dim=1))
+        if not self.recurrent:
+            return self.head(torch.cat([self.project(self.encoder(frames)), numbers], dim=1))
+        n, (channels, height, width), history = len(rows), self.layout.frame, self.layout.history
+        encoded = self.project(self.encoder(frames.reshape(n * history, channels, height, width)))
+        vectors = numbers[:, :history * self.layout.vector].reshape(n, history, self.layout.vector)
+        outputs, _ = self.gru(torch.cat([encoded.reshape(n, history, -1), vectors], dim=2))
+        return self.head(torch.cat([outputs[:, -1], numbers[:, history * self.layout.vector:]], dim=1))
 
 
 def random_shift(frames: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
@@ -130,7 +148,8 @@ class CNNLearner(MLPLearner):
 
     def network(self) -> Callable[[int, int], nn.Module]:
         cfg = self.cfg
-        return lambda obs_dim, out_dim: FrameNet(self.layout, cfg.features, cfg.hidden, cfg.activation, out_dim)
+        return lambda obs_dim, out_dim: FrameNet(self.layout, cfg.features, cfg.hidden, cfg.activation, out_dim,
+                                                 cfg.gru_size)
 
     def pixel_columns(self) -> np.ndarray:
         return self.layout.pixel_columns()
