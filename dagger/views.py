@@ -51,11 +51,10 @@ from typing import Annotated
 import gymnasium as gym
 import numpy as np
 import torch
-
-from dagger.actions import actions_of
-from dagger.config import ConfigError
 from pydantic import Field
 
+from dagger.actions import actions_of
+from dagger.config import ConfigError, describe
 from dagger.schemas import BOOLEAN, COUNT, Help, integer, number, OpenSchema, parse_targeted, target_class, Targeted
 from dagger.supervisors import Act
 
@@ -164,7 +163,6 @@ class Pixels(Features):
         try:
             self.frames(np.zeros((1, self.positions)))
         except Exception as err:  # noqa: BLE001 - no GL backend, no display: one line
-            from dagger.config import describe
             raise ConfigError(f"obs=pixels: MuJoCo cannot render {env_id} here with MUJOCO_GL="
                               f"{os.environ.get('MUJOCO_GL', '(unset)')} ({describe(err, 160)}); set MUJOCO_GL=egl "
                               "(headless, on the CPU where there is no GPU) or osmesa") from None
