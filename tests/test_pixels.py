@@ -113,6 +113,7 @@ def frames_and_angles(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return pixels.frames(states), states[:, 1:2]
 
 
+@pytest.mark.learning
 def test_the_cnn_learns_what_only_the_frame_shows():
     """A CNN fitted to map frames to a label only the picture holds (the pole's angle, scaled to the action range)
     predicts it on poses it never saw far better than the labels' mean; the same fit on shuffled labels does not."""
@@ -221,6 +222,7 @@ def test_the_algorithms_that_read_the_students_side_run_unchanged_with_a_pixel_s
         assert saved["obs"].dtype == np.uint8 and len(saved["obs"]) == metrics.dataset_size.iloc[-1]
 
 
+@pytest.mark.learning
 def test_the_recurrent_pixel_student_learns_what_only_the_sequence_of_frames_shows():
     """policy=cnn_gru reads two frames one after the other: fitted to how far the cart moved between them (which
     neither frame shows alone), it predicts it on unseen pairs far better than the labels' mean."""
