@@ -191,7 +191,8 @@ def test_the_memory_check_counts_frames_at_one_byte_each():
     (["env=cartpole", "expert=ppo", "obs=pixels", "policy=classifier"],
      "error: obs=pixels: CartPole-v1 is not a MuJoCo task"),
     (["env=pendulum", "expert=sac", "policy=cnn"], "error: policy=cnn reads camera frames"),
-    (["env=pendulum", "expert=sac", "obs=pixels", "obs.size=[8,64]"], "error: obs.size=[8, 64] must be a list of 2 integers in [16, 512]"),
+    (["env=pendulum", "expert=sac", "obs=pixels", "obs.size=[8,64]"],
+     "error: obs.size=[8, 64] must be a list of 2 integers in [16, 512]"),
 ])
 def test_a_pixel_view_or_cnn_that_cannot_apply_is_refused_in_one_line_before_any_work(tmp_path, args, says):
     result = run_cli(*args, "logger=none", run_dir=tmp_path / "run", check=False)
