@@ -1,10 +1,10 @@
 """The pixel student (`policy=cnn`): a convolutional encoder of the camera frames feeding the MLP head, for students
 that see the task through a camera (`obs=pixels`, `dagger.views`) while the expert reads the full state.
 
-The encoder is DrQ's (Yarats, Kostrikov & Fergus 2021, "Image Augmentation Is All You Need"; Kostrikov et al.):
-3x3 filters, 32 channels, ReLUs, then a linear layer of `features` units, layer-normalised and squashed by tanh; it reads the last K frames stacked as 3K
-channels (`obs.history` = K). The vector part (`obs.proprio`) and the previous action (`obs.actions`) join its
-features before the head:
+The encoder is DrQ's (Kostrikov, Yarats & Fergus 2021, "Image Augmentation Is All You Need"): 3x3 filters, 32
+channels, ReLUs, then a linear layer of `features` units, layer-normalised and squashed by tanh; it reads the last
+K frames stacked as 3K channels (`obs.history` = K). The vector part (`obs.proprio`) and the previous action
+(`obs.actions`) join its features before the head:
 
     a = head([tanh(LayerNorm(W conv(frames_{t-K+1..t} / 255 - 0.5))), vector_{t-K+1..t}, a_{t-1}])
 
@@ -70,7 +70,8 @@ class Layout:
         return np.r_[np.tile(block, self.history), np.zeros(self.extra, bool)]
 
     def split(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rows -> the frames as (n, 3K, height, width) channels, and the numbers beside them (n, K * vector + extra)."""
+        """Rows -> the frames as (n, 3K, height, width) channels, and the numbers beside them
+        (n, K * vector + extra)."""
         n, (channels, height, width) = len(rows), self.frame
         if not self.vector and not self.extra:  # frames alone: a view of the rows, no copy
             return rows.reshape(n, self.history * channels, height, width), rows[:, :0]

@@ -182,7 +182,8 @@ class MLPLearner:
         return None
 
     def pixel_columns(self) -> np.ndarray | None:
-        """Which input columns are frame pixels (a subclass's; None: all are numbers, standardised with D's statistics)."""
+        """Which input columns are frame pixels (a subclass's; None: all are numbers, standardised with D's
+        statistics)."""
         return None
 
     def augment(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
