@@ -283,7 +283,8 @@ def restore(run_dir: Path, state: dict, learner: Learner, supervisor: Supervisor
     if not isinstance(n, int) or not isinstance(m, int) or len(saved) < n or saved_m < m:
         raise ConfigError(f"{where} holds {len(saved)} labels and {saved_m} transitions but "
                           f"the checkpoint needs {n} and {m}; this run cannot be resumed, choose a new hydra.run.dir")
-    data = Dataset(*dims(collector), capacity=max(1, m), state_dim=state_dim(collector), obs_dtype=collector.view.dtype)
+    data = Dataset(*dims(collector), capacity=max(1, m), state_dim=state_dim(collector),
+                   obs_dtype=collector.view.dtype)
     data.add(saved.transitions.truncated(m))
     if len(data) != n:
         raise ConfigError(f"{where}: its first {m} transitions hold {len(data)} labels, but the checkpoint counts "
