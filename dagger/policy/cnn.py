@@ -41,6 +41,7 @@ from dagger.policy.fitting import mlp
 from dagger.policy.mlp import MLPConfig, MLPLearner
 from dagger.schemas import COUNT, Help, integer
 
+
 class CNNConfig(MLPConfig):
     """`policy=cnn`: the MLP's keys (its `hidden` layers are the head's), the encoder's width and the augmentation."""
 
