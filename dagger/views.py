@@ -205,12 +205,6 @@ class Pixels(Features):
         frames = self.frames(states)
         return np.concatenate([frames, states], axis=1) if self.vector else frames
 
-    def __getstate__(self) -> dict:  # a copy renders with renderers of its own
-        return {k: v for k, v in self.__dict__.items() if k != "local"}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, local=threading.local())
-
 
 def task_camera(env: gym.Env) -> tuple[int, dict]:
     """The camera to render the task with: the model's "track" camera where it has one (it follows the body), else

@@ -39,6 +39,7 @@ from dagger.config import ConfigError
 from dagger.policy.ensemble import EnsembleConfig, EnsembleLearner
 from dagger.policy.fitting import mlp
 from dagger.policy.mlp import MLPConfig, MLPLearner
+from dagger.policy.recurrent import WindowGRU
 from dagger.schemas import COUNT, Help, integer
 
 
@@ -109,9 +110,9 @@ class FrameNet(nn.Module):
         with torch.no_grad():
             flat = self.encoder(torch.zeros(1, channels * stacked, height, width)).shape[1]
         self.project = nn.Sequential(nn.Linear(flat, features), nn.LayerNorm(features), nn.Tanh())
-        if self.recurrent:
-            self.gru = nn.GRU(features + layout.vector, gru_size, batch_first=True)
-            self.head = mlp([gru_size + layout.extra, *hidden, out_dim], activation)
+        if self.recurrent:  # the window GRU's network, on each frame's features and vector
+            self.window = WindowGRU(layout.history, features + layout.vector, layout.extra, gru_size, hidden,
+                                    activation, out_dim)
         else:
             self.head = mlp([features + layout.history * layout.vector + layout.extra, *hidden, out_dim], activation)
 
@@ -122,8 +123,8 @@ class FrameNet(nn.Module):
         n, (channels, height, width), history = len(rows), self.layout.frame, self.layout.history
         encoded = self.project(self.encoder(frames.reshape(n * history, channels, height, width)))
         vectors = numbers[:, :history * self.layout.vector].reshape(n, history, self.layout.vector)
-        outputs, _ = self.gru(torch.cat([encoded.reshape(n, history, -1), vectors], dim=2))
-        return self.head(torch.cat([outputs[:, -1], numbers[:, history * self.layout.vector:]], dim=1))
+        steps = torch.cat([encoded.reshape(n, history, -1), vectors], dim=2).reshape(n, -1)
+        return self.window(torch.cat([steps, numbers[:, history * self.layout.vector:]], dim=1))
 
 
 def random_shift(frames: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
