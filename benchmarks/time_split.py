@@ -6,20 +6,20 @@ from pathlib import Path
 
 import pandas as pd
 
+from dagger.report.jobs import find_runs
+
 PARTS = {"rollouts": "rollout_time_s", "fits": "fit_time_s", "evaluations": "eval_time_s"}
 
 
 def main(folder: Path) -> None:
-    runs = []
-    for metrics in sorted(folder.glob("*/metrics.csv")):
-        settings = dict(item.split("=", 1) for item in metrics.parent.name.split(","))
-        m = pd.read_csv(metrics)
-        runs.append({"configuration": ",".join(f"{k}={v}" for k, v in settings.items() if k != "seed"),
-                     **{part: m[column].sum() for part, column in PARTS.items()}, "wall": m.wall_time_s.iloc[-1]})
-    table = pd.DataFrame(runs).groupby("configuration")
+    runs = find_runs(folder)
+    runs = runs[runs.status == "finished"]
+    totals = pd.DataFrame([{"configuration": r.configuration, **{part: r.metrics[column].sum()
+                                                                 for part, column in PARTS.items()},
+                            "wall": r.metrics.wall_time_s.iloc[-1]} for r in runs.itertuples()])
     print("| configuration (runs) | rollouts (s) | fits (s) | evaluations (s) | wall time (s) |")
     print("|---|---|---|---|---|")
-    for name, group in table:
+    for name, group in totals.groupby("configuration"):
         medians = group.median(numeric_only=True)
         print(f"| {name} ({len(group)}) | " + " | ".join(f"{medians[part]:,.0f}" for part in [*PARTS, "wall"]) + " |")
 
