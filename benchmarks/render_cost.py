@@ -11,6 +11,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 
+from dagger.envs import visited_states  # noqa: E402
 from dagger.views import Pixels  # noqa: E402
 
 STEPS, REPEATS = 1_000, 5
@@ -18,15 +19,10 @@ STEPS, REPEATS = 1_000, 5
 
 def states_of(env: gym.Env) -> tuple[np.ndarray, float]:
     """STEPS observations of random actions (episodes restart), and the seconds the simulator took for them."""
-    obs, _ = env.reset(seed=0)
     env.action_space.seed(0)
-    seen, start = [], time.perf_counter()
-    for _ in range(STEPS):
-        seen.append(obs)
-        obs, _, terminated, truncated, _ = env.step(env.action_space.sample())
-        if terminated or truncated:
-            obs, _ = env.reset()
-    return np.asarray(seen), time.perf_counter() - start
+    start = time.perf_counter()
+    states = visited_states(env, STEPS, lambda obs: env.action_space.sample(), seed=0)
+    return states, time.perf_counter() - start
 
 
 def main() -> None:

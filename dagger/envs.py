@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import gymnasium as gym
-
+import numpy as np
 from pydantic import field_validator
 from pydantic_core import PydanticCustomError
 
@@ -77,6 +77,19 @@ def make_env(env_cfg: EnvConfig, **overrides) -> gym.Env:
 
 
 MAX_EPISODE_STEPS = 100_000  # evaluation runs whole episodes: without a time limit it could run forever
+
+
+def visited_states(env: gym.Env, steps: int, act, seed: int) -> np.ndarray:
+    """The observations of `steps` steps of `act` (observation -> the env's action) from a reset seeded by `seed`,
+    a new episode starting (unseeded) whenever one ends: (steps, obs_dim)."""
+    obs, _ = env.reset(seed=seed)
+    seen = []
+    for _ in range(steps):
+        seen.append(obs)
+        obs, _, terminated, truncated, _ = env.step(act(obs))
+        if terminated or truncated:
+            obs, _ = env.reset()
+    return np.asarray(seen)
 
 
 def is_mujoco(env: gym.Env) -> bool:

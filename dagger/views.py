@@ -55,6 +55,7 @@ from pydantic import Field
 
 from dagger.actions import actions_of
 from dagger.config import ConfigError, describe
+from dagger.envs import visited_states
 from dagger.schemas import BOOLEAN, COUNT, Help, integer, number, OpenSchema, parse_targeted, target_class, Targeted
 from dagger.supervisors import Act
 
@@ -238,14 +239,9 @@ def position_columns(env: gym.Env, view: str = "obs=no_velocity") -> int:
 
 def spread(env: gym.Env, expert: Act) -> np.ndarray:
     """Each observation dimension's standard deviation over SPREAD_STEPS steps of the expert (episodes restart)."""
-    obs, _ = env.reset(seed=SPREAD_SEED)
-    seen, actions = [], actions_of(env.action_space)
-    for _ in range(SPREAD_STEPS):
-        seen.append(obs)
-        obs, _, terminated, truncated, _ = env.step(actions.to_env(expert(obs[None]))[0])
-        if terminated or truncated:
-            obs, _ = env.reset()
-    return np.std(np.asarray(seen, dtype=np.float64), axis=0)
+    actions = actions_of(env.action_space)
+    seen = visited_states(env, SPREAD_STEPS, lambda obs: actions.to_env(expert(obs[None]))[0], SPREAD_SEED)
+    return np.std(seen.astype(np.float64), axis=0)
 
 
 class StudentView:

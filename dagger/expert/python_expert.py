@@ -21,6 +21,7 @@ import numpy as np
 
 from dagger.actions import Actions, actions_of
 from dagger.config import ConfigError, describe
+from dagger.envs import visited_states
 
 PROBE_STATES = 32  # observations the callable is tried on before any work
 
@@ -74,13 +75,7 @@ def load_python_expert(target: str, kwargs: dict, env: gym.Env) -> PythonExpert:
 def check_outputs(key: str, policy: Callable, env: gym.Env) -> None:
     """The callable's actions on PROBE_STATES of the task's observations (a reset, then random steps) must be one
     action per state, of the action space's shape, finite and within its bounds (or valid choices)."""
-    obs, states = env.reset(seed=0)[0], []
-    for _ in range(PROBE_STATES):
-        states.append(obs)
-        obs, _, terminated, truncated, _ = env.step(env.action_space.sample())
-        if terminated or truncated:
-            obs = env.reset()[0]
-    batch = np.stack(states)
+    batch = visited_states(env, PROBE_STATES, lambda obs: env.action_space.sample(), seed=0)
     try:
         out = np.asarray(policy(batch))
     except Exception as err:  # noqa: BLE001
