@@ -148,15 +148,19 @@ class VideoRecorder:
                 pass
 
 
-def follow_the_body(env) -> None:
-    """Render through the model's tracking camera ("track": Walker2d, Hopper, HalfCheetah, Ant, Humanoid), so
-    the body stays in the picture as it moves; tasks without one keep gymnasium's default view."""
+def tracking_camera(model) -> int:
+    """The id of the model's tracking camera ("track": Walker2d, Hopper, HalfCheetah, Ant, Humanoid), which keeps
+    the body in the picture as it moves; -1 where it has none."""
     import mujoco
 
-    sim = env.unwrapped
-    track = mujoco.mj_name2id(sim.model, mujoco.mjtObj.mjOBJ_CAMERA, "track")
+    return mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, "track")
+
+
+def follow_the_body(env) -> None:
+    """Render through the model's tracking camera; tasks without one keep gymnasium's default view."""
+    track = tracking_camera(env.unwrapped.model)
     if track >= 0:
-        sim.mujoco_renderer.camera_id = track
+        env.unwrapped.mujoco_renderer.camera_id = track
 
 
 class Cancelled(Exception):
@@ -164,10 +168,15 @@ class Cancelled(Exception):
 
 
 def without_shadows(env) -> None:
-    """Shadows and reflections off: at 64x64 on a CPU they cut the rendering rate from about 280 to 15 frames/s."""
+    """The env's offscreen viewer (the one gymnasium renders with) draws without shadows and reflections."""
+    shadows_off(env.unwrapped.mujoco_renderer._get_viewer("rgb_array").scn)
+
+
+def shadows_off(scene) -> None:
+    """Shadows and reflections off in a MuJoCo scene: at 64x64 on a CPU they cut the rendering rate from about 280
+    to 15 frames/s."""
     import mujoco
 
-    scene = env.unwrapped.mujoco_renderer._get_viewer("rgb_array").scn  # the offscreen viewer gymnasium renders with
     scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
     scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
 

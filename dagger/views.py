@@ -175,14 +175,15 @@ class Pixels(Features):
             import mujoco
             from gymnasium.envs.mujoco.mujoco_rendering import MujocoRenderer
 
+            from dagger.video import shadows_off  # (video imports schedules, which import this module)
+
             data = mujoco.MjData(self.model)
             data.qpos[:] = self.init_qpos
             mujoco.mj_forward(self.model, data)
             renderer = MujocoRenderer(self.model, data, self.camera_config, self.width, self.height,
                                       camera_id=self.camera_id)
             viewer = renderer._get_viewer("rgb_array")
-            viewer.scn.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
-            viewer.scn.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+            shadows_off(viewer.scn)
             self.local.renderer, self.local.viewer, self.local.data = renderer, viewer, data
         return self.local.renderer, self.local.viewer, self.local.data
 
@@ -210,11 +211,10 @@ class Pixels(Features):
 def task_camera(env: gym.Env) -> tuple[int, dict]:
     """The camera to render the task with: the model's "track" camera where it has one (it follows the body), else
     gymnasium's free camera with the task's own settings (distance, elevation, ...)."""
-    import mujoco
+    from dagger.video import tracking_camera
 
     sim = env.unwrapped
-    track = mujoco.mj_name2id(sim.model, mujoco.mjtObj.mjOBJ_CAMERA, "track")
-    return track, dict(getattr(sim.mujoco_renderer, "default_cam_config", None) or {})
+    return tracking_camera(sim.model), dict(getattr(sim.mujoco_renderer, "default_cam_config", None) or {})
 
 
 def position_columns(env: gym.Env, view: str = "obs=no_velocity") -> int:
