@@ -62,6 +62,18 @@ class Transitions(Columns):
                           "label": ((act_dim,), np.float32), "labelled": ((), bool),
                           "env": ((), np.int32), "iteration": ((), np.int32)}, capacity)
 
+    def episodes(self) -> list[np.ndarray]:
+        """The record's episodes, each the rows of its steps in order: an env's steps (in collection order, so an
+        episode that carries over into the next iteration stays whole) up to each termination or truncation; the
+        loaded demonstrations (env -1) likewise. A last episode still running is one too."""
+        ends = self["terminated"] | self["truncated"]
+        episodes = []
+        for env in np.unique(self["env"]):
+            rows = np.flatnonzero(self["env"] == env)
+            cuts = np.flatnonzero(ends[rows]) + 1
+            episodes += [part for part in np.split(rows, cuts) if len(part)]
+        return sorted(episodes, key=lambda rows: rows[0])
+
 
 @dataclass(frozen=True)
 class Pairs:

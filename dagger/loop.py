@@ -28,6 +28,7 @@ from dagger.data import Dataset, bytes_per_step, half_memory
 from dagger.expert.expert import Expert
 from dagger.files import atomic_write
 from dagger.policy import Learner
+from dagger.policy.carried import acting
 from dagger.rollout import Collector, Evaluator, Rollout
 from dagger.runs import save_state
 from dagger.schedules import BetaSchedule
@@ -176,7 +177,7 @@ def iterate(p: Parts, supervisor: Supervisor, data: Dataset, progress: Progress,
     fit = p.learner.fit(data, torch.Generator().manual_seed(p.seed * 100_003 + i)) if len(data) else {}
     t2 = time.perf_counter()
     # the learner alone, deterministic (only every `eval.every` iterations and at the last)
-    returns = (p.evaluator.returns(p.evaluator.student(p.learner.act)) if p.evaluator.due(i, p.budget.iterations)
+    returns = (p.evaluator.returns(p.evaluator.student(acting(p.learner))) if p.evaluator.due(i, p.budget.iterations)
                else None)
     t3 = time.perf_counter()
     progress = Progress(progress.refs, i, progress.env_steps + rollout.env_steps,
@@ -195,7 +196,7 @@ def iterate(p: Parts, supervisor: Supervisor, data: Dataset, progress: Progress,
              f"rollout {t1 - t0:4.1f}s fit {t2 - t1:4.1f}s eval {t3 - t2:4.1f}s")
     checkpoint(p, data, progress)
     # media (videos) after the checkpoint: they are outputs, not part of the run's state
-    p.tracker.log_media(p.evaluator.media(p.evaluator.student(p.learner.act), "learner", i, p.budget.iterations), i)
+    p.tracker.log_media(p.evaluator.media(p.evaluator.student(acting(p.learner)), "learner", i, p.budget.iterations), i)
     return progress
 
 

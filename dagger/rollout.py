@@ -37,6 +37,7 @@ from dagger.actions import actions_of
 from dagger.envs import SIMULATORS, EnvConfig, is_mujoco, make_vec_env
 from dagger.schedules import every_or_last
 from dagger.policy import Learner
+from dagger.policy.carried import Carried, RecurrentLearner
 from dagger.supervisors import Act, Supervisor
 from dagger.video import VideoRecorder
 from dagger.views import Student, StudentView
@@ -86,6 +87,7 @@ class Collector:
         self.ep_return = np.zeros(num_envs)
         self.control = np.full(num_envs, UNKNOWN)
         self.supervised = np.zeros(num_envs, dtype=bool)  # the supervisor drove some step of this episode
+        self.hidden = None  # a recurrent learner's hidden state per env (`Carried`); None: from the episodes' starts
 
     def collect(self, supervisor: Supervisor, expert: Act, learner: Learner, steps: int,
                 rng: np.random.Generator, iteration: int) -> Rollout:
@@ -93,12 +95,15 @@ class Collector:
         deciding who acts."""
         if self.collection == "episodes":
             self.start_episodes(supervisor, iteration)
+        carried = Carried(learner, self.hidden) if isinstance(learner, RecurrentLearner) else None
         obs_chunks, state_chunks, label_chunks, finished, learner_only, steps_seen = [], [], [], [], [], []
         counted = env_steps = queries = 0
         supervised = to_supervisor = to_learner = failures = 0
         while counted < steps:
             obs = self.view.current()  # the learner's side (learner, gates) reads the student's view ...
-            d = supervisor.decide(obs, learner, expert, rng, state=self.state)  # ... the expert the full state
+            if carried is not None:  # a recurrent learner steps on every observation, whoever acts
+                carried.advance(obs)
+            d = supervisor.decide(obs, carried or learner, expert, rng, state=self.state)  # ... the expert the state
             take = min(self.num_envs, steps - counted)  # a final partial vector step counts its first envs
             keep = d.labelled[:take]
             obs_chunks.append(obs[:take][keep])
@@ -118,6 +123,8 @@ class Collector:
             steps_seen.append(transitions(obs, before, d, self.view.current(), final, reward, terminated, truncated,
                                           take))
             self.view.restart(self.state, terminated | truncated)  # the envs that ended begin their next episode
+            if carried is not None:
+                carried.restart(terminated | truncated)
             failures += int((terminated & ~d.supervisor_acts)[:take].sum())
             self.ep_return += reward
             for i in np.flatnonzero(terminated | truncated):
@@ -131,6 +138,7 @@ class Collector:
             counted += take
             env_steps += self.num_envs
         counts = control_counts(steps, supervised, to_supervisor, to_learner, failures, learner_only)
+        self.hidden = carried.hidden if carried is not None else None
         seen = {k: np.concatenate([s[k] for s in steps_seen]) for k in steps_seen[0]}
         if self.collection == "episodes":
             mark_cut_episodes(seen)
@@ -143,6 +151,7 @@ class Collector:
         seed = int(np.random.SeedSequence(self.seed, spawn_key=(iteration,)).generate_state(1)[0])
         self.state, _ = self.venv.reset(seed=seed)
         self.view.restart(self.state)
+        self.hidden = None
         self.ep_return[:] = 0.0
         self.control[:] = UNKNOWN
         self.supervised[:] = False
@@ -168,7 +177,8 @@ class Collector:
             envs.append(saved)
         return {"envs": envs, "obs": torch.from_numpy(self.state.copy()), "view": self.view.state_dict(),
                 "ep_return": torch.from_numpy(self.ep_return.copy()), "control": torch.from_numpy(self.control.copy()),
-                "supervised": torch.from_numpy(self.supervised.copy())}
+                "supervised": torch.from_numpy(self.supervised.copy()),
+                **({"hidden": self.hidden.clone()} if self.hidden is not None else {})}
 
     def load_state_dict(self, state: dict) -> None:
         for env, saved in zip(self.venv.envs, state["envs"], strict=True):
@@ -186,6 +196,7 @@ class Collector:
         self.control = state["control"].numpy().copy()
         if "supervised" in state:  # checkpoints from before learner-only episodes were counted lack it
             self.supervised = state["supervised"].numpy().copy()
+        self.hidden = state["hidden"].clone() if "hidden" in state else None
 
     def close(self) -> None:
         self.venv.close()

@@ -5,8 +5,10 @@ other keys) and its constructor takes `(cfg, observation_space, action_space, de
     mlp.py       MLPLearner: an MLP regressed on the expert's actions (policy=mlp; policy=gaussian by likelihood); on
                  discrete actions a classifier, cross-entropy on the expert's choice (policy=classifier)
     ensemble.py  EnsembleLearner: K MLP learners; their spread is an uncertainty (policy=ensemble)
-    recurrent.py GRULearner: a GRU over the view's last K views, a recurrent student (policy=gru), and
-                 GRUEnsembleLearner: K of them as the ensemble's members (policy=gru_ensemble)
+    recurrent.py GRULearner: a GRU over the view's last K views, a recurrent student (policy=gru),
+                 GRUEnsembleLearner: K of them as the ensemble's members (policy=gru_ensemble), and
+                 CarriedGRULearner: a GRU whose hidden state is carried through each episode (policy=gru_carried)
+    carried.py   learners with a memory: the RecurrentLearner protocol and Carried, its hidden state per env
     cnn.py       CNNLearner: a conv encoder of camera frames (obs=pixels) feeding the MLP head, a pixel student
                  (policy=cnn; policy=cnn_gru with a GRU over the frames), and CNNEnsembleLearner: K of them as the
                  ensemble's members (policy=cnn_ensemble)
@@ -25,7 +27,8 @@ from dagger.schemas import OpenSchema, Targeted, parse_targeted, target_class
 
 @runtime_checkable
 class Learner(Protocol):
-    """What the loop and the supervisors use of a learner."""
+    """What the loop and the supervisors use of a learner. One with a memory (`dagger.policy.carried.RecurrentLearner`)
+    acts along episodes: every caller acts with a learner through `dagger.policy.carried.acting(learner)`."""
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Deterministic actions for a batch of observations, within the action bounds (or the chosen indices),

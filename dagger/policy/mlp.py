@@ -99,8 +99,8 @@ class MLPPolicy(nn.Module):
             return acts[:, 0].round().long() - self.first_choice
         return (acts - self.act_mid) / self.act_half
 
-    def _heads(self, standardized_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        out = self.net(standardized_obs)
+    def split(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The network's output as the action head's mean (or logits) and, for `loss: gaussian`, its log std."""
         if self.loss_kind == "gaussian":
             mean, log_std = out.chunk(2, dim=-1)
             return mean, log_std.clamp(-5.0, 2.0)
@@ -113,7 +113,11 @@ class MLPPolicy(nn.Module):
 
     def scaled_loss(self, standardized_obs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """`loss` on inputs already standardised and targets already scaled (the fit does both once)."""
-        mean, log_std = self._heads(standardized_obs)
+        return self.output_loss(self.net(standardized_obs), target)
+
+    def output_loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """`loss` of the network's outputs `out` (n, out_dim) against scaled targets."""
+        mean, log_std = self.split(out)
         if self.loss_kind == "cross_entropy":
             return nn.functional.cross_entropy(mean, target)
         if log_std is None:
@@ -125,7 +129,12 @@ class MLPPolicy(nn.Module):
         """Deterministic action (the mean) for a batch of observations, clipped to the bounds; a classifier's most
         likely choice."""
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.obs_mean.device)
-        mean, _ = self._heads(self.standardize(obs_t))
+        return self.action_of(self.net(self.standardize(obs_t)))
+
+    def action_of(self, out: torch.Tensor) -> np.ndarray:
+        """The deterministic action of the network's outputs `out` (n, out_dim): the mean within the bounds, or the
+        most likely choice."""
+        mean, _ = self.split(out)
         if self.loss_kind == "cross_entropy":
             return (mean.argmax(-1, keepdim=True) + self.first_choice).float().cpu().numpy()
         return (mean.clamp(-1.0, 1.0) * self.act_half + self.act_mid).cpu().numpy()
@@ -220,18 +229,8 @@ class MLPLearner:
 
     def fit(self, data: Labelled, generator: torch.Generator) -> dict[str, float]:
         """Train on all of D for `fit_steps(|D|)` minibatches; returns the mean loss of the last 10% and the count."""
-        if not self.cfg.warm_start:  # retrain from scratch, the fresh weights drawn from `generator`
-            torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
-            self.policy = self.make_policy()
-            self.optimizer = self._new_optimizer()
-            self.averaged = None
         states = data.obs  # D gathers its labelled rows at each read: once per fit
-        self.policy.set_obs_stats(states)
-        if self.cfg.ema > 0:
-            if self.averaged is None:
-                self.averaged = copy.deepcopy(self.policy)
-            self.averaged.load_state_dict({**self.averaged.state_dict(), "obs_mean": self.policy.obs_mean,
-                                           "obs_std": self.policy.obs_std})
+        self.start_fit(states, generator)
         with torch.no_grad():  # once per fit, not per minibatch (the same numbers either way)
             obs = torch.as_tensor(states, device=self.device)
             frames = obs.dtype == torch.uint8  # frames: standardised per minibatch (all of D as floats is 4x its size)
@@ -244,9 +243,28 @@ class MLPLearner:
             inputs = self.augment(obs[idx], generator)  # frames are shifted as uint8, then standardised
             return self.policy.scaled_loss(self.policy.standardize(inputs) if frames else inputs, targets[idx])
 
-        losses = minibatch_steps(self.optimizer, steps, lambda step: self.lr_at(step, steps), batch_loss,
-                                 self._average if self.averaged is not None else None)
-        return {"train_loss": float(losses.mean()), "gradient_steps": steps}
+        return {"train_loss": float(self.minibatches(steps, batch_loss).mean()), "gradient_steps": steps}
+
+    def start_fit(self, states: np.ndarray, generator: torch.Generator) -> None:
+        """Before a fit on D's rows `states`: fresh weights unless warm-starting (drawn from `generator`), D's
+        observation statistics, and the moving average's copy of them."""
+        if not self.cfg.warm_start:  # retrain from scratch, the fresh weights drawn from `generator`
+            torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
+            self.policy = self.make_policy()
+            self.optimizer = self._new_optimizer()
+            self.averaged = None
+        self.policy.set_obs_stats(states)
+        if self.cfg.ema > 0:
+            if self.averaged is None:
+                self.averaged = copy.deepcopy(self.policy)
+            self.averaged.load_state_dict({**self.averaged.state_dict(), "obs_mean": self.policy.obs_mean,
+                                           "obs_std": self.policy.obs_std})
+
+    def minibatches(self, steps: int, batch_loss: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """`steps` Adam steps on `batch_loss()` at the fit's learning rates, averaging the weights after each (ema);
+        the losses of the last tenth."""
+        return minibatch_steps(self.optimizer, steps, lambda step: self.lr_at(step, steps), batch_loss,
+                               self._average if self.averaged is not None else None)
 
     def policy_state_dict(self) -> dict:
         """The weights that act (saved as learner.pt)."""

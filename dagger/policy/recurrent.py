@@ -19,8 +19,10 @@ view, so every batched call over D (DART's noise, the gates' training) stays val
 window. The window is `obs.history` views; where the view keeps one (`obs.history=1`, the default), the GRU
 gets a window of `GRULearner.WINDOW` = 8 views (the student_view sweep's better length for the GRU).
 
-`policy=gru_ensemble` makes K such GRU students the members of the ensemble learner (`dagger.policy.ensemble`: the
-mean action acts, the members' spread is the uncertainty EnsembleDAgger and ThriftyDAgger read).
+`policy=gru_carried` is the other choice, a GRU whose hidden state is carried through the whole episode
+(`CarriedGRULearner`, below). `policy=gru_ensemble` makes K window-GRU students the members of the ensemble learner
+(`dagger.policy.ensemble`: the mean action acts, the members' spread is the uncertainty EnsembleDAgger and
+ThriftyDAgger read).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 import gymnasium as gym
+import numpy as np
 import torch
 from torch import nn
 
@@ -35,7 +38,7 @@ from dagger.actions import actions_of
 from dagger.config import ConfigError
 from dagger.schemas import BOOLEAN, COUNT, Help
 from dagger.policy.ensemble import EnsembleConfig, EnsembleLearner
-from dagger.policy.fitting import mlp
+from dagger.policy.fitting import PREDICT_NUMBERS, mlp
 from dagger.policy.mlp import MLPConfig, MLPLearner
 from dagger.views import ViewConfig
 
@@ -104,3 +107,153 @@ class GRUEnsembleLearner(EnsembleLearner):
 
     Config = GRUEnsembleConfig
     Member = GRULearner
+
+
+class CarriedGRUConfig(MLPConfig):
+    """`policy=gru_carried`: the MLP's fit keys (its head's `hidden` layers), the GRU's width and TBPTT's segment."""
+
+    gru_size: Annotated[int, COUNT, Help("the GRU's hidden units")]
+    segment: Annotated[int, COUNT, Help("TBPTT: the steps of an episode that back-propagation runs through")]
+
+
+class EpisodeGRU(nn.Module):
+    """(o_1..o_T, h_0) -> GRU -> head(h_t) at every step t, and h_T."""
+
+    def __init__(self, obs_dim: int, gru_size: int, hidden: list[int], activation: str, out_dim: int):
+        super().__init__()
+        self.gru = nn.GRU(obs_dim, gru_size, batch_first=True)
+        self.head = mlp([gru_size, *hidden, out_dim], activation)
+
+    def forward(self, sequences: torch.Tensor, h0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        states, last = self.gru(sequences, h0.unsqueeze(0))
+        return self.head(states), last[0]
+
+
+class CarriedGRULearner(MLPLearner):
+    """A GRU student whose hidden state is carried through the whole episode (Hochreiter-style recurrent policies as
+    robomimic's and R2D2's), fitted by truncated back-propagation through time (Williams & Peng 1990) on the
+    episodes of D's record:
+
+        h_0 = 0,   h_t = GRU(h_{t-1}, o_t),   a_t = head(h_t)      along each episode, whoever acted
+
+    It acts through `dagger.policy.carried.Carried` (the collector advances it at every step and restarts it at
+    each episode's start; evaluations and videos start every episode from h_0). A fit cuts every episode of the
+    record into segments of `segment` steps and takes minibatches of batch_size / segment segments (at least one),
+    so a minibatch holds about `batch_size` steps, with the MLP's budget, schedule and warm start. The loss is the
+    MLP's on the labelled steps of each segment; the unlabelled ones (the learner drove, a gate did not ask) are
+    still read, as the learner saw them. Choices the literature leaves open: a segment starts from the hidden
+    state that the current weights give at that point of its episode (recomputed without gradients at the start
+    of the fit and after every pass over D: R2D2's stored state, kept fresh), and the segments are the episode's
+    consecutive non-overlapping slices. Vector views only (`policy=cnn_gru` reads camera frames)."""
+
+    Config = CarriedGRUConfig
+
+    def __init__(self, cfg: CarriedGRUConfig, observation_space: gym.spaces.Box, action_space: gym.spaces.Box,
+                 device: str = "cpu"):
+        if observation_space.dtype == np.uint8:
+            raise ConfigError("policy=gru_carried reads vector views, and obs=pixels gives camera frames: use "
+                              "policy=cnn_gru")
+        super().__init__(cfg, observation_space, action_space, device)
+
+    def network(self) -> Callable[[int, int], nn.Module]:
+        return lambda obs_dim, out_dim: EpisodeGRU(obs_dim, self.cfg.gru_size, self.cfg.hidden, self.cfg.activation,
+                                                   out_dim)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        raise TypeError("a carried GRU acts along episodes: through dagger.policy.carried.acting(learner) or Carried")
+
+    def initial_state(self, n: int) -> torch.Tensor:
+        return torch.zeros(n, self.cfg.gru_size, device=self.device)
+
+    @torch.no_grad()
+    def step(self, obs: np.ndarray, hidden: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
+        policy = self.acting()
+        x = policy.standardize(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
+        out, hidden = policy.net(x.unsqueeze(1), hidden)
+        return policy.action_of(out[:, 0]), hidden
+
+    @torch.no_grad()
+    def replay(self, data) -> np.ndarray:
+        record, policy = data.transitions, self.acting()
+        outputs = torch.zeros(len(record), policy.net.head[-1].out_features)
+        obs = policy.standardize(torch.as_tensor(record["obs"], dtype=torch.float32, device=self.device))
+        for group in episode_groups(record.episodes(), obs.shape[1] + self.cfg.gru_size):
+            rows, valid = padded(group)
+            out, _ = policy.net(obs[rows] * valid[..., None], self.initial_state(len(group)))
+            outputs[rows[valid]] = out[valid].cpu()
+        return policy.action_of(outputs[torch.as_tensor(data.rows)])
+
+    def fit(self, data, generator: torch.Generator) -> dict[str, float]:
+        """TBPTT on the record's episode segments for `fit_steps(|D|)` minibatches; the mean loss of the last 10%."""
+        record = data.transitions
+        self.start_fit(data.obs, generator)
+        with torch.no_grad():
+            obs = self.policy.standardize(torch.as_tensor(record["obs"], dtype=torch.float32, device=self.device))
+            labelled = torch.as_tensor(record["labelled"], device=self.device)
+            scaled = self.policy.scale(torch.as_tensor(record["label"][record["labelled"]], device=self.device))
+            targets = scaled.new_zeros((len(record), *scaled.shape[1:]))
+            targets[labelled] = scaled
+        parts, before = segments(record.episodes(), self.cfg.segment)
+        rows, valid = padded(parts)
+        taught = (valid & labelled[rows]).any(1)  # only segments with a label in them are drawn
+        rows, valid, before = rows[taught], valid[taught], torch.as_tensor(before)[taught]
+        steps, per_batch = self.fit_steps(len(data)), max(1, self.cfg.batch_size // self.cfg.segment)
+        refresh = max(1, -(-len(data) // self.cfg.batch_size))  # minibatches in one pass over D
+        starts, count = None, 0
+
+        def batch_loss() -> torch.Tensor:
+            nonlocal starts, count
+            if count % refresh == 0:  # each segment's h_0 under the current weights
+                starts = self.hidden_before(record, obs, before)
+            count += 1
+            pick = torch.randint(len(rows), (per_batch,), generator=generator).to(self.device)
+            r, v = rows[pick], valid[pick]
+            out, _ = self.policy.net(obs[r] * v[..., None], starts[pick])
+            mask = v & labelled[r]
+            return self.policy.output_loss(out[mask], targets[r[mask]])
+
+        return {"train_loss": float(self.minibatches(steps, batch_loss).mean()), "gradient_steps": steps}
+
+    @torch.no_grad()
+    def hidden_before(self, record, obs: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
+        """The hidden state the current weights reach after the record's rows `before` (h_0 where -1, a segment that
+        starts its episode), running the GRU along every episode from its start."""
+        hidden = torch.zeros(len(record), self.cfg.gru_size, device=self.device)  # h_t after each row's step
+        for group in episode_groups(record.episodes(), obs.shape[1] + self.cfg.gru_size):
+            r, v = padded(group)
+            states, _ = self.policy.net.gru(obs[r] * v[..., None], self.initial_state(len(group)).unsqueeze(0))
+            hidden[r[v]] = states[v]
+        return torch.where((before >= 0)[:, None], hidden[before.clamp(min=0)], self.initial_state(len(before)))
+
+
+def segments(episodes: list[np.ndarray], length: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Each episode's consecutive slices of `length` steps (rows of the record), and the row of the step before each
+    slice in its episode (-1 where the slice starts the episode)."""
+    parts, before = [], []
+    for rows in episodes:
+        for start in range(0, len(rows), length):
+            parts.append(rows[start:start + length])
+            before.append(rows[start - 1] if start else -1)
+    return parts, np.asarray(before, dtype=np.int64)
+
+
+def padded(parts: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row sequences of different lengths as one (n, longest) tensor of rows (0 past each one's end) and a mask of
+    the real steps."""
+    longest = max(len(part) for part in parts)
+    rows = torch.zeros(len(parts), longest, dtype=torch.long)
+    valid = torch.zeros(len(parts), longest, dtype=torch.bool)
+    for i, part in enumerate(parts):
+        rows[i, :len(part)] = torch.as_tensor(part)
+        valid[i, :len(part)] = True
+    return rows, valid
+
+
+def episode_groups(episodes: list[np.ndarray], width: int) -> list[list[np.ndarray]]:
+    """The episodes in groups whose padded batch of `width` numbers per step stays within PREDICT_NUMBERS."""
+    groups: list[list[np.ndarray]] = [[]]
+    for rows in sorted(episodes, key=len, reverse=True):
+        if groups[-1] and (len(groups[-1]) + 1) * len(groups[-1][0]) * width > PREDICT_NUMBERS:
+            groups.append([])
+        groups[-1].append(rows)
+    return [group for group in groups if group]

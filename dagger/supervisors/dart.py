@@ -57,7 +57,7 @@ import numpy as np
 import torch
 
 from dagger.schemas import BOOLEAN, Help, number
-from dagger.policy.fitting import chunks
+from dagger.policy.carried import actions_over
 from dagger.actions import actions_of
 from dagger.policy import Learner
 from dagger.supervisors import Act, Decision, Supervisor
@@ -109,13 +109,13 @@ class DART(Supervisor):
         epsilon under which an epsilon-random expert errs as often as the learner (a 1 x 1 matrix)."""
         dim = self.actions.width
         total = np.zeros((dim, dim))
-        states, labels = data.obs, data.acts
-        for part in chunks(len(data), states.shape[1]):
-            obs, acts = states[part], labels[part]
+        labels = data.acts
+        for part, predicted in actions_over(learner, data):  # a recurrent learner replays D's episodes
+            acts = labels[part]
             if self.actions.discrete:
-                total += self.actions.gap(learner.act(obs), acts).sum()
+                total += self.actions.gap(predicted, acts).sum()
                 continue
-            err = (np.asarray(learner.act(obs), dtype=np.float64) - acts) / self.actions.half
+            err = (np.asarray(predicted, dtype=np.float64) - acts) / self.actions.half
             total += err.T @ err
         if self.actions.discrete:  # an epsilon-random choice differs from the expert's with p = eps (1 - 1/n)
             return np.minimum(total / len(data) * self.actions.n / (self.actions.n - 1), 1.0)

@@ -1,0 +1,121 @@
+"""The carried GRU (policy=gru_carried, dagger.policy.carried): a hidden state carried through each episode, stepped
+on every observation whoever acts, fitted by truncated BPTT on D's episodes, replayed for batched passes over D,
+kept in the checkpoint; and the one-line refusals."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dagger.data import Dataset
+from dagger.envs import EnvConfig
+from dagger.policy import build_learner
+from dagger.rollout import Collector
+from dagger.schedules import BetaSchedule
+from dagger.supervisors.beta_mixture import BetaMixture
+from tests.conftest import QUICK, assert_same_outputs, box, interrupt_after_first_iteration_and_resume, \
+    policy_config, run_in_process
+
+PENDULUM = EnvConfig(name="pendulum", id="InvertedPendulum-v5", num_envs=2, max_episode_steps=None, kwargs={})
+SMALL = dict(gru_size=16, hidden=[16])
+
+
+def carried_gru(obs_dim: int, act_dim: int = 1, **keys):
+    return build_learner(policy_config("gru_carried", **{**SMALL, **keys}), box(obs_dim), box(act_dim), "cpu")
+
+
+def remembering_task(episodes: int = 200, length: int = 10, seed: int = 0) -> Dataset:
+    """Episodes whose first observation shows a sign s = +-1 (then only noise); the label is 0 at the first step and
+    0.8 s at every later one, which only a memory of the episode's start can tell."""
+    rng = np.random.default_rng(seed)
+    data = Dataset(2, 1)
+    for _ in range(episodes):
+        sign = rng.choice([-1.0, 1.0])
+        obs = rng.normal(0, 0.05, (length, 2)).astype(np.float32)
+        obs[0] = [sign, 1.0]
+        label = np.full((length, 1), 0.8 * sign, np.float32)
+        label[0] = 0.0
+        ended = np.zeros(length, bool)
+        ended[-1] = True
+        data.add({"obs": obs, "acts": label, "reward": np.zeros(length), "next_obs": obs, "terminated": ended,
+                  "truncated": np.zeros(length, bool), "learner": np.zeros(length, bool), "label": label,
+                  "labelled": np.ones(length, bool), "env": np.zeros(length, np.int32)}, iteration=1)
+    return data
+
+
+def test_the_carried_gru_learns_what_only_the_episodes_start_showed():
+    """Fitted by TBPTT on segments of 4 steps of 10-step episodes (so most segments start from the hidden state the
+    earlier steps left), the GRU replays the held-out episodes' labels from its memory of their first step; the
+    MLP, which sees one step, stays near the labels' variance."""
+    from dagger.data import Pairs
+
+    train, held_out = remembering_task(), remembering_task(seed=1)
+    later = held_out.acts[1::10]  # the labels after each episode's first step
+    learner = carried_gru(2, segment=4, batch_size=160, gradient_steps=600, epochs=0, lr=3e-3)
+    learner.fit(train, torch.Generator().manual_seed(0))
+    error = np.mean((learner.replay(held_out) - held_out.acts) ** 2)
+    assert error < 0.05 * later.var(), (error, later.var())
+    mlp = build_learner(policy_config("mlp", hidden=[16], gradient_steps=600, epochs=0), box(2), box(1), "cpu")
+    mlp.fit(Pairs(train.obs, train.acts), torch.Generator().manual_seed(0))
+    error = np.mean((mlp.act(held_out.obs) - held_out.acts) ** 2)
+    assert error > 0.5 * later.var(), (error, later.var())
+
+
+@pytest.mark.parametrize("collection", ["episodes", "carry_over"])
+def test_the_learner_steps_on_every_step_whoever_acts_and_replay_gives_what_it_did(collection):
+    """Under a beta = 0.5 mixture on two envs side by side (whose episodes end and restart within the rollout, and
+    carry over into the next iteration under carry_over), the learner's executed actions are those that replaying
+    D's episodes from their starts gives: its hidden state saw the expert's steps too, and restarted at each
+    episode's start."""
+    collector = Collector(PENDULUM, 2, seed=0, collection=collection)
+    learner = carried_gru(4)
+    expert = lambda states: np.clip(states[:, 1:2] * 5, -3, 3).astype(np.float32)  # noqa: E731
+    data = Dataset(4, 1)
+    mixture = BetaMixture(BetaSchedule("constant", 0.5))
+    for iteration in (1, 2):
+        mixture.begin(iteration, learner, data)
+        rollout = collector.collect(mixture, expert, learner, 300, np.random.default_rng(iteration), iteration)
+        data.add(rollout.transitions, iteration)
+    record = data.transitions
+    assert record["learner"].mean() == pytest.approx(0.5, abs=0.1)
+    assert (record["terminated"] | record["truncated"]).sum() >= 4  # episodes restarted within the rollouts
+    by_learner = record["learner"]
+    np.testing.assert_allclose(learner.replay(data)[by_learner], record["acts"][by_learner], atol=1e-5)
+    assert collector.hidden.shape == (2, 16) and "hidden" in collector.state_dict()
+
+
+def test_a_carried_gru_acts_only_along_episodes():
+    learner = carried_gru(4)
+    with pytest.raises(TypeError, match="acts along episodes"):
+        learner.act(np.zeros((3, 4), np.float32))
+
+
+def test_a_carried_gru_run_resumes_exactly_with_its_hidden_states_in_the_checkpoint(tmp_path):
+    """Under carry_over the episodes (and the hidden states) run on across iterations; killed after iteration 1, the
+    run resumes to the same metrics, dataset.npz and learner.pt as an uninterrupted one."""
+    keys = [*QUICK, "obs=no_velocity", "policy=gru_carried", "policy.gru_size=16", "policy.hidden=[32]",
+            "schedule.collection=carry_over", "schedule.iterations=3", "logger=none"]
+    run_in_process(tmp_path / "straight", *keys)
+    state = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
+    assert state["collector"]["hidden"].shape == (4, 16)  # env.num_envs episodes carry over
+    interrupt_after_first_iteration_and_resume(tmp_path / "interrupted", *keys)
+    assert_same_outputs(tmp_path / "straight", tmp_path / "interrupted")
+
+
+def test_dart_fits_its_noise_to_the_carried_gru_replayed_over_d(tmp_path):
+    summary = run_in_process(tmp_path / "run", *QUICK, "obs=no_velocity", "algo=dart", "policy=gru_carried",
+                             "policy.gru_size=16", "policy.hidden=[32]", "schedule.iterations=2", "logger=none")
+    assert summary["expert_labels"] == 400
+
+
+@pytest.mark.parametrize("keys, says", [
+    (["algo=ensemble_dagger"], "^algo=ensemble_dagger needs a learner with an uncertainty"),
+    (["obs=pixels"], "^policy=gru_carried reads vector views, and obs=pixels gives camera frames: use policy=cnn_gru$"),
+    (["policy.segment=0"], "^policy.segment=0 must be an integer >= 1"),
+])
+def test_what_a_carried_gru_cannot_serve_is_refused_in_one_line_before_any_work(tmp_path, keys, says):
+    from dagger.app import RunStopped
+
+    with pytest.raises(RunStopped, match=says):
+        run_in_process(tmp_path / "run", *QUICK, "policy=gru_carried", *keys, "logger=none")
+    assert not (tmp_path / "run" / "metrics.csv").exists()
