@@ -3,6 +3,7 @@ python benchmarks/default_learner/table.py   (after python -m dagger.report benc
 
 Adds what the default walker run (`make run`: evaluated every 2nd iteration) would show of each job: whether its
 final evaluation is at or above 0.9 and its last three (iterations 6, 8, 10) at or above 0.85."""
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -10,13 +11,22 @@ import pandas as pd
 ROOT = Path(__file__).parent / "walker-sac"
 
 
+def pairs(configuration: str) -> list[str]:
+    """The `key=value` parts of a configuration or job name (a list value's commas stay inside its brackets)."""
+    return re.split(r",(?![^\[]*\])", configuration)
+
+
 def learner(configuration: str) -> str:
-    keys = dict(kv.split("=", 1) for kv in configuration.split(","))
+    keys = dict(kv.split("=", 1) for kv in pairs(configuration))
     if keys.get("policy") in ("ensemble", "steady"):  # steady: the ensemble of 3 MLPs without resampling
         members = keys.get("policy.members", "default")
         batch = keys.get("policy.batch_size", "default")
-        name = (f"{3 if members == 'default' else members} MLPs, {keys['policy.epochs']} epochs"
-                + ("" if batch == "default" else f", minibatches of {batch}"))
+        hidden, lr = keys.get("policy.hidden", "default"), keys.get("policy.lr", "default")
+        name = (f"{3 if members == 'default' else members} MLPs"
+                + ("" if hidden == "default" else " " + "x".join(hidden.strip("[]").split(",")))
+                + f", {keys['policy.epochs']} epochs"
+                + ("" if batch == "default" else f", minibatches of {batch}")
+                + ("" if lr == "default" else f", lr {lr}"))
     elif keys["policy.epochs"] != "0":
         name = f"MLP, {keys['policy.epochs']} epochs (>= {keys['policy.gradient_steps']} minibatches)"
     else:
@@ -27,9 +37,9 @@ def learner(configuration: str) -> str:
 def make_run_passes(configuration: str) -> str:
     """Seeds whose evaluations at iterations 6, 8, 10 are all >= 0.85 and whose last is >= 0.9."""
     passed = total = 0
-    swept = {kv for kv in configuration.split(",") if not kv.endswith("=default")}  # "default": not overridden
+    swept = {kv for kv in pairs(configuration) if not kv.endswith("=default")}  # "default": not overridden
     for job in ROOT.iterdir():
-        if job.is_dir() and set(job.name.rsplit(",seed=", 1)[0].split(",")) == swept:
+        if job.is_dir() and set(pairs(job.name.rsplit(",seed=", 1)[0])) == swept:
             curve = pd.read_csv(job / "metrics.csv").set_index("iteration").normalized_return
             passed += bool(curve[10] >= 0.9 and all(curve[i] >= 0.85 for i in (6, 8, 10)))
             total += 1
