@@ -19,6 +19,7 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -309,7 +310,9 @@ def build_parts(settings: RunConfig, cfg: DictConfig, folder: RunFolder, state: 
     np.random.seed(c.seed)
     probe = make_env(c.env)
     check_collection(probe, c.schedule.collection)
+    started = time.perf_counter()
     expert = load_expert(c.expert, c.env.name, probe, device=device)
+    loaded = time.perf_counter() - started
     if state is not None:
         folder.check_expert(expert.files, saved=state.get("expert"))
     reference = shipped_reference(expert.files["model_sha256"])  # a shipped expert's fixed normaliser
@@ -336,10 +339,10 @@ def build_parts(settings: RunConfig, cfg: DictConfig, folder: RunFolder, state: 
     folder.start(cfg, expert.files, hydra_files or {"config.yaml": OmegaConf.to_yaml(cfg)})
     log.info("collection: %s, %d env(s) side by side", "whole episodes of pi_i from a reset every iteration"
              if c.schedule.collection == "episodes" else "episodes carried over across iterations", num_envs)
-    log.info("expert: %s %s (sha256 %s)%s", expert.files["algo"], expert.files["model"],
+    log.info("expert: %s %s (sha256 %s)%s, loaded in %.1fs", expert.files["algo"], expert.files["model"],
              expert.files["model_sha256"][:16],
              f", statistics {expert.files['stats']} (sha256 {expert.files['stats_sha256'][:16]})"
-             if expert.files.get("stats") else "")
+             if expert.files.get("stats") else "", loaded)
     if not view.identity:
         log.info("student: obs=%s sees %d numbers (%d view(s) of %d%s) of the expert's %d", c.obs.name, view.dim,
                  view.history, view.features.dim, ", and the previous action" if view.with_actions else "",
