@@ -21,6 +21,7 @@ SMALL = dict(gru_size=16, hidden=[16])
 
 
 def carried_gru(obs_dim: int, act_dim: int = 1, **keys):
+    torch.manual_seed(0)  # its initial weights
     return build_learner(policy_config("gru_carried", **{**SMALL, **keys}), box(obs_dim), box(act_dim), "cpu")
 
 
@@ -61,14 +62,10 @@ def test_the_carried_gru_learns_what_only_the_episodes_start_showed():
     assert error > 0.5 * later.var(), (error, later.var())
 
 
-@pytest.mark.parametrize("collection", ["episodes", "carry_over"])
-def test_the_learner_steps_on_every_step_whoever_acts_and_replay_gives_what_it_did(collection):
-    """Under a beta = 0.5 mixture on two envs side by side (whose episodes end and restart within the rollout, and
-    carry over into the next iteration under carry_over), the learner's executed actions are those that replaying
-    D's episodes from their starts gives: its hidden state saw the expert's steps too, and restarted at each
-    episode's start."""
+def collected(collection: str, learner) -> Dataset:
+    """Two iterations of 300 steps under a beta = 0.5 mixture on two InvertedPendulum envs side by side, whose
+    episodes end and restart within the rollouts (and carry over into the next iteration under carry_over)."""
     collector = Collector(PENDULUM, 2, seed=0, collection=collection)
-    learner = carried_gru(4)
     expert = lambda states: np.clip(states[:, 1:2] * 5, -3, 3).astype(np.float32)  # noqa: E731
     data = Dataset(4, 1)
     mixture = BetaMixture(BetaSchedule("constant", 0.5))
@@ -76,14 +73,42 @@ def test_the_learner_steps_on_every_step_whoever_acts_and_replay_gives_what_it_d
         mixture.begin(iteration, learner, data)
         rollout = collector.collect(mixture, expert, learner, 300, np.random.default_rng(iteration), iteration)
         data.add(rollout.transitions, iteration)
+    assert collector.hidden.shape == (2, 16) and "hidden" in collector.state_dict()
+    return data
+
+
+@pytest.mark.parametrize("collection", ["episodes", "carry_over"])
+def test_the_learner_steps_on_every_step_whoever_acts_and_replay_gives_what_it_did(collection):
+    """The learner's executed actions are those that replaying D's episodes from their starts gives: its hidden
+    state saw the expert's steps too, and restarted at each episode's start."""
+    learner = carried_gru(4)
+    data = collected(collection, learner)
     record = data.transitions
     assert record["learner"].mean() == pytest.approx(0.5, abs=0.1)
     assert (record["terminated"] | record["truncated"]).sum() >= 4  # episodes restarted within the rollouts
     by_learner = record["learner"]
     np.testing.assert_allclose(learner.replay(data)[by_learner], record["acts"][by_learner], atol=1e-5)
-    assert collector.hidden.shape == (2, 16) and "hidden" in collector.state_dict()
 
 
+def test_each_tbptt_segment_starts_from_the_hidden_state_its_episode_reached_there():
+    """The fit's segments of 8 steps start from the state that stepping the GRU along the episode from its start
+    reaches at the step before (h_0 where a segment starts its episode), on a record of two interleaved envs."""
+    from dagger.policy.recurrent import segments
+
+    learner = carried_gru(4)
+    record = collected("carry_over", learner).transitions
+    _, before = segments(record.episodes(), 8)
+    obs = learner.policy.standardize(torch.as_tensor(record["obs"]))
+    starts = learner.hidden_before(record, obs, torch.as_tensor(before))
+    after = {}  # the hidden state after each row's step
+    for rows in record.episodes():
+        hidden = learner.initial_state(1)
+        for row in rows:
+            _, hidden = learner.step(record["obs"][row:row + 1], hidden)
+            after[row] = hidden[0]
+    assert (before >= 0).sum() > 10 and (before == -1).sum() >= 4
+    expected = torch.stack([after[row] if row >= 0 else torch.zeros(16) for row in before])
+    torch.testing.assert_close(starts, expected, atol=1e-5, rtol=0)
 def test_a_carried_gru_acts_only_along_episodes():
     learner = carried_gru(4)
     with pytest.raises(TypeError, match="acts along episodes"):
@@ -94,7 +119,7 @@ def test_a_carried_gru_run_resumes_exactly_with_its_hidden_states_in_the_checkpo
     """Under carry_over the episodes (and the hidden states) run on across iterations; killed after iteration 1, the
     run resumes to the same metrics, dataset.npz and learner.pt as an uninterrupted one."""
     keys = [*QUICK, "obs=no_velocity", "policy=gru_carried", "policy.gru_size=16", "policy.hidden=[32]",
-            "schedule.collection=carry_over", "schedule.iterations=3", "logger=none"]
+            "policy.gradient_steps=60", "schedule.collection=carry_over", "schedule.iterations=3", "logger=none"]
     run_in_process(tmp_path / "straight", *keys)
     state = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
     assert state["collector"]["hidden"].shape == (4, 16)  # env.num_envs episodes carry over
@@ -104,7 +129,8 @@ def test_a_carried_gru_run_resumes_exactly_with_its_hidden_states_in_the_checkpo
 
 def test_dart_fits_its_noise_to_the_carried_gru_replayed_over_d(tmp_path):
     summary = run_in_process(tmp_path / "run", *QUICK, "obs=no_velocity", "algo=dart", "policy=gru_carried",
-                             "policy.gru_size=16", "policy.hidden=[32]", "schedule.iterations=2", "logger=none")
+                             "policy.gru_size=16", "policy.hidden=[32]", "policy.gradient_steps=60", "schedule.iterations=2",
+                             "logger=none")
     assert summary["expert_labels"] == 400
 
 
