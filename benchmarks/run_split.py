@@ -8,6 +8,7 @@ run's split and the medians per checkout:
     rollouts, fits, evaluations, loop    metrics.csv: the loop's parts and its wall time
     end         the last iteration's line to `outputs:`: waiting for the last video, the curve, W&B's finish
     exit        `outputs:` to the process's exit
+    other       the rest: W&B's start, the references' log, handing the first video to its thread
     videos      the videos' rendering time, in a background thread beside the loop (not part of the sum)
 
     python benchmarks/run_split.py --runs 2                                 # this checkout, make run's command
@@ -30,7 +31,7 @@ import pandas as pd
 
 STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]\[\w+\] (.*)$")
 COLUMNS = ["total", "startup", "expert load", "references", "loop", "rollouts", "fits", "evaluations", "end", "exit",
-           "videos"]
+           "other", "videos"]
 
 
 def lines(log: Path) -> list[tuple[float, str]]:
@@ -58,13 +59,15 @@ def one_run(repo: Path, overrides: list[str], folder: Path) -> dict[str, float]:
     iterations = [when for when, text in logged if text.startswith("iter ")]
     outputs = next(when for when, text in logged if text.startswith("outputs:"))
     metrics = pd.read_csv(folder / "metrics.csv")
-    return {"total": ended - started, "startup": logged[0][0] - started,
+    split = {"total": ended - started, "startup": logged[0][0] - started,
             "expert load": sum(seconds(r"loaded in ([\d.]+)s", messages)),
             "references": sum(seconds(r"^expert return .* \(([\d.]+)s\)$", messages)),
             "loop": metrics.wall_time_s.iloc[-1], "rollouts": metrics.rollout_time_s.sum(),
             "fits": metrics.fit_time_s.sum(), "evaluations": metrics.eval_time_s.sum(),
             "end": outputs - iterations[-1], "exit": ended - outputs,
             "videos": sum(seconds(r"^video: .* frames in ([\d.]+)s", messages))}
+    split["other"] = split["total"] - sum(split[part] for part in ("startup", "references", "loop", "end", "exit"))
+    return split
 
 
 def main() -> None:
@@ -73,12 +76,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2, help="runs per checkout")
     parser.add_argument("overrides", nargs="*", default=["env=walker", "expert=sac"])
     args = parser.parse_args()
-    repos = [repo.resolve() for repo in (args.repo or [Path(".")])]
+    repos = args.repo or [Path(".")]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(args.runs):
             for repo in repos:
-                split = one_run(repo, args.overrides, Path(tmp) / f"{len(rows)}")
+                split = one_run(repo.resolve(), args.overrides, Path(tmp) / f"{len(rows)}")
                 rows.append({"checkout": str(repo), "run": k + 1, **split})
                 print(" ".join(f"{name} {split[name]:.1f}" for name in COLUMNS), f"({repo})", file=sys.stderr)
     table = pd.DataFrame(rows)
