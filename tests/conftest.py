@@ -13,6 +13,11 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # make test: one worker per core, so torch's own threads would contend
+    import torch
+
+    torch.set_num_threads(1)
 PENDULUM_EXPERT = ROOT / "experts" / "sac" / "InvertedPendulum-v5.zip"
 
 # Small, fast settings for the cheap env; tests add what they exercise. The learner is the single MLP (a third of the
@@ -192,12 +197,14 @@ def tiny_experts(tmp_path_factory) -> dict[str, Path]:
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
     from dagger.expert.layout import algorithm_class
+    from dagger.expert.training import console_logger
 
     folder = tmp_path_factory.mktemp("experts")
     paths = {}
     for algo in ("sac", "td3", "tqc"):
         model = algorithm_class(algo)("MlpPolicy", gym.make("InvertedPendulum-v5"), learning_starts=50, seed=0,
                                       policy_kwargs={"net_arch": [32, 32]}, device="cpu")
+        model.set_logger(console_logger(model))  # no /tmp/SB3-<date> folder
         model.learn(120)
         paths[algo] = folder / algo / "InvertedPendulum-v5.zip"
         paths[algo].parent.mkdir()
@@ -205,6 +212,7 @@ def tiny_experts(tmp_path_factory) -> dict[str, Path]:
     venv = VecNormalize(DummyVecEnv([lambda: gym.make("InvertedPendulum-v5")]))
     model = algorithm_class("ppo")("MlpPolicy", venv, n_steps=64, batch_size=32, seed=0, device="cpu",
                                    policy_kwargs={"net_arch": [32, 32]})
+    model.set_logger(console_logger(model))  # no /tmp/SB3-<date> folder
     model.learn(128)
     run = folder / "ppo" / "InvertedPendulum-v5_1"
     (run / "InvertedPendulum-v5").mkdir(parents=True)

@@ -107,11 +107,13 @@ def discrete_experts(tmp_path_factory) -> dict[str, Path]:
     """A barely trained A2C and DQN on CartPole-v1 (A2C saves RMSprop in its policy_kwargs, DQN an exploration
     schedule: both pickled fields the safe loader must rebuild without unpickling)."""
     from dagger.expert.layout import algorithm_class
+    from dagger.expert.training import console_logger
 
     folder, paths = tmp_path_factory.mktemp("discrete"), {}
     for algo, extra in (("a2c", {}), ("dqn", {"learning_starts": 10})):
         model = algorithm_class(algo)("MlpPolicy", gym.make("CartPole-v1"), seed=0, device="cpu",
                                       policy_kwargs={"net_arch": [32, 32]}, **extra)
+        model.set_logger(console_logger(model))  # no /tmp/SB3-<date> folder
         model.learn(100)
         paths[algo] = folder / f"{algo}.zip"
         model.save(paths[algo])

@@ -6,6 +6,7 @@ Work files (full checkpoint, replay buffer, the models with the best periodic ev
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +15,7 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.logger import HumanOutputFormat, Logger
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
@@ -82,6 +84,12 @@ def build_model(cfg: TrainConfig, venv: VecEnv) -> BaseAlgorithm:
         n = venv.action_space.shape[0]
         params["action_noise"] = NormalActionNoise(np.zeros(n), noise_std * np.ones(n))
     return algorithm_class(cfg.expert.algo)("MlpPolicy", venv, seed=cfg.seed, device="cpu", **params)
+
+
+def console_logger(model: BaseAlgorithm) -> Logger:
+    """SB3's logger for `learn`: its table on stdout when the model is verbose, and no folder (left to itself, SB3
+    makes a /tmp/SB3-<date> folder at every `learn`)."""
+    return Logger(folder=None, output_formats=[HumanOutputFormat(sys.stdout)] if model.verbose else [])
 
 
 class CheckpointAndEvaluate(BaseCallback):
@@ -187,6 +195,7 @@ def train(cfg: TrainConfig) -> None:
     remaining = cfg.expert.train.timesteps - model.num_timesteps
     if remaining > 0:
         callback = CheckpointAndEvaluate(cfg, work, progress)
+        model.set_logger(console_logger(model))
         model.learn(total_timesteps=remaining, callback=callback, reset_num_timesteps=False)
         callback.checkpoint()
     publish(cfg)
