@@ -73,7 +73,7 @@ def collected(collection: str, learner) -> Dataset:
         mixture.begin(iteration, learner, data)
         rollout = collector.collect(mixture, expert, learner, 300, np.random.default_rng(iteration), iteration)
         data.add(rollout.transitions, iteration)
-    assert collector.hidden.shape == (2, 16) and "hidden" in collector.state_dict()
+    assert collector.hidden.shape[0] == 2 and "hidden" in collector.state_dict()
     return data
 
 
@@ -127,6 +127,33 @@ def test_a_carried_gru_run_resumes_exactly_with_its_hidden_states_in_the_checkpo
     assert_same_outputs(tmp_path / "straight", tmp_path / "interrupted")
 
 
+def test_an_ensemble_of_carried_grus_acts_with_its_members_mean_and_doubts_by_their_spread_at_each_step(tmp_path):
+    """policy=gru_carried_ensemble: stepped together, the members' mean action and spread are those of each member
+    stepped alone; its replay over D is the members' mean; EnsembleDAgger gates a run with the spread."""
+    import pandas as pd
+
+    torch.manual_seed(0)
+    ensemble = build_learner(policy_config("gru_carried_ensemble", **SMALL), box(4), box(1), "cpu")
+    obs = np.random.default_rng(0).normal(size=(6, 3, 4)).astype(np.float32)  # 6 steps of 3 envs
+    hidden, alone = ensemble.initial_state(3), [m.initial_state(3) for m in ensemble.members]
+    for t in range(6):
+        actions, spread, hidden = ensemble.step_with_uncertainty(obs[t], hidden)
+        steps = [m.step(obs[t], h) for m, h in zip(ensemble.members, alone)]
+        alone = [h for _, h in steps]
+        members = np.stack([a for a, _ in steps])
+        np.testing.assert_allclose(actions, members.mean(0), atol=1e-6)
+        np.testing.assert_allclose(spread, members.std(0).mean(-1), atol=1e-6)
+    assert spread.min() > 0  # members drawn apart disagree
+    data = collected("episodes", ensemble)
+    np.testing.assert_allclose(ensemble.replay(data), np.mean([m.replay(data) for m in ensemble.members], 0),
+                               atol=1e-6)
+    run_in_process(tmp_path / "run", *QUICK, "obs=no_velocity", "algo=ensemble_dagger", "policy=gru_carried_ensemble",
+                   "policy.gru_size=16", "policy.hidden=[32]", "policy.gradient_steps=60", "schedule.iterations=2",
+                   "logger=none")
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert (metrics.ensemble_spread > 0).all() and "doubt_fraction" in metrics
+
+
 def test_dart_fits_its_noise_to_the_carried_gru_replayed_over_d(tmp_path):
     summary = run_in_process(tmp_path / "run", *QUICK, "obs=no_velocity", "algo=dart", "policy=gru_carried",
                              "policy.gru_size=16", "policy.hidden=[32]", "policy.gradient_steps=60", "schedule.iterations=2",
@@ -138,6 +165,9 @@ def test_dart_fits_its_noise_to_the_carried_gru_replayed_over_d(tmp_path):
     (["algo=ensemble_dagger"], "^algo=ensemble_dagger needs a learner with an uncertainty"),
     (["obs=pixels"], "^policy=gru_carried reads vector views, and obs=pixels gives camera frames: use policy=cnn_gru$"),
     (["policy.segment=0"], "^policy.segment=0 must be an integer >= 1"),
+    (["policy=gru_carried_ensemble", "algo=thrifty_dagger"], "^algo=thrifty_dagger fits its risk critic and "
+                                                             "thresholds on D's states one by one"),
+    (["policy=gru_carried_ensemble", "policy.bootstrap=true"], r"^policy.bootstrap=true resamples D's rows"),
 ])
 def test_what_a_carried_gru_cannot_serve_is_refused_in_one_line_before_any_work(tmp_path, keys, says):
     from dagger.app import RunStopped

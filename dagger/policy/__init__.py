@@ -7,7 +7,8 @@ other keys) and its constructor takes `(cfg, observation_space, action_space, de
     ensemble.py  EnsembleLearner: K MLP learners; their spread is an uncertainty (policy=ensemble)
     recurrent.py GRULearner: a GRU over the view's last K views, a recurrent student (policy=gru),
                  GRUEnsembleLearner: K of them as the ensemble's members (policy=gru_ensemble), and
-                 CarriedGRULearner: a GRU whose hidden state is carried through each episode (policy=gru_carried)
+                 CarriedGRULearner: a GRU whose hidden state is carried through each episode (policy=gru_carried),
+                 and CarriedGRUEnsembleLearner: K of those as the ensemble's members (policy=gru_carried_ensemble)
     carried.py   learners with a memory: the RecurrentLearner protocol and Carried, its hidden state per env
     cnn.py       CNNLearner: a conv encoder of camera frames (obs=pixels) feeding the MLP head, a pixel student
                  (policy=cnn; policy=cnn_gru with a GRU over the frames), and CNNEnsembleLearner: K of them as the

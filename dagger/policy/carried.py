@@ -48,11 +48,16 @@ class Carried:
     def __init__(self, learner: RecurrentLearner, hidden: torch.Tensor | None = None):
         self.learner, self.hidden = learner, hidden
         self.last: np.ndarray | None = None
+        self.spread: np.ndarray | None = None  # an ensemble's sigma at this step
 
     def advance(self, obs: np.ndarray) -> np.ndarray:
         if self.hidden is None:
             self.hidden = self.learner.initial_state(len(obs))
-        self.last, self.hidden = self.learner.step(obs, self.hidden)
+        with_spread = getattr(self.learner, "step_with_uncertainty", None)  # an ensemble: its spread too
+        if with_spread is not None:
+            self.last, self.spread, self.hidden = with_spread(obs, self.hidden)
+        else:
+            self.last, self.hidden = self.learner.step(obs, self.hidden)
         return self.last
 
     __call__ = advance
@@ -62,6 +67,13 @@ class Carried:
         if self.last is None or len(self.last) != len(obs):
             raise RuntimeError("a recurrent learner acts on the step it was advanced on (Carried.advance first)")
         return self.last
+
+    def act_and_uncertainty(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """This step's actions and the ensemble's spread (EnsembleDAgger's doubt)."""
+        return self.act(obs), self.spread
+
+    def uncertainty(self, obs: np.ndarray) -> np.ndarray:
+        return self.act_and_uncertainty(obs)[1]
 
     def restart(self, ended: np.ndarray | None = None) -> None:
         """The envs `ended` (all where None) start a new episode: their hidden state is the initial one."""

@@ -62,19 +62,30 @@ class EnsembleLearner:
 
     def act_and_uncertainty(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`act(obs)` and `uncertainty(obs)` from one pass of the members (the gates need both at every step)."""
-        scaled = self.scaled_member_actions(obs)
+        return self.mean_and_spread(self.scaled_member_actions(obs))
+
+    def mean_and_spread(self, scaled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The members' mean action and sigma(s), from their scaled actions (K, n, head)."""
         return self.actions.from_features(scaled.mean(0)), scaled.std(0).mean(-1)
 
     def fit(self, data: Labelled, generator: torch.Generator) -> dict[str, float]:
         """Each member fits its own resample of D (or D itself) with its own generator seeded from `generator`."""
-        pairs, losses = Pairs(data.obs, data.acts), []  # D's pairs read once for every member (D gathers them)
+        shared, losses = self.members_data(data), []
         for member in self.members:
             seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
             own = torch.Generator().manual_seed(seed)
-            fitted = member.fit(self._resample(pairs, own) if self.bootstrap else pairs, own)
+            fitted = member.fit(self._resample(shared, own) if self.bootstrap else shared, own)
             losses.append(fitted["train_loss"])
         return {"train_loss": float(np.mean(losses)), "gradient_steps": fitted["gradient_steps"],
-                "ensemble_spread": float(self._spread_on(pairs.obs))}
+                "ensemble_spread": self.spread_over(shared)}
+
+    def members_data(self, data: Labelled) -> Labelled:
+        """What every member fits: D's pairs, read once for all of them (D gathers them at each read)."""
+        return Pairs(data.obs, data.acts)
+
+    def spread_over(self, shared: Labelled) -> float:
+        """Mean sigma(s) over D's states (the fit's `ensemble_spread`)."""
+        return float(self._spread_on(shared.obs))
 
     @staticmethod
     def _resample(pairs: Pairs, generator: torch.Generator) -> Pairs:

@@ -226,6 +226,57 @@ class CarriedGRULearner(MLPLearner):
         return torch.where((before >= 0)[:, None], hidden[before.clamp(min=0)], self.initial_state(len(before)))
 
 
+class CarriedGRUEnsembleConfig(CarriedGRUConfig, EnsembleConfig):
+    """`policy=gru_carried_ensemble`: the carried GRU's keys (per member) and the ensemble's."""
+
+
+class CarriedGRUEnsembleLearner(EnsembleLearner):
+    """K carried GRUs (`CarriedGRULearner`), each fitted on all of D's episodes from its own initial weights, acting
+    along episodes with their mean action; their spread at each step (the ensemble's sigma) is EnsembleDAgger's
+    doubt. `bootstrap` must be false (a resample of D's rows breaks its episodes), and ThriftyDAgger, which fits its
+    risk critic and thresholds on D's states one by one, refuses it."""
+
+    Config = CarriedGRUEnsembleConfig
+    Member = CarriedGRULearner
+
+    def __init__(self, cfg: CarriedGRUEnsembleConfig, observation_space: gym.spaces.Box, action_space: gym.spaces.Box,
+                 device: str = "cpu"):
+        if cfg.bootstrap:
+            raise ConfigError("policy.bootstrap=true resamples D's rows, and a carried GRU fits whole episodes: use "
+                              "policy.bootstrap=false (the members differ by their initial weights)")
+        super().__init__(cfg, observation_space, action_space, device)
+
+    def scaled_member_actions(self, obs: np.ndarray) -> np.ndarray:
+        raise TypeError("a carried GRU acts along episodes: through dagger.policy.carried.acting(learner) or Carried")
+
+    def initial_state(self, n: int) -> torch.Tensor:
+        return torch.stack([member.initial_state(n) for member in self.members], 1)
+
+    def step(self, obs: np.ndarray, hidden: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
+        actions, _, hidden = self.step_with_uncertainty(obs, hidden)
+        return actions, hidden
+
+    def step_with_uncertainty(self, obs: np.ndarray, hidden: torch.Tensor
+                              ) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+        """One step of every member: the mean action, sigma per env, and the members' next hidden states."""
+        steps = [member.step(obs, hidden[:, k]) for k, member in enumerate(self.members)]
+        actions, spread = self.mean_and_spread(np.stack([self.actions.features(a) for a, _ in steps]))
+        return actions, spread, torch.stack([h for _, h in steps], 1)
+
+    def replayed(self, data) -> tuple[np.ndarray, np.ndarray]:
+        """The mean action and sigma at D's labelled steps, every member replaying D's episodes."""
+        return self.mean_and_spread(np.stack([self.actions.features(m.replay(data)) for m in self.members]))
+
+    def replay(self, data) -> np.ndarray:
+        return self.replayed(data)[0]
+
+    def members_data(self, data):
+        return data  # the members read D's episodes
+
+    def spread_over(self, shared) -> float:
+        return float(self.replayed(shared)[1].mean()) if len(shared) else 0.0
+
+
 def segments(episodes: list[np.ndarray], length: int) -> tuple[list[np.ndarray], np.ndarray]:
     """Each episode's consecutive slices of `length` steps (rows of the record), and the row of the step before each
     slice in its episode (-1 where the slice starts the episode)."""

@@ -53,6 +53,7 @@ from dagger.schemas import Help, number
 from dagger.gates import RiskCritic, seeded
 from dagger.actions import actions_of
 from dagger.policy import Learner
+from dagger.policy.carried import RecurrentLearner
 from dagger.supervisors import (Act, Decision, Takeovers, ask_where, online_burden,
                                 require_ensemble)
 
@@ -112,6 +113,9 @@ class ThriftyDAgger(Takeovers):
         self.total_takeovers = self.total_learner_steps = 0
         if _context.get("learner") is not None:  # refuse a learner without an uncertainty before any work
             require_ensemble(_context["learner"], "algo=thrifty_dagger")
+            if isinstance(_context["learner"], RecurrentLearner):
+                raise ConfigError("algo=thrifty_dagger fits its risk critic and thresholds on D's states one by one, "
+                                  "and a carried GRU acts along episodes: use policy=gru_ensemble")
         self.critic: RiskCritic | None = None
         self.thresholds = {"novelty_threshold": float("nan"), "risk_threshold": float("nan"),
                            "handback_gap": float("nan"), "quantile": float("nan")}
