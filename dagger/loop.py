@@ -177,8 +177,8 @@ def iterate(p: Parts, supervisor: Supervisor, data: Dataset, progress: Progress,
     fit = p.learner.fit(data, torch.Generator().manual_seed(p.seed * 100_003 + i)) if len(data) else {}
     t2 = time.perf_counter()
     # the learner alone, deterministic (only every `eval.every` iterations and at the last)
-    returns = (p.evaluator.returns(p.evaluator.student(acting(p.learner))) if p.evaluator.due(i, p.budget.iterations)
-               else None)
+    due = p.evaluator.due(i, p.budget.iterations)
+    returns = p.evaluator.returns(p.evaluator.student(acting(p.learner))) if due else None
     t3 = time.perf_counter()
     progress = Progress(progress.refs, i, progress.env_steps + rollout.env_steps,
                         progress.expert_queries + rollout.queries,
@@ -196,7 +196,8 @@ def iterate(p: Parts, supervisor: Supervisor, data: Dataset, progress: Progress,
              f"rollout {t1 - t0:4.1f}s fit {t2 - t1:4.1f}s eval {t3 - t2:4.1f}s")
     checkpoint(p, data, progress)
     # media (videos) after the checkpoint: they are outputs, not part of the run's state
-    p.tracker.log_media(p.evaluator.media(p.evaluator.student(acting(p.learner)), "learner", i, p.budget.iterations), i)
+    media = p.evaluator.media(p.evaluator.student(acting(p.learner)), "learner", i, p.budget.iterations)
+    p.tracker.log_media(media, i)
     return progress
 
 

@@ -154,11 +154,18 @@ def test_an_ensemble_of_carried_grus_acts_with_its_members_mean_and_doubts_by_th
     assert (metrics.ensemble_spread > 0).all() and "doubt_fraction" in metrics
 
 
-def test_dart_fits_its_noise_to_the_carried_gru_replayed_over_d(tmp_path):
-    summary = run_in_process(tmp_path / "run", *QUICK, "obs=no_velocity", "algo=dart", "policy=gru_carried",
-                             "policy.gru_size=16", "policy.hidden=[32]", "policy.gradient_steps=60", "schedule.iterations=2",
-                             "logger=none")
-    assert summary["expert_labels"] == 400
+def test_dart_fits_its_noise_to_the_carried_gru_replayed_over_d():
+    """DART's Sigma_hat is the second moment of the learner's error over D, the learner's actions being what it does
+    with D's episodes replayed from their starts."""
+    from dagger.supervisors.dart import DART
+
+    learner = carried_gru(4)
+    data = collected("episodes", learner)
+    dart = DART(box([-3.0], [3.0]), noise_scale=1.0)
+    dart.begin(2, learner, data)
+    error = (learner.replay(data).astype(np.float64) - data.acts) / 3.0
+    assert error.std() > 0.05
+    np.testing.assert_allclose(dart.error_cov, error.T @ error / len(data), rtol=1e-6)
 
 
 @pytest.mark.parametrize("keys, says", [
