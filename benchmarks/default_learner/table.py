@@ -31,7 +31,9 @@ def learner(configuration: str) -> str:
         name = f"MLP, {keys['policy.epochs']} epochs (>= {keys['policy.gradient_steps']} minibatches)"
     else:
         name = f"MLP, {keys['policy.gradient_steps']} minibatches"
-    return name + (", warm start" if keys["policy.warm_start"] == "True" else ", refit from scratch")
+    episodes = keys.get("eval.episodes", "default")
+    return (name + (", warm start" if keys["policy.warm_start"] == "True" else ", refit from scratch")
+            + ("" if episodes == "default" else f"; evaluated on {episodes} episodes"))
 
 
 def make_run_passes(configuration: str) -> str:
