@@ -26,7 +26,7 @@ ThriftyDAgger read).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 import gymnasium as gym
@@ -130,9 +130,9 @@ class EpisodeGRU(nn.Module):
 
 
 class CarriedGRULearner(MLPLearner):
-    """A GRU student whose hidden state is carried through the whole episode (Hochreiter-style recurrent policies as
-    robomimic's and R2D2's), fitted by truncated back-propagation through time (Williams & Peng 1990) on the
-    episodes of D's record:
+    """A GRU student (Cho et al. 2014) whose hidden state is carried through the whole episode, as robomimic's RNN
+    policies and R2D2 (Kapturowski et al. 2019) carry theirs, fitted by truncated back-propagation through time
+    (Williams & Peng 1990) on the episodes of D's record:
 
         h_0 = 0,   h_t = GRU(h_{t-1}, o_t),   a_t = head(h_t)      along each episode, whoever acted
 
@@ -177,11 +177,18 @@ class CarriedGRULearner(MLPLearner):
         record, policy = data.transitions, self.acting()
         outputs = torch.zeros(len(record), policy.net.head[-1].out_features)
         obs = policy.standardize(torch.as_tensor(record["obs"], dtype=torch.float32, device=self.device))
+        for rows, out in self.along_episodes(record, obs, lambda sequences, h0: policy.net(sequences, h0)[0]):
+            outputs[rows] = out.cpu()
+        return policy.action_of(outputs[torch.as_tensor(data.rows)])
+
+    def along_episodes(self, record, obs: torch.Tensor, run: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+                       ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """`run(sequences, h_0)` along every episode of the record from its start, in padded groups of episodes:
+        (rows, outputs) of the real steps."""
         for group in episode_groups(record.episodes(), obs.shape[1] + self.cfg.gru_size):
             rows, valid = padded(group)
-            out, _ = policy.net(obs[rows] * valid[..., None], self.initial_state(len(group)))
-            outputs[rows[valid]] = out[valid].cpu()
-        return policy.action_of(outputs[torch.as_tensor(data.rows)])
+            out = run(obs[rows] * valid[..., None], self.initial_state(len(group)))
+            yield rows[valid], out[valid]
 
     def fit(self, data, generator: torch.Generator) -> dict[str, float]:
         """TBPTT on the record's episode segments for `fit_steps(|D|)` minibatches; the mean loss of the last 10%."""
@@ -219,10 +226,9 @@ class CarriedGRULearner(MLPLearner):
         """The hidden state the current weights reach after the record's rows `before` (h_0 where -1, a segment that
         starts its episode), running the GRU along every episode from its start."""
         hidden = torch.zeros(len(record), self.cfg.gru_size, device=self.device)  # h_t after each row's step
-        for group in episode_groups(record.episodes(), obs.shape[1] + self.cfg.gru_size):
-            r, v = padded(group)
-            states, _ = self.policy.net.gru(obs[r] * v[..., None], self.initial_state(len(group)).unsqueeze(0))
-            hidden[r[v]] = states[v]
+        gru = self.policy.net.gru
+        for rows, states in self.along_episodes(record, obs, lambda sequences, h0: gru(sequences, h0.unsqueeze(0))[0]):
+            hidden[rows] = states
         return torch.where((before >= 0)[:, None], hidden[before.clamp(min=0)], self.initial_state(len(before)))
 
 
