@@ -72,19 +72,17 @@ class Carried:
         """This step's actions and the ensemble's spread (EnsembleDAgger's doubt)."""
         return self.act(obs), self.spread
 
-    def uncertainty(self, obs: np.ndarray) -> np.ndarray:
-        return self.act_and_uncertainty(obs)[1]
-
-    def restart(self, ended: np.ndarray | None = None) -> None:
-        """The envs `ended` (all where None) start a new episode: their hidden state is the initial one."""
-        if self.hidden is None or ended is None:
-            self.hidden = None
-        elif ended.any():
+    def restart(self, ended: np.ndarray) -> None:
+        """The envs `ended` start a new episode: their hidden state is the initial one."""
+        if self.hidden is not None and ended.any():
             self.hidden = self.hidden.clone()
             self.hidden[torch.as_tensor(ended)] = self.learner.initial_state(int(ended.sum()))
 
     def __deepcopy__(self, memo) -> Carried:  # a video's frozen copy: its own learner, from the episode's start
         return Carried(copy.deepcopy(self.learner, memo))
+
+
+ACTS_ALONG_EPISODES = "a carried GRU acts along episodes: through dagger.policy.carried.acting(learner) or Carried"
 
 
 def acting(learner):

@@ -37,6 +37,7 @@ from torch import nn
 from dagger.actions import actions_of
 from dagger.config import ConfigError
 from dagger.schemas import BOOLEAN, COUNT, Help
+from dagger.policy.carried import ACTS_ALONG_EPISODES
 from dagger.policy.ensemble import EnsembleConfig, EnsembleLearner
 from dagger.policy.fitting import PREDICT_NUMBERS, mlp
 from dagger.policy.mlp import MLPConfig, MLPLearner
@@ -160,7 +161,7 @@ class CarriedGRULearner(MLPLearner):
                                                    out_dim)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        raise TypeError("a carried GRU acts along episodes: through dagger.policy.carried.acting(learner) or Carried")
+        raise TypeError(ACTS_ALONG_EPISODES)
 
     def initial_state(self, n: int) -> torch.Tensor:
         return torch.zeros(n, self.cfg.gru_size, device=self.device)
@@ -177,17 +178,23 @@ class CarriedGRULearner(MLPLearner):
         record, policy = data.transitions, self.acting()
         outputs = torch.zeros(len(record), policy.net.head[-1].out_features)
         obs = policy.standardize(torch.as_tensor(record["obs"], dtype=torch.float32, device=self.device))
-        for rows, out in self.along_episodes(record, obs, lambda sequences, h0: policy.net(sequences, h0)[0]):
+        batches = self.episode_batches(record)
+        for rows, out in self.along_episodes(batches, obs, lambda sequences, h0: policy.net(sequences, h0)[0]):
             outputs[rows] = out.cpu()
         return policy.action_of(outputs[torch.as_tensor(data.rows)])
 
-    def along_episodes(self, record, obs: torch.Tensor, run: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    def episode_batches(self, record) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The record's episodes as padded groups (`padded`: rows, mask), each small enough for one pass."""
+        width = record["obs"].shape[1] + self.cfg.gru_size
+        return [padded(group) for group in episode_groups(record.episodes(), width)]
+
+    def along_episodes(self, batches: list[tuple[torch.Tensor, torch.Tensor]], obs: torch.Tensor,
+                       run: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
                        ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """`run(sequences, h_0)` along every episode of the record from its start, in padded groups of episodes:
+        """`run(sequences, h_0)` along every episode from its start, a padded group of them at a time (`batches`):
         (rows, outputs) of the real steps."""
-        for group in episode_groups(record.episodes(), obs.shape[1] + self.cfg.gru_size):
-            rows, valid = padded(group)
-            out = run(obs[rows] * valid[..., None], self.initial_state(len(group)))
+        for rows, valid in batches:
+            out = run(obs[rows] * valid[..., None], self.initial_state(len(rows)))
             yield rows[valid], out[valid]
 
     def fit(self, data, generator: torch.Generator) -> dict[str, float]:
@@ -204,6 +211,7 @@ class CarriedGRULearner(MLPLearner):
         rows, valid = padded(parts)
         taught = (valid & labelled[rows]).any(1)  # only segments with a label in them are drawn
         rows, valid, before = rows[taught], valid[taught], torch.as_tensor(before)[taught]
+        batches = self.episode_batches(record)  # the same every time the segments' starts are recomputed
         steps, per_batch = self.fit_steps(len(data)), max(1, self.cfg.batch_size // self.cfg.segment)
         refresh = max(1, -(-len(data) // self.cfg.batch_size))  # minibatches in one pass over D
         starts, count = None, 0
@@ -211,7 +219,7 @@ class CarriedGRULearner(MLPLearner):
         def batch_loss() -> torch.Tensor:
             nonlocal starts, count
             if count % refresh == 0:  # each segment's h_0 under the current weights
-                starts = self.hidden_before(record, obs, before)
+                starts = self.hidden_before(batches, obs, before)
             count += 1
             pick = torch.randint(len(rows), (per_batch,), generator=generator).to(self.device)
             r, v = rows[pick], valid[pick]
@@ -222,12 +230,13 @@ class CarriedGRULearner(MLPLearner):
         return {"train_loss": float(self.minibatches(steps, batch_loss).mean()), "gradient_steps": steps}
 
     @torch.no_grad()
-    def hidden_before(self, record, obs: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
+    def hidden_before(self, batches: list[tuple[torch.Tensor, torch.Tensor]], obs: torch.Tensor,
+                      before: torch.Tensor) -> torch.Tensor:
         """The hidden state the current weights reach after the record's rows `before` (h_0 where -1, a segment that
-        starts its episode), running the GRU along every episode from its start."""
-        hidden = torch.zeros(len(record), self.cfg.gru_size, device=self.device)  # h_t after each row's step
+        starts its episode), running the GRU along every episode (`batches`) from its start."""
+        hidden = torch.zeros(len(obs), self.cfg.gru_size, device=self.device)  # h_t after each row's step
         gru = self.policy.net.gru
-        for rows, states in self.along_episodes(record, obs, lambda sequences, h0: gru(sequences, h0.unsqueeze(0))[0]):
+        for rows, states in self.along_episodes(batches, obs, lambda sequences, h0: gru(sequences, h0.unsqueeze(0))[0]):
             hidden[rows] = states
         return torch.where((before >= 0)[:, None], hidden[before.clamp(min=0)], self.initial_state(len(before)))
 
@@ -253,7 +262,7 @@ class CarriedGRUEnsembleLearner(EnsembleLearner):
         super().__init__(cfg, observation_space, action_space, device)
 
     def scaled_member_actions(self, obs: np.ndarray) -> np.ndarray:
-        raise TypeError("a carried GRU acts along episodes: through dagger.policy.carried.acting(learner) or Carried")
+        raise TypeError(ACTS_ALONG_EPISODES)
 
     def initial_state(self, n: int) -> torch.Tensor:
         return torch.stack([member.initial_state(n) for member in self.members], 1)
