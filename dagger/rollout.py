@@ -303,13 +303,18 @@ class Evaluator:
         return every_or_last(iteration, self.every, last)
 
     def returns(self, act: Act) -> np.ndarray:
+        """The return of each episode. `act` sees all the envs' observations at every step (a row's action does not
+        depend on the others'), but only the envs whose episode is still running are stepped: an ended one keeps its
+        last observation, and a policy that falls early costs no simulation after its fall."""
         obs, _ = self.venv.reset(seed=self.seed)
         total = np.zeros(self.episodes)
         running = np.ones(self.episodes, dtype=bool)
         while running.any():
-            obs, reward, terminated, truncated, _ = self.venv.step(self.actions.to_env(act(obs)))
-            total += reward * running
-            running &= ~(terminated | truncated)
+            actions = self.actions.to_env(act(obs))
+            for i in np.flatnonzero(running):
+                obs[i], reward, terminated, truncated, _ = self.venv.envs[i].step(actions[i])
+                total[i] += reward
+                running[i] = not (terminated or truncated)
         return total
 
     def media(self, act: Act, name: str, iteration: int | None = None, last: int | None = None) -> dict[str, Future]:

@@ -117,3 +117,34 @@ def test_a_runs_dataset_holds_whole_episodes_of_each_iteration_from_its_own_seed
         seed = int(np.random.SeedSequence(3, spawn_key=(i,)).generate_state(1)[0])
         np.testing.assert_allclose(seen["state"][0], env.reset(seed=seed)[0], rtol=0, atol=1e-6)  # float32 in D
     collector.close()
+
+
+def test_the_evaluator_returns_each_episodes_return_and_steps_no_env_after_its_end():
+    """Each return is that of the env's episode run alone from its seed (seed + i), and an env whose episode ended is
+    not stepped again while the others run (random actions on Hopper fall at different times)."""
+    from dagger.rollout import Evaluator
+
+    env = parse(EnvConfig, {**compose("env=hopper").env, "max_episode_steps": EPISODE}, "env.")
+    evaluator = Evaluator(env, episodes=4, seed=5)
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-1, 1, (EPISODE, 4, 3))
+    seen = []
+
+    def act(obs):  # the same action sequence per env whatever the others do
+        seen.append(obs.copy())
+        return actions[len(seen) - 1]
+
+    steps = [0] * 4
+    for i, sub in enumerate(evaluator.venv.envs):
+        step = sub.step
+        sub.step = lambda a, step=step, i=i: (steps.__setitem__(i, steps[i] + 1), step(a))[1]
+    returns = evaluator.returns(act)
+    alone = []
+    for i in range(4):
+        single = parse(EnvConfig, {**compose("env=hopper").env, "max_episode_steps": EPISODE}, "env.")
+        solo = Evaluator(single, episodes=1, seed=5 + i)
+        k = iter(range(EPISODE))
+        alone.append(solo.returns(lambda obs: actions[next(k)][i:i + 1])[0])
+        assert steps[i] == next(k), f"env {i} was stepped after its episode ended"
+    np.testing.assert_array_equal(returns, alone)
+    assert len(set(steps)) > 1 and len(seen) == max(steps)
