@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -107,8 +109,9 @@ def test_cosine_schedule_anneals_each_fit_from_lr_to_zero():
 
 
 def test_ema_acts_with_the_moving_average_of_the_weights_and_resumes_with_it():
-    """policy.ema=d: the fit's iterates are unchanged, the learner acts with theta_avg <- d theta_avg + (1 - d) theta_t
-    (from the weights at the first fit), and its checkpoint holds the average."""
+    """policy.ema=d: the fit's iterates are unchanged, the learner acts with theta_avg <- d_t theta_avg + (1 - d_t)
+    theta_t, d_t = min(d, (1 + t) / (10 + t)) (from the weights at the first fit), and its checkpoint holds the average
+    and t, so a resumed learner averages on exactly as the uninterrupted one."""
     data, _ = linear_expert_data(300)
     keys = dict(hidden=[16], activation="relu", loss="mse", lr=0.01, batch_size=50, gradient_steps=20, epochs=0,
                 lr_schedule="constant", warm_start=True)
@@ -125,21 +128,25 @@ def test_ema_acts_with_the_moving_average_of_the_weights_and_resumes_with_it():
         return learner, iterates
 
     plain, plain_iterates = fitted(0.0)
-    averaged, iterates = fitted(0.9)
+    averaged, iterates = fitted(0.95)
     assert plain.averaged is None and "averaged" not in plain.state_dict()
     for a, b in zip(plain_iterates[-1], iterates[-1]):
         assert torch.equal(a, b)  # the average does not touch the fit
     expected = iterates[0]
-    for weights in iterates[1:]:
-        expected = [0.9 * e + 0.1 * w for e, w in zip(expected, weights)]
+    for t, weights in enumerate(iterates[1:]):  # 40 updates: the warm-up's decay reaches 0.95 only at t = 170
+        decay = min(0.95, (1 + t) / (10 + t))
+        expected = [decay * e + (1 - decay) * w for e, w in zip(expected, weights)]
     for got, want in zip(averaged.averaged.net.parameters(), expected):
         torch.testing.assert_close(got, want)
     obs = data.obs[:7]
     assert not np.allclose(averaged.act(obs), plain.act(obs))
     np.testing.assert_array_equal(averaged.act(obs), averaged.averaged.act(obs))
-    resumed = mlp_learner(**keys, ema=0.9)
-    resumed.load_state_dict(averaged.state_dict())
+    resumed = mlp_learner(**keys, ema=0.95)
+    resumed.load_state_dict(copy.deepcopy(averaged.state_dict()))  # as from checkpoint.pt: no tensor shared
     np.testing.assert_array_equal(resumed.act(obs), averaged.act(obs))
+    for learner in (resumed, averaged):
+        learner.fit(data, torch.Generator().manual_seed(2))
+    np.testing.assert_array_equal(resumed.act(obs), averaged.act(obs))  # the same decays after the resume
     assert set(averaged.policy_state_dict()) == set(plain.policy_state_dict())
 
 

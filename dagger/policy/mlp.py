@@ -14,12 +14,15 @@ ceil(epochs |D| / batch_size))` minibatches per fit, the learning rate cosine-an
 warm-started from the previous iteration's weights unless `warm_start: false`.
 
 With `ema: d > 0` the learner acts with an exponential moving average of its weights (Polyak averaging), updated
-after every minibatch t and carried across fits while warm-starting:
+after every minibatch and carried across fits while warm-starting, its decay warmed up as in timm's ModelEmaV2:
 
-    theta_avg <- d * theta_avg + (1 - d) * theta_t
+    theta_avg <- d_t * theta_avg + (1 - d_t) * theta_t,   d_t = min(d, (1 + t) / (10 + t))
 
-It starts from the weights at the first fit (and again whenever the weights are drawn afresh); the observation
-statistics it standardises with are always D's current ones. `ema: 0` acts with the last iterate, as before.
+with t the updates since the average began (at the first fit, and again whenever the weights are drawn afresh, from
+the weights then). Without the warm-up the first fits' average is mostly the initial weights (0.999^300 = 0.74 after
+a 300-minibatch fit): three 128x128 MLPs with d = 0.999 stayed at 0.07-0.13 of the expert for five iterations of
+the default walker run. The observation statistics it standardises with are always D's current ones. `ema: 0` acts
+with the last iterate, as before.
 """
 from __future__ import annotations
 
@@ -184,6 +187,7 @@ class MLPLearner:
         self.policy = self.make_policy()
         self.optimizer = self._new_optimizer()
         self.averaged: MLPPolicy | None = None  # the moving average of the weights (ema > 0), once fitted
+        self.averaged_updates = 0  # t: the average's updates since it began (its decay's warm-up)
 
     def network(self) -> Callable[[int, int], nn.Module] | None:
         """What maps the standardised observation to the action head, given (obs_dim, out_dim): None for the MLP of
@@ -222,10 +226,12 @@ class MLPLearner:
         return self.acting().act(obs)
 
     def _average(self) -> None:
-        """theta_avg <- d * theta_avg + (1 - d) * theta, after a minibatch."""
+        """theta_avg <- d_t * theta_avg + (1 - d_t) * theta, after a minibatch (d_t: the warmed-up decay)."""
+        decay = min(self.cfg.ema, (1 + self.averaged_updates) / (10 + self.averaged_updates))
         with torch.no_grad():
             torch._foreach_lerp_(list(self.averaged.net.parameters()), list(self.policy.net.parameters()),
-                                 1.0 - self.cfg.ema)
+                                 1.0 - decay)
+        self.averaged_updates += 1
 
     def fit(self, data: Labelled, generator: torch.Generator) -> dict[str, float]:
         """Train on all of D for `fit_steps(|D|)` minibatches; returns the mean loss of the last 10% and the count."""
@@ -256,7 +262,7 @@ class MLPLearner:
         self.policy.set_obs_stats(states)
         if self.cfg.ema > 0:
             if self.averaged is None:
-                self.averaged = copy.deepcopy(self.policy)
+                self.averaged, self.averaged_updates = copy.deepcopy(self.policy), 0
             self.averaged.load_state_dict({**self.averaged.state_dict(), "obs_mean": self.policy.obs_mean,
                                            "obs_std": self.policy.obs_std})
 
@@ -271,7 +277,8 @@ class MLPLearner:
         return self.acting().state_dict()
 
     def state_dict(self) -> dict:
-        averaged = {"averaged": self.averaged.state_dict()} if self.averaged is not None else {}
+        averaged = ({"averaged": self.averaged.state_dict(), "averaged_updates": self.averaged_updates}
+                    if self.averaged is not None else {})
         return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(), **averaged}
 
     def load_state_dict(self, state: dict) -> None:
@@ -281,3 +288,5 @@ class MLPLearner:
         if "averaged" in state:
             self.averaged = copy.deepcopy(self.policy)
             self.averaged.load_state_dict(state["averaged"])
+            # a checkpoint from before the warm-up goes on with the constant decay it began with
+            self.averaged_updates = int(state.get("averaged_updates", 10**9))
