@@ -22,11 +22,14 @@ def learner(configuration: str) -> str:
         members = keys.get("policy.members", "default")
         batch = keys.get("policy.batch_size", "default")
         hidden, lr = keys.get("policy.hidden", "default"), keys.get("policy.lr", "default")
+        budget = (f"{keys['policy.gradient_steps']} minibatches" if keys["policy.epochs"] == "0"
+                  else f"{keys['policy.epochs']} epochs")
         name = (f"{3 if members == 'default' else members} MLPs"
                 + ("" if hidden == "default" else " " + "x".join(hidden.strip("[]").split(",")))
-                + f", {keys['policy.epochs']} epochs"
+                + f", {budget}"
                 + ("" if batch == "default" else f", minibatches of {batch}")
-                + ("" if lr == "default" else f", lr {lr}"))
+                + ("" if lr == "default" else f", lr {lr}")
+                + (f", EMA {keys['policy.ema']}" if "policy.ema" in keys else ""))
     elif keys["policy.epochs"] != "0":
         name = f"MLP, {keys['policy.epochs']} epochs (>= {keys['policy.gradient_steps']} minibatches)"
     else:
