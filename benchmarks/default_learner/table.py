@@ -29,7 +29,7 @@ def learner(configuration: str) -> str:
                 + f", {budget}"
                 + ("" if batch == "default" else f", minibatches of {batch}")
                 + ("" if lr == "default" else f", lr {lr}")
-                + (f", EMA {keys['policy.ema']}" if "policy.ema" in keys else ""))
+                + ("" if keys.get("policy.ema", "default") == "default" else f", EMA {keys['policy.ema']}"))
     elif keys["policy.epochs"] != "0":
         name = f"MLP, {keys['policy.epochs']} epochs (>= {keys['policy.gradient_steps']} minibatches)"
     else:
