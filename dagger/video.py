@@ -6,7 +6,8 @@ Rendering is headless: MUJOCO_GL defaults to `egl` (Mesa renders on the CPU wher
 MUJOCO_GL already set in the environment (osmesa, glfw) is used instead. Videos play in real time at about
 `eval.video_fps`: every ceil(task fps / video_fps)-th step is rendered, with shadows, reflections and
 multisampling off (they cost most of a CPU frame: a 320x240 Walker2d frame takes about 2.5x less CPU without 4x
-multisampling, and looks the same but for the horizon's edge). A machine where rendering fails gets one warning line and the run goes on without videos.
+multisampling, and looks the same but for the horizon's edge). A machine where rendering fails gets one warning line
+and the run goes on without videos.
 
 Videos are rendered off the loop's critical path: `record_later` renders a frozen copy of the policy in one
 background thread (MuJoCo's stepping and rendering and the ffmpeg encoder run outside Python's lock, so the

@@ -135,9 +135,15 @@ def test_the_evaluator_returns_each_episodes_return_and_steps_no_env_after_its_e
         return actions[len(seen) - 1]
 
     steps = [0] * 4
+
+    def counted(i, step):
+        def counting(action):
+            steps[i] += 1
+            return step(action)
+        return counting
+
     for i, sub in enumerate(evaluator.venv.envs):
-        step = sub.step
-        sub.step = lambda a, step=step, i=i: (steps.__setitem__(i, steps[i] + 1), step(a))[1]
+        sub.step = counted(i, sub.step)
     returns = evaluator.returns(act)
     alone = []
     for i in range(4):
