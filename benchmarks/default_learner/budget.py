@@ -26,7 +26,8 @@ def learner(configuration: str) -> str:
     budget = (f"{keys['policy.gradient_steps']} minibatches" if keys.get("policy.epochs") == "0"
               else f"{keys.get('policy.epochs', 20)} epochs")
     ema = f", EMA {keys['policy.ema']}" if "policy.ema" in keys else ""
-    return f"3 MLPs {hidden}, {budget}{ema}"
+    lr = f", lr {keys['policy.lr']}" if "policy.lr" in keys else ""
+    return f"3 MLPs {hidden}, {budget}{lr}{ema}"
 
 
 root = Path(sys.argv[1])
