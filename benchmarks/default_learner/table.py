@@ -29,7 +29,8 @@ def learner(configuration: str) -> str:
                 + f", {budget}"
                 + ("" if batch == "default" else f", minibatches of {batch}")
                 + ("" if lr == "default" else f", lr {lr}")
-                + ("" if keys.get("policy.ema", "default") == "default" else f", EMA {keys['policy.ema']}"))
+                + ("" if keys.get("policy.ema", "default") == "default" else f", EMA {keys['policy.ema']}")
+                + (", bootstrap resamples" if keys.get("policy.bootstrap") == "True" else ""))
     elif keys["policy.epochs"] != "0":
         name = f"MLP, {keys['policy.epochs']} epochs (>= {keys['policy.gradient_steps']} minibatches)"
     else:
