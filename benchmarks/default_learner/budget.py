@@ -11,23 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from table import learner, rule  # the default-learner table's names and make run's rule
+
 BUDGETS = range(8, 15)
-
-
-def rule(curve: pd.Series, n: int) -> bool:
-    """make run's rule for a run stopped after iteration n, evaluated every 2nd iteration and at the last."""
-    shown = sorted({i for i in range(2, n + 1, 2)} | {n})[-3:]
-    return bool(curve[n] >= 0.9 and all(curve[i] >= 0.85 for i in shown))
-
-
-def learner(configuration: str) -> str:
-    keys = dict(kv.split("=", 1) for kv in re.split(r",(?![^\[]*\])", configuration))
-    hidden = keys.get("policy.hidden", "[256,256]").strip("[]").replace(",", "x")
-    budget = (f"{keys['policy.gradient_steps']} minibatches" if keys.get("policy.epochs") == "0"
-              else f"{keys.get('policy.epochs', 20)} epochs")
-    ema = f", EMA {keys['policy.ema']}" if "policy.ema" in keys else ""
-    lr = f", lr {keys['policy.lr']}" if "policy.lr" in keys else ""
-    return f"3 MLPs {hidden}, {budget}{lr}{ema}"
 
 
 root = Path(sys.argv[1])
