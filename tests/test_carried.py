@@ -99,7 +99,8 @@ def test_each_tbptt_segment_starts_from_the_hidden_state_its_episode_reached_the
     record = collected("carry_over", learner).transitions
     _, before = segments(record.episodes(), 8)
     obs = learner.policy.standardize(torch.as_tensor(record["obs"]))
-    starts = learner.hidden_before(learner.episode_batches(record), obs, torch.as_tensor(before))
+    batches = learner.episode_batches(record.episodes(), record["obs"].shape[1])
+    starts = learner.hidden_before(batches, obs, torch.as_tensor(before))
     after = {}  # the hidden state after each row's step
     for rows in record.episodes():
         hidden = learner.initial_state(1)

@@ -178,15 +178,14 @@ class CarriedGRULearner(MLPLearner):
         record, policy = data.transitions, self.acting()
         outputs = torch.zeros(len(record), policy.net.head[-1].out_features)
         obs = policy.standardize(torch.as_tensor(record["obs"], dtype=torch.float32, device=self.device))
-        batches = self.episode_batches(record)
+        batches = self.episode_batches(record.episodes(), record["obs"].shape[1])
         for rows, out in self.along_episodes(batches, obs, lambda sequences, h0: policy.net(sequences, h0)[0]):
             outputs[rows] = out.cpu()
         return policy.action_of(outputs[torch.as_tensor(data.rows)])
 
-    def episode_batches(self, record) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def episode_batches(self, episodes: list[np.ndarray], obs_dim: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The record's episodes as padded groups (`padded`: rows, mask), each small enough for one pass."""
-        width = record["obs"].shape[1] + self.cfg.gru_size
-        return [padded(group) for group in episode_groups(record.episodes(), width)]
+        return [padded(group) for group in episode_groups(episodes, obs_dim + self.cfg.gru_size)]
 
     def along_episodes(self, batches: list[tuple[torch.Tensor, torch.Tensor]], obs: torch.Tensor,
                        run: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -207,11 +206,12 @@ class CarriedGRULearner(MLPLearner):
             scaled = self.policy.scale(torch.as_tensor(record["label"][record["labelled"]], device=self.device))
             targets = scaled.new_zeros((len(record), *scaled.shape[1:]))
             targets[labelled] = scaled
-        parts, before = segments(record.episodes(), self.cfg.segment)
+        episodes = record.episodes()  # read once: the segments and the passes along whole episodes both use them
+        parts, before = segments(episodes, self.cfg.segment)
         rows, valid = padded(parts)
         taught = (valid & labelled[rows]).any(1)  # only segments with a label in them are drawn
         rows, valid, before = rows[taught], valid[taught], torch.as_tensor(before)[taught]
-        batches = self.episode_batches(record)  # the same every time the segments' starts are recomputed
+        batches = self.episode_batches(episodes, obs.shape[1])  # the same every time the starts are recomputed
         steps, per_batch = self.fit_steps(len(data)), max(1, self.cfg.batch_size // self.cfg.segment)
         refresh = max(1, -(-len(data) // self.cfg.batch_size))  # minibatches in one pass over D
         starts, count = None, 0
