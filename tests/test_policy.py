@@ -108,6 +108,28 @@ def test_cosine_schedule_anneals_each_fit_from_lr_to_zero():
     assert {learner.lr_at(s, 40) for s in range(40)} == {0.01}
 
 
+def test_lr_decay_lowers_each_fits_starting_rate_and_resumes_at_the_next():
+    """policy.lr_decay=g: fit i starts from lr * g^(i-1) and anneals to 0 within it; a learner resumed from a
+    checkpoint of fit 2 starts its next fit from lr * g^2, as the uninterrupted one does."""
+    data, _ = linear_expert_data(300)
+    keys = dict(hidden=[16], activation="relu", loss="mse", lr=0.01, batch_size=50, gradient_steps=10, epochs=0,
+                lr_schedule="cosine", warm_start=True, lr_decay=0.5)
+
+    def rates(learner: MLPLearner, fits: range) -> list[float]:
+        seen, step = [], learner.optimizer.step
+        learner.optimizer.step = lambda: (seen.append(learner.optimizer.param_groups[0]["lr"]), step())
+        for it in fits:
+            learner.fit(data, torch.Generator().manual_seed(it))
+        return seen[::10]  # each fit's first rate
+
+    learner = mlp_learner(**keys)
+    assert rates(learner, range(2)) == pytest.approx([0.01, 0.005])
+    resumed = mlp_learner(**keys)
+    resumed.load_state_dict(copy.deepcopy(learner.state_dict()))
+    assert rates(resumed, range(2, 3)) == rates(learner, range(2, 3)) == pytest.approx([0.0025])
+    np.testing.assert_array_equal(resumed.act(data.obs[:7]), learner.act(data.obs[:7]))
+
+
 def test_ema_acts_with_the_moving_average_of_the_weights_and_resumes_with_it():
     """policy.ema=d: the fit's iterates are unchanged, the learner acts with theta_avg <- d_t theta_avg + (1 - d_t)
     theta_t, d_t = min(d, (1 + t) / (10 + t)) (from the weights at the first fit), and its checkpoint holds the average

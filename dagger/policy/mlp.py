@@ -10,8 +10,8 @@ on discrete actions (`dagger.actions`), the cross-entropy of the expert's choice
 (`loss: cross_entropy`, policy=classifier, acting with the most likely choice).
 Observations are standardised with D's statistics at every fit. Choices: Adam, `max(gradient_steps,
 ceil(epochs |D| / batch_size))` minibatches per fit, the learning rate cosine-annealed to 0 within each fit
-(`lr_schedule: cosine`; `constant` keeps it), and
-warm-started from the previous iteration's weights unless `warm_start: false`.
+(`lr_schedule: cosine`; `constant` keeps it) from lr * lr_decay^(i-1) at the i-th fit (`lr_decay: 1`, the default,
+starts every fit from lr), and warm-started from the previous iteration's weights unless `warm_start: false`.
 
 With `ema: d > 0` the learner acts with an exponential moving average of its weights (Polyak averaging), updated
 after every minibatch and carried across fits while warm-starting, its decay warmed up as in timm's ModelEmaV2:
@@ -58,6 +58,7 @@ class MLPConfig(LearnerConfig):
     gradient_steps: Annotated[int, COUNT, Help("minibatches per fit, at least ...")]
     epochs: Annotated[float, number(low=0), Help("... and at least this many passes over D")]
     lr_schedule: Annotated[Literal["constant", "cosine"], Help("cosine: annealed from lr to 0 within every fit")]
+    lr_decay: Annotated[float, number(high=1, above=0), Help("the i-th fit starts from lr * lr_decay^(i-1)")]
     warm_start: Annotated[bool, BOOLEAN, Help("false: refit from fresh weights every iteration")]
     ema: Annotated[float, number(0, 0.9999), Help("0: act with the fitted weights; d: with their moving average")]
 
@@ -188,6 +189,7 @@ class MLPLearner:
         self.optimizer = self._new_optimizer()
         self.averaged: MLPPolicy | None = None  # the moving average of the weights (ema > 0), once fitted
         self.averaged_updates = 0  # t: the average's updates since it began (its decay's warm-up)
+        self.fits = 0  # fits begun so far: the i-th starts from the rate lr * lr_decay^(i-1)
 
     def network(self) -> Callable[[int, int], nn.Module] | None:
         """What maps the standardised observation to the action head, given (obs_dim, out_dim): None for the MLP of
@@ -215,8 +217,10 @@ class MLPLearner:
         return max(self.cfg.gradient_steps, math.ceil(self.cfg.epochs * n / self.cfg.batch_size))
 
     def lr_at(self, step: int, steps: int) -> float:
-        """The learning rate of minibatch `step` of `steps`: constant, or cosine-annealed from lr to 0 in each fit."""
-        return cosine_lr(self.cfg.lr, step, steps) if self.cfg.lr_schedule == "cosine" else self.cfg.lr
+        """The learning rate of minibatch `step` of `steps`: the fit's rate lr * lr_decay^(i-1), constant or
+        cosine-annealed from it to 0 within the fit."""
+        lr = self.cfg.lr * self.cfg.lr_decay ** (self.fits - 1)
+        return cosine_lr(lr, step, steps) if self.cfg.lr_schedule == "cosine" else lr
 
     def acting(self) -> MLPPolicy:
         """The network that acts: the weights' moving average (ema > 0) once there is one, else the weights."""
@@ -254,6 +258,7 @@ class MLPLearner:
     def start_fit(self, states: np.ndarray, generator: torch.Generator) -> None:
         """Before a fit on D's rows `states`: fresh weights unless warm-starting (drawn from `generator`), D's
         observation statistics, and the moving average's copy of them."""
+        self.fits += 1
         if not self.cfg.warm_start:  # retrain from scratch, the fresh weights drawn from `generator`
             torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
             self.policy = self.make_policy()
@@ -279,11 +284,13 @@ class MLPLearner:
     def state_dict(self) -> dict:
         averaged = ({"averaged": self.averaged.state_dict(), "averaged_updates": self.averaged_updates}
                     if self.averaged is not None else {})
-        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(), **averaged}
+        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(), "fits": self.fits,
+                **averaged}
 
     def load_state_dict(self, state: dict) -> None:
         self.policy.load_state_dict(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.fits = int(state.get("fits", 0))  # a checkpoint from before the count: its rate never decayed
         self.averaged = None
         if "averaged" in state:
             self.averaged = copy.deepcopy(self.policy)
