@@ -29,14 +29,17 @@ def learner(configuration: str) -> str:
                 + f", {budget}"
                 + ("" if batch == "default" else f", minibatches of {batch}")
                 + ("" if lr == "default" else f", lr {lr}")
+                + ("" if keys.get("policy.lr_decay", "default") == "default"
+                   else f", lr x{keys['policy.lr_decay']} per iteration")
                 + ("" if keys.get("policy.ema", "default") == "default" else f", EMA {keys['policy.ema']}")
                 + (", bootstrap resamples" if keys.get("policy.bootstrap") == "True" else ""))
     elif keys["policy.epochs"] != "0":
         name = f"MLP, {keys['policy.epochs']} epochs (>= {keys['policy.gradient_steps']} minibatches)"
     else:
         name = f"MLP, {keys['policy.gradient_steps']} minibatches"
-    episodes = keys.get("eval.episodes", "default")
+    episodes, schedule = keys.get("eval.episodes", "default"), keys.get("schedule", "default")
     return (name + (", warm start" if keys["policy.warm_start"] == "True" else ", refit from scratch")
+            + ("" if schedule == "default" else f"; schedule={schedule}")
             + ("" if episodes == "default" else f"; evaluated on {episodes} episodes"))
 
 
