@@ -1,9 +1,11 @@
-"""The README's table of the default-learner sweep, from the committed results:
+"""The README's tables of the default-learner sweep, from the committed results:
 python benchmarks/default_learner/table.py   (after python -m dagger.report benchmarks/default_learner/walker-sac)
+python benchmarks/default_learner/table.py benchmarks/default_learner/walker-sac-avx2   (another folder's jobs)
 
 Adds what the default walker run (`make run`: evaluated every 2nd iteration) would show of each job: whether its
 final evaluation is at or above 0.9 and its last three (iterations 6, 8, 10) at or above 0.85."""
 import re
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -50,28 +52,37 @@ def rule(curve: pd.Series, n: int = 10) -> bool:
     return bool(curve[n] >= 0.9 and all(curve[i] >= 0.85 for i in shown))
 
 
-def make_run_passes(configuration: str) -> str:
-    """The seeds of a configuration on which make run's rule holds."""
-    passed = total = 0
-    swept = {kv for kv in pairs(configuration) if not kv.endswith("=default")}  # "default": not overridden
-    for job in ROOT.iterdir():
-        if job.is_dir() and set(pairs(job.name.rsplit(",seed=", 1)[0])) == swept:
-            passed += rule(pd.read_csv(job / "metrics.csv").set_index("iteration").normalized_return)
-            total += 1
-    return f"{passed}/{total}"
+def jobs_of(configuration: str, root: Path = ROOT) -> list[Path]:
+    """A summary row's jobs in `root`: those with every value the row names (its `key=default` keys absent)."""
+    named = pairs(configuration)
+    want = {kv for kv in named if not kv.endswith("=default")}
+    absent = {kv.split("=", 1)[0] for kv in named if kv.endswith("=default")}
+    jobs = []
+    for job in sorted(root.iterdir()):
+        have = set(pairs(job.name.rsplit(",seed=", 1)[0])) if job.is_dir() else set()
+        if have and want <= have and not {kv.split("=", 1)[0] for kv in have} & absent:
+            jobs.append(job)
+    return jobs
 
 
-def main() -> None:
-    summary = pd.read_csv(ROOT / "summary.csv")
+def make_run_passes(jobs: list[Path]) -> str:
+    """The seeds (jobs) on which make run's rule holds."""
+    passed = sum(rule(pd.read_csv(job / "metrics.csv").set_index("iteration").normalized_return) for job in jobs)
+    return f"{passed}/{len(jobs)}"
+
+
+def main(root: Path) -> None:
+    summary = pd.read_csv(root / "summary.csv")
     print("| learner | final normalised return [95% CI] | worst seed | steadiness (seeds) | make run's rule (seeds) "
           "| labels to 90% (seeds) | wall time (s) |")
     print("|---|---|---|---|---|---|---|")
     for r in summary.itertuples():
-        print(f"| {learner(r.configuration)} | {r.final_norm_return:.3f} [{r.final_ci_low:.3f}, {r.final_ci_high:.3f}] "
+        jobs = jobs_of(r.configuration, root)
+        print(f"| {learner(jobs[0].name.rsplit(',seed=', 1)[0])} | {r.final_norm_return:.3f} [{r.final_ci_low:.3f}, {r.final_ci_high:.3f}] "
               f"| {r.worst_seed_final:.3f} | {r.steadiness:.2f} ({r.steady_seeds}) "
-              f"| {make_run_passes(r.configuration)} "
+              f"| {make_run_passes(jobs)} "
               f"| {r.labels_to_90pct:,.0f} ({r.seeds_reaching_90pct}/{r.seeds}) | {r.wall_time_s:.0f} |")
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT)
