@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from omegaconf import DictConfig, OmegaConf
+from pydantic import model_validator
+from pydantic_core import PydanticCustomError
 
 from dagger.actions import actions_of
 from dagger.config import ConfigError, as_container, describe, first_line
@@ -69,6 +71,19 @@ class RunConfig(Schema):
     schedule: ScheduleConfig
     algo: AlgoConfig
     logger: LoggerConfig
+
+    @model_validator(mode="after")
+    def bc_keeps_its_schedule(self) -> RunConfig:
+        """algo=bc is behaviour cloning, beta = 1 at every iteration (its schedule, `schedule=bc`); a `schedule=`
+        given beside it replaces that schedule, which would run another algorithm under BC's name."""
+        beta = self.schedule
+        if self.algo.name == "bc" and not (beta.beta == "constant" and beta.beta_value == 1.0):
+            raise PydanticCustomError(
+                "check", "is not algo=bc's beta = 1 throughout (schedule=bc), so the run would not be behaviour "
+                "cloning: drop the schedule override, or use algo=dagger with it",
+                {"at": "schedule.beta_value", "value": beta.beta_value} if beta.beta == "constant"
+                else {"at": "schedule.beta", "value": beta.beta})
+        return self
 
 
 def pick_device(device: str) -> str:

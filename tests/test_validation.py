@@ -99,6 +99,8 @@ BAD_INPUTS: list[Bad] = [
     run("algo._target_=dagger.nope.Thing", says="is not a supervisor class"),
     run("+algo.foo=1", says="unknown key for algo=dagger"),
     run("algo=bc", "+algo.beta=1.5", says="unknown key for algo=bc"),  # BC is schedule=bc: beta = 1 throughout
+    run("algo=bc", "schedule=linear", key="schedule.beta", says="is not algo=bc's beta = 1 throughout"),
+    run("algo=bc", "schedule.beta_value=0.5", key="schedule.beta_value", says="is not algo=bc's beta = 1"),
     run("algo=safe_dagger", "algo.tau=3", says="is outside [0, 2]"),
     run("algo=safe_dagger", "algo.tau=abc", says="must be a finite number in [0, 2]"),
     run("algo=safe_dagger", "+algo.tau_sup=0.1", says="unknown key for algo=safe_dagger"),
