@@ -20,6 +20,8 @@ from dagger.files import atomic_write, atomic_write_text
 
 # The student's view of a run written before views existed: the full observation.
 VIEW_BEFORE_VIEWS = {"obs.name": "full", "obs._target_": "dagger.views.Full", "obs.history": 1, "obs.actions": False}
+# Learner keys added after runs were written: a saved config without one ran as this value does.
+LEARNER_KEYS_ADDED = {"policy.ema": 0.0, "policy.lr_decay": 1.0}
 
 
 class RunFolder:
@@ -103,6 +105,9 @@ class RunFolder:
             old.pop("schedule.beta_ramp", None), new.pop("schedule.beta_ramp", None)
         if not any(key.startswith("obs.") for key in old):
             old.update(VIEW_BEFORE_VIEWS)
+        for key, value in LEARNER_KEYS_ADDED.items():
+            if key in new and key not in old:
+                old[key] = value
         may_change = resumable_keys()
         for key in sorted(old.keys() | new.keys()):
             if not key.startswith(may_change) and old.get(key) != new.get(key):

@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from dagger.app import RunStopped
 from tests.conftest import (PENDULUM_EXPERT, QUICK, assert_learns, assert_same_outputs,
@@ -135,6 +136,20 @@ def test_a_finished_run_extended_with_the_resumable_keys_changed_matches_a_strai
     run_in_process(tmp_path / "extended", *QUICK, "schedule.iterations=3", "logger=wandb", "logger.mode=disabled",
                    "threads=2", "eval.video=true", "eval.video_every=10", "resume=true")
     assert_same_outputs(tmp_path / "extended", tmp_path / "straight")
+
+
+def test_a_run_written_before_a_learner_key_existed_is_extended_as_it_ran(tmp_path):
+    """A run whose config.yaml predates policy.ema and policy.lr_decay ran as ema=0 and lr_decay=1: it is extended
+    with today's defaults to the same numbers as a straight run, and refused with another value of either."""
+    run_in_process(tmp_path / "straight", *QUICK, "schedule.iterations=3", "logger=none")
+    run_in_process(tmp_path / "old", *QUICK, "schedule.iterations=2", "logger=none")
+    saved = OmegaConf.load(tmp_path / "old" / "config.yaml")
+    del saved.policy["ema"], saved.policy["lr_decay"]
+    OmegaConf.save(saved, tmp_path / "old" / "config.yaml")
+    with pytest.raises(RunStopped, match="policy.lr_decay=0.5 differs from 1.0"):
+        run_in_process(tmp_path / "old", *QUICK, "schedule.iterations=3", "logger=none", "policy.lr_decay=0.5")
+    run_in_process(tmp_path / "old", *QUICK, "schedule.iterations=3", "logger=none")
+    assert_same_outputs(tmp_path / "old", tmp_path / "straight")
 
 
 def test_resuming_with_a_different_experiment_is_refused(tmp_path):
