@@ -18,6 +18,11 @@ def pairs(configuration: str) -> list[str]:
     return re.split(r",(?![^\[]*\])", configuration)
 
 
+def swept(job: Path) -> str:
+    """A job's configuration: its folder's `key=value` name without the seed."""
+    return job.name.rsplit(",seed=", 1)[0]
+
+
 def learner(configuration: str) -> str:
     keys = dict(kv.split("=", 1) for kv in pairs(configuration))
     if keys.get("policy") in ("ensemble", "steady"):  # steady: the ensemble of 3 MLPs without resampling
@@ -59,7 +64,7 @@ def jobs_of(configuration: str, root: Path = ROOT) -> list[Path]:
     absent = {kv.split("=", 1)[0] for kv in named if kv.endswith("=default")}
     jobs = []
     for job in sorted(root.iterdir()):
-        have = set(pairs(job.name.rsplit(",seed=", 1)[0])) if job.is_dir() else set()
+        have = set(pairs(swept(job))) if job.is_dir() else set()
         if have and want <= have and not {kv.split("=", 1)[0] for kv in have} & absent:
             jobs.append(job)
     return jobs
@@ -78,9 +83,9 @@ def main(root: Path) -> None:
     print("|---|---|---|---|---|---|---|")
     for r in summary.itertuples():
         jobs = jobs_of(r.configuration, root)
-        print(f"| {learner(jobs[0].name.rsplit(',seed=', 1)[0])} | {r.final_norm_return:.3f} [{r.final_ci_low:.3f}, {r.final_ci_high:.3f}] "
-              f"| {r.worst_seed_final:.3f} | {r.steadiness:.2f} ({r.steady_seeds}) "
-              f"| {make_run_passes(jobs)} "
+        print(f"| {learner(swept(jobs[0]))} "
+              f"| {r.final_norm_return:.3f} [{r.final_ci_low:.3f}, {r.final_ci_high:.3f}] | {r.worst_seed_final:.3f} "
+              f"| {r.steadiness:.2f} ({r.steady_seeds}) | {make_run_passes(jobs)} "
               f"| {r.labels_to_90pct:,.0f} ({r.seeds_reaching_90pct}/{r.seeds}) | {r.wall_time_s:.0f} |")
 
 
