@@ -141,6 +141,8 @@ def rule_words(annotation, metadata=(), plural: bool = False) -> str:
     shown = (lambda x: f"{x:g}") if annotation is float else str
     if "ge" in limits and "le" in limits:
         return f"{noun} in [{shown(limits['ge'])}, {shown(limits['le'])}]"
+    if "gt" in limits and "le" in limits:
+        return f"{noun} in ({shown(limits['gt'])}, {shown(limits['le'])}]"
     for name, sign in (("gt", ">"), ("ge", ">="), ("le", "<=")):
         if name in limits:
             return f"{noun} {sign} {shown(limits[name])}"
