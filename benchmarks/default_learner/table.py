@@ -45,8 +45,10 @@ def learner(configuration: str) -> str:
     else:
         name = f"MLP, {keys['policy.gradient_steps']} minibatches"
     episodes, schedule = keys.get("eval.episodes", "default"), keys.get("schedule", "default")
+    ramp = keys.get("schedule.beta_ramp", "default")
     return (name + (", warm start" if keys["policy.warm_start"] == "True" else ", refit from scratch")
             + ("" if schedule == "default" else f"; schedule={schedule}")
+            + ("" if ramp == "default" else f" over {ramp} iterations")
             + ("" if episodes == "default" else f"; evaluated on {episodes} episodes"))
 
 
