@@ -34,10 +34,12 @@ def test_option_composes_and_validates(group, option):
         OmegaConf.to_container(cfg, resolve=True)
         run = parse_run(cfg)
         assert isinstance(run, RunConfig)
-    # the option chosen is the one parsed: its name (an expert's algorithm, a logger's W&B mode)
+    # the option chosen is the one parsed: its name (an expert's algorithm, a logger's W&B mode; algo=dagger is
+    # named by its schedule, the default `linear`)
     name_of = {"expert": lambda expert: expert.algo,
                "logger": lambda logger: {"disabled": "none", "offline": "wandb"}[logger.mode]}
-    assert name_of.get(group, lambda chosen: chosen.name)(getattr(run, group)) == option
+    expected = run.schedule.name if (group, option) == ("algo", "dagger") else option
+    assert name_of.get(group, lambda chosen: chosen.name)(getattr(run, group)) == expected
     if group in ("env", "expert") and option != "python":  # experts/train.py trains SB3 experts
         with initialize_config_dir(config_dir=str(ROOT_CONF), version_base="1.3"):
             train = compose("train", overrides=[f"{group}={option}"])
@@ -74,9 +76,10 @@ def test_each_learner_option_is_checked_by_its_own_class():
 def test_schedules_mean_what_their_names_say():
     with initialize_config_dir(config_dir=str(ROOT_CONF), version_base="1.3"):
         bc = compose("config", overrides=["schedule=bc"]).schedule
-        linear = compose("config", overrides=["schedule=linear", "schedule.iterations=7"]).schedule
+        linear = compose("config", overrides=["schedule.iterations=7"]).schedule
     assert (bc.beta, bc.beta_value) == ("constant", 1.0)
-    assert linear.beta_ramp == 7
+    # the default: beta falls over a fixed 10 iterations, whatever N (so a run of N iterations can be extended)
+    assert (linear.name, linear.beta, linear.beta_ramp) == ("linear", "linear", 10)
 
 
 def test_help_lists_groups_and_cfg_prints_the_config():

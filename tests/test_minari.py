@@ -38,7 +38,8 @@ def test_the_export_is_a_minari_dataset_of_the_runs_episodes_with_the_expert_lab
     assert dataset.total_steps == len(visited) == 400  # DAgger labels every visited state
     assert dataset.env_spec.id == "InvertedPendulum-v5"
     meta = dataset.storage.metadata
-    assert meta["algorithm_name"] == "dagger-lab/dagger" and meta["dagger_lab"]["expert"]["algo"] == "SAC"
+    # algo=dagger is named by its schedule (the default: linear)
+    assert meta["algorithm_name"] == "dagger-lab/linear" and meta["dagger_lab"]["expert"]["algo"] == "SAC"
     last = pd.read_csv(run_dir / "metrics.csv").iloc[-1]
     assert meta["ref_max_score"] == pytest.approx(last.expert_return_mean)
     where = {row.tobytes(): k for k, row in enumerate(visited)}  # D's k-th visited state is labelled labels[k]

@@ -61,7 +61,7 @@ def test_all_runs_share_one_wandb_group_with_readable_names(sweep):
         names.add(config["logger"]["name"])
         assert config["overrides"]["schedule.iterations"] in ("1", "2")  # swept values, to group by
     assert groups == {"budget_grid-pendulum-sac"}
-    assert len(names) == 4 and all(n.startswith("pendulum-sac-dagger-") for n in names)
+    assert len(names) == 4 and all(n.startswith("pendulum-sac-linear-") for n in names)  # algo=dagger: its schedule
 
 
 def test_report_matches_the_runs_own_metrics(sweep, capsys):

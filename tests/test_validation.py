@@ -97,13 +97,13 @@ BAD_INPUTS: list[Bad] = [
     run("algo.name=", says="must be a non-empty string"),
     run("algo._target_=", key="algo._target_", says="must be a non-empty string"),
     run("algo._target_=dagger.nope.Thing", says="is not a supervisor class"),
-    run("+algo.foo=1", says="unknown key for algo=dagger"),
-    run("algo=bc", "+algo.beta=1.5", says="unknown key for algo=bc"),  # BC is schedule=bc: beta = 1 throughout
+    run("+algo.foo=1", says="unknown key for linear (BetaMixture takes no keys)"),  # algo=dagger: named by its schedule
+    run("algo=bc", "+algo.beta=1.5", says="unknown key for bc"),  # BC is schedule=bc: beta = 1 throughout
     run("algo=bc", "schedule=linear", key="schedule.beta", says="is not algo=bc's beta = 1 throughout"),
     run("algo=bc", "schedule.beta_value=0.5", key="schedule.beta_value", says="is not algo=bc's beta = 1"),
     run("algo=safe_dagger", "algo.tau=3", says="is outside [0, 2]"),
     run("algo=safe_dagger", "algo.tau=abc", says="must be a finite number in [0, 2]"),
-    run("algo=safe_dagger", "+algo.tau_sup=0.1", says="unknown key for algo=safe_dagger"),
+    run("algo=safe_dagger", "+algo.tau_sup=0.1", says="unknown key for safe_dagger"),
     run("algo=lazy_dagger", "algo.tau_auto=0.5", says="must be <= algo.tau_sup=0.1"),
     run("algo=lazy_dagger", "algo.tau_sup=-1", says="is outside [0, 2]"),
     run("algo=lazy_dagger", "algo.noise_std=-0.1", says="must be a finite number >= 0"),

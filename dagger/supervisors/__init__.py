@@ -160,7 +160,7 @@ def build_supervisor(algo_cfg: AlgoConfig, **context) -> Supervisor:
     schema = keyword_schema(cls)
     for key in params:
         if key not in schema.model_fields:
-            raise ConfigError(f"algo.{key}: unknown key for algo={name} ({cls.__name__} takes "
+            raise ConfigError(f"algo.{key}: unknown key for {name} ({cls.__name__} takes "
                               f"{', '.join(schema.model_fields) or 'no keys'})")
     keys = parse(schema, params, "algo.")
     return cls(**context, **{key: getattr(keys, key) for key in schema.model_fields})
