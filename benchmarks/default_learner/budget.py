@@ -1,9 +1,9 @@
 """What `make run`'s rule would say at other budgets, from runs evaluated after every iteration:
 python benchmarks/default_learner/budget.py benchmarks/default_learner/walker-sac-14
 
-With the indicator schedule, a run of N iterations collects and fits exactly the first N iterations of a longer run
-with the same seed (the collection's seeds, the fit's generator and its budget depend on the iteration, not on N;
-a linear schedule's beta depends on N, so its runs are not prefixes of longer ones), so the committed
+A run of N iterations collects and fits exactly the first N iterations of a longer run with the same seed (the
+collection's seeds, the fit's generator and its budget depend on the iteration, not on N; so does beta, under the
+indicator and under the linear schedule's fixed ramp; linear runs from before that ramp fell over N), so the committed
 14-iteration runs show every budget up to 14. `make run` evaluates every 2nd iteration and at the last; its rule
 holds on a seed whose last three such evaluations are all at or above 0.85 and whose last is at or above 0.9."""
 import re
