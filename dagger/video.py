@@ -1,6 +1,6 @@
 """Rollout videos: the learner on the first evaluation episode (the same seed) every `eval.video_every`
 iterations and at the last, and the expert once per run, as mp4 files in the run's `videos/` folder,
-encoded by imageio's ffmpeg plugin (imageio-ffmpeg ships its own ffmpeg binary).
+encoded by imageio's ffmpeg plugin (imageio-ffmpeg ships its own ffmpeg binary) with x264's veryfast preset.
 
 Rendering is headless: MUJOCO_GL defaults to `egl` (Mesa renders on the CPU where there is no GPU), and a
 MUJOCO_GL already set in the environment (osmesa, glfw) is used instead. Videos play in real time at about
@@ -222,4 +222,5 @@ def write_mp4(path: Path, frames: list[np.ndarray], fps: float) -> None:
     height, width = frames[0].shape[:2]  # padded to whole 16-pixel blocks, as the codec needs (pygame tasks: 600x400)
     pad = ((0, -height % 16), (0, -width % 16), (0, 0))
     frames = [np.pad(frame, pad, mode="edge") for frame in frames] if any(n for n, _ in pad) else frames
-    imageio.mimwrite(path, frames, fps=fps, codec="libx264", quality=7)
+    # x264's veryfast preset: half the encoder's CPU time of its default (medium), at the same size and look
+    imageio.mimwrite(path, frames, fps=fps, codec="libx264", quality=7, ffmpeg_params=["-preset", "veryfast"])
