@@ -20,8 +20,7 @@ MuJoCo's state snapshot (classic control, Box2D) runs only under `episodes`, who
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -265,33 +264,6 @@ def _time_limit(env):
     return env
 
 
-class Stepping:
-    """Steps a set of envs in `threads` threads, the calling one among them, each taking a share of the envs: MuJoCo
-    simulates outside Python's lock, so an evaluation's episodes run on two cores. The other tasks' physics hold the
-    lock, so they are stepped in the calling thread alone (`threads=1`)."""
-
-    def __init__(self, threads: int):
-        self.threads = threads
-        self.pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="step") if threads > 1 else None
-
-    def run(self, step: Callable[[np.ndarray], None], envs: np.ndarray) -> None:
-        """`step(share)` for every share of `envs`, the first in this thread; returns when all have (a worker's
-        error is raised here)."""
-        if self.pool is None or len(envs) < 2:
-            step(envs)
-            return
-        first, *others = np.array_split(envs, self.threads)
-        futures = [self.pool.submit(step, share) for share in others]
-        step(first)
-        for future in futures:
-            future.result()
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True)
-            self.pool = None
-
-
 class EvalConfig(Schema):
     """The `eval` group: how often and on how many episodes the learner is evaluated, and its videos."""
 
@@ -320,7 +292,6 @@ class Evaluator:
         self.venv = make_vec_env(env_cfg, episodes)
         self.actions = actions_of(self.venv.single_action_space)
         self.episodes, self.seed, self.every, self.video, self.view = episodes, seed, every, video, view
-        self.stepping = Stepping(2 if is_mujoco(self.venv.envs[0]) else 1)
 
     def student(self, act: Act) -> Act:
         """The learner's `act` on its view of the full observations (`act` itself where it sees them all)."""
@@ -334,22 +305,16 @@ class Evaluator:
     def returns(self, act: Act) -> np.ndarray:
         """The return of each episode. `act` sees all the envs' observations at every step (a row's action does not
         depend on the others'), but only the envs whose episode is still running are stepped: an ended one keeps its
-        last observation, and a policy that falls early costs no simulation after its fall. The running envs are
-        stepped by `self.stepping` (two threads on MuJoCo tasks): each env's episode is the same either way."""
+        last observation, and a policy that falls early costs no simulation after its fall."""
         obs, _ = self.venv.reset(seed=self.seed)
         total = np.zeros(self.episodes)
         running = np.ones(self.episodes, dtype=bool)
-        actions = obs
-
-        def step(envs: np.ndarray) -> None:
-            for i in envs:
+        while running.any():
+            actions = self.actions.to_env(act(obs))
+            for i in np.flatnonzero(running):
                 obs[i], reward, terminated, truncated, _ = self.venv.envs[i].step(actions[i])
                 total[i] += reward
                 running[i] = not (terminated or truncated)
-
-        while running.any():
-            actions = self.actions.to_env(act(obs))
-            self.stepping.run(step, np.flatnonzero(running))
         return total
 
     def media(self, act: Act, name: str, iteration: int | None = None, last: int | None = None) -> dict[str, Future]:
@@ -362,7 +327,6 @@ class Evaluator:
 
     def close(self, cancel: bool = False) -> None:
         """Close the envs and wait for the videos being rendered (`cancel`: drop them)."""
-        self.stepping.close()
         self.venv.close()
         if self.video is not None:
             self.video.close(cancel)

@@ -1,7 +1,5 @@
 """The budget rule of the collector (dagger.rollout): whole episodes of pi_i from a reset (Algorithm 3.1) by
 default, episodes carried over across iterations as an option."""
-import threading
-
 import numpy as np
 import pytest
 
@@ -123,8 +121,7 @@ def test_a_runs_dataset_holds_whole_episodes_of_each_iteration_from_its_own_seed
 
 def test_the_evaluator_returns_each_episodes_return_and_steps_no_env_after_its_end():
     """Each return is that of the env's episode run alone from its seed (seed + i), and an env whose episode ended is
-    not stepped again while the others run (random actions on Hopper fall at different times); the episodes are
-    stepped in two threads (MuJoCo simulates outside Python's lock), each as it runs alone."""
+    not stepped again while the others run (random actions on Hopper fall at different times)."""
     from dagger.rollout import Evaluator
 
     env = parse(EnvConfig, {**compose("env=hopper").env, "max_episode_steps": EPISODE}, "env.")
@@ -139,12 +136,9 @@ def test_the_evaluator_returns_each_episodes_return_and_steps_no_env_after_its_e
 
     steps = [0] * 4
 
-    threads = set()
-
     def counted(i, step):
         def counting(action):
             steps[i] += 1
-            threads.add(threading.current_thread().name)
             return step(action)
         return counting
 
@@ -160,5 +154,3 @@ def test_the_evaluator_returns_each_episodes_return_and_steps_no_env_after_its_e
         assert steps[i] == next(k), f"env {i} was stepped after its episode ended"
     np.testing.assert_array_equal(returns, alone)
     assert len(set(steps)) > 1 and len(seen) == max(steps)
-    assert len(threads) == 2, f"a MuJoCo task's episodes are stepped in two threads, not {sorted(threads)}"
-    evaluator.close()
