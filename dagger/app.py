@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -315,7 +316,7 @@ def build_parts(settings: RunConfig, cfg: DictConfig, folder: RunFolder, state: 
     from dagger.supervisors import build_supervisor
     from dagger.tracking import Tracker
     from dagger.video import VideoRecorder
-    from dagger.views import build_view
+    from dagger.views import Pixels, build_view
 
     c = settings
     device = pick_device(c.device)
@@ -349,7 +350,10 @@ def build_parts(settings: RunConfig, cfg: DictConfig, folder: RunFolder, state: 
     eval_seed = c.seed + 1_000_000  # evaluation episodes never share seeds with the rollouts
     video = VideoRecorder(c.env, folder.path, seed=eval_seed, every=c.eval.video_every, fps=c.eval.video_fps,
                           size=tuple(c.eval.video_size), enabled=videos if c.eval.video is None else c.eval.video)
-    evaluator = Evaluator(c.env, c.eval.episodes, seed=eval_seed, every=c.eval.every, video=video, view=view)
+    # A forked copy evaluates beside the loop where that is safe: one torch thread on the CPU, no GL context of a view
+    beside = hasattr(os, "fork") and device == "cpu" and c.threads == 1 and not isinstance(view.features, Pixels)
+    evaluator = Evaluator(c.env, c.eval.episodes, seed=eval_seed, every=c.eval.every, video=video, view=view,
+                          beside=beside)
     # All checks passed: from here on the run folder is written.
     folder.start(cfg, expert.files, hydra_files or {"config.yaml": OmegaConf.to_yaml(cfg)})
     log.info("collection: %s, %d env(s) side by side", "whole episodes of pi_i from a reset every iteration"

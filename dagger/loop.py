@@ -10,8 +10,11 @@
         evaluate pi_hat_{i+1} alone (every `eval.every` iterations and at the last); record one row
 
 Row i of metrics.csv is the learner trained after i rounds of collection (row 0: BC on the
-initial demonstrations). The row is merged from the dicts the parts return. Each finished iteration is
-checkpointed, so a killed run resumes; the evaluator's media (videos) come after the checkpoint.
+initial demonstrations). The row is merged from the dicts the parts return. Its evaluation runs beside iteration
+i+1 (in a forked copy of the process, on the machine's other core: `dagger.beside`), and the row is recorded once
+it returns, after iteration i+1's fit; the last iteration's is recorded at once. Each finished iteration is
+checkpointed, its row still pending, so a killed run resumes, evaluating that row's learner first; the evaluator's
+media (videos) come after the checkpoint.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import numpy as np
 import torch
 
 from dagger.config import ConfigError, describe
+from dagger.beside import Beside
 from dagger.data import Dataset, bytes_per_step, half_memory
 from dagger.expert.expert import Expert
 from dagger.files import atomic_write
@@ -74,6 +78,18 @@ class Parts:
     demonstrations: Rollout | None = None  # D_0 loaded from a Minari dataset (schedule.initial_demos)
     resumed: Resumed | None = None         # the state of a run being resumed, restored before the folder is touched
     reference: dict | None = None          # the shipped expert's fixed references (dagger.expert.references)
+    pending: Pending | None = None         # the last iteration's row, while its evaluation runs
+
+
+@dataclass
+class Pending:
+    """An iteration's row before its evaluation's columns, which go between `head` and `tail`; `evaluating` the
+    evaluation (None where none was due)."""
+
+    head: dict
+    tail: dict
+    evaluating: Beside | None = None
+    due: bool = False
 
 
 @dataclass
@@ -135,6 +151,7 @@ class Resumed:
     data: Dataset
     progress: Progress
     rows: list[dict]
+    pending: dict | None = None  # the last iteration's row without its evaluation (`Pending`'s head, tail, due)
 
 
 def run_dagger(parts: Parts) -> list[dict]:
@@ -156,6 +173,10 @@ def run_dagger(parts: Parts) -> list[dict]:
             progress = iterate(p, expert_alone, data, progress, 0, p.budget.initial_expert_steps)
     else:
         log.info(f"resuming after iteration {progress.iteration} ({len(data)} labels)")
+        if p.resumed.pending is not None:  # its learner is the one restored: evaluate it now
+            saved = p.resumed.pending
+            p.pending = Pending(saved["head"], saved["tail"], evaluate(p, saved["due"], beside=False), saved["due"])
+            record(p, progress.refs)
     for i in range(progress.iteration + 1, p.budget.iterations + 1):
         progress = iterate(p, p.supervisor, data, progress, i, p.budget.rollout_steps)
     return p.tracker.rows
@@ -176,29 +197,46 @@ def iterate(p: Parts, supervisor: Supervisor, data: Dataset, progress: Progress,
     # pi_hat_{i+1} on all of D (a gate that labelled nothing yet leaves the learner as it is)
     fit = p.learner.fit(data, torch.Generator().manual_seed(p.seed * 100_003 + i)) if len(data) else {}
     t2 = time.perf_counter()
-    # the learner alone, deterministic (only every `eval.every` iterations and at the last)
-    due = p.evaluator.due(i, p.budget.iterations)
-    returns = p.evaluator.returns(p.evaluator.student(acting(p.learner))) if due else None
+    record(p, progress.refs)  # the previous row: its evaluation ran beside this iteration's rollout and fit
+    # the learner alone, deterministic (only every `eval.every` iterations and at the last), beside the next iteration
+    due, last = p.evaluator.due(i, p.budget.iterations), i == p.budget.iterations
+    evaluating = evaluate(p, due, beside=not last)
     t3 = time.perf_counter()
     progress = Progress(progress.refs, i, progress.env_steps + rollout.env_steps,
                         progress.expert_queries + rollout.queries,
                         progress.interventions + rollout.counts["switches_to_expert"], progress.wall_time_s + t3 - t0)
-    own = supervisor.metrics()
-    row = {"iteration": i, **own, **evaluation(returns, progress.refs),
-           **counts(progress, data, rollout), **fit,
-           "fit_time_s": t2 - t1, "rollout_time_s": t1 - t0, "eval_time_s": t3 - t2, "wall_time_s": progress.wall_time_s}
-    p.tracker.log(row)
-    shown = " ".join(f"{k} {v:.3g}" for k, v in own.items())
-    result = (f"return {row['return_mean']:7.1f} ± {row['return_std']:6.1f} ({row['normalized_return']:4.0%})"
-              if returns is not None else f"return {'(not evaluated)':>23s}")
-    log.info(f"iter {i:>3d} {shown} labels {len(data):>7d} queries {progress.expert_queries:>7d} "
-             f"loss {row.get('train_loss', float('nan')):7.4f} {result} "
-             f"rollout {t1 - t0:4.1f}s fit {t2 - t1:4.1f}s eval {t3 - t2:4.1f}s")
+    p.pending = Pending({"iteration": i, **supervisor.metrics()},
+                        {**counts(progress, data, rollout), **fit, "fit_time_s": t2 - t1, "rollout_time_s": t1 - t0,
+                         "eval_time_s": t3 - t2, "wall_time_s": progress.wall_time_s}, evaluating, due)
+    if last:
+        record(p, progress.refs)
     checkpoint(p, data, progress)
     # media (videos) after the checkpoint: they are outputs, not part of the run's state
     media = p.evaluator.media(p.evaluator.student(acting(p.learner)), "learner", i, p.budget.iterations)
     p.tracker.log_media(media, i)
     return progress
+
+
+def evaluate(p: Parts, due: bool, beside: bool) -> Beside | None:
+    """The learner's evaluation begun (`Evaluator.start`: beside the loop unless `beside` is false), if due."""
+    return p.evaluator.start(p.evaluator.student(acting(p.learner)), beside) if due else None
+
+
+def record(p: Parts, refs: References) -> None:
+    """Record the pending row (if any) with its evaluation's returns, waiting for them; log its line."""
+    if p.pending is None:
+        return
+    pending, p.pending = p.pending, None
+    returns = pending.evaluating.result() if pending.evaluating is not None else None
+    row = {**pending.head, **evaluation(returns, refs), **pending.tail}
+    p.tracker.log(row)
+    own = {k: v for k, v in pending.head.items() if k != "iteration"}
+    shown = " ".join(f"{k} {v:.3g}" for k, v in own.items())
+    result = (f"return {row['return_mean']:7.1f} ± {row['return_std']:6.1f} ({row['normalized_return']:4.0%})"
+              if returns is not None else f"return {'(not evaluated)':>23s}")
+    log.info(f"iter {row['iteration']:>3d} {shown} labels {row['dataset_size']:>7d} queries {row['expert_queries']:>7d} "
+             f"loss {row.get('train_loss', float('nan')):7.4f} {result} "
+             f"rollout {row['rollout_time_s']:4.1f}s fit {row['fit_time_s']:4.1f}s eval {row['eval_time_s']:4.1f}s")
 
 
 def evaluation(returns: np.ndarray | None, refs: "References") -> dict:
@@ -247,8 +285,9 @@ def rng(p: Parts, iteration: int) -> np.random.Generator:
 def checkpoint(p: Parts, data: Dataset, progress: Progress) -> None:
     """Save the dataset, the learner, and the state needed to resume after this iteration."""
     data.save(p.run_dir / "dataset.npz")
+    pending = p.pending and {"head": p.pending.head, "tail": p.pending.tail, "due": p.pending.due}
     state = {"progress": asdict(progress), "dataset_size": len(data),
-             "transitions_size": len(data.transitions),
+             "transitions_size": len(data.transitions), **({"pending": pending} if pending else {}),
              "learner": p.learner.state_dict(),
              "supervisor": p.supervisor.state_dict(), "collector": p.collector.state_dict(), "rows": p.tracker.rows,
              "expert": p.expert.files}  # the expert's files and sha256, also when provenance.json is lost
@@ -301,10 +340,13 @@ def restore(run_dir: Path, state: dict, learner: Learner, supervisor: Supervisor
         progress = dict(state["progress"])
         progress = Progress(References(**progress.pop("refs")), **progress)
         rows = [dict(row) for row in state["rows"]]
+        pending = state.get("pending")
+        if pending is not None:
+            pending = {"head": dict(pending["head"]), "tail": dict(pending["tail"]), "due": bool(pending["due"])}
     except Exception as err:  # noqa: BLE001 - a tampered or foreign checkpoint: one line
         raise ConfigError(f"{ckpt}: its saved state does not fit this run ({describe(err, 160)}); "
                           "choose a new hydra.run.dir") from None
     bad = [name for name, t in learner.policy_state_dict().items() if not torch.isfinite(t).all()]
     if bad:
         raise ConfigError(f"{ckpt}: the learner's weights hold nan or inf ({bad[0]}); choose a new hydra.run.dir")
-    return Resumed(data, progress, rows)
+    return Resumed(data, progress, rows, pending)

@@ -34,6 +34,7 @@ from dagger.config import ConfigError
 from dagger.schemas import BOOLEAN, COUNT, Help, integer, Schema
 from dagger.schedules import Collection
 from dagger.actions import actions_of
+from dagger.beside import Beside
 from dagger.envs import SIMULATORS, EnvConfig, is_mujoco, make_vec_env
 from dagger.schedules import every_or_last
 from dagger.policy import Learner
@@ -288,10 +289,12 @@ class Evaluator:
     view noise)."""
 
     def __init__(self, env_cfg: EnvConfig, episodes: int, seed: int, every: int = 1,
-                 video: VideoRecorder | None = None, view: StudentView | None = None):
+                 video: VideoRecorder | None = None, view: StudentView | None = None, beside: bool = False):
         self.venv = make_vec_env(env_cfg, episodes)
         self.actions = actions_of(self.venv.single_action_space)
         self.episodes, self.seed, self.every, self.video, self.view = episodes, seed, every, video, view
+        self.beside = beside  # `start` may fork (`dagger.beside`): the caller knows whether that is safe
+        self.running: Beside | None = None
 
     def student(self, act: Act) -> Act:
         """The learner's `act` on its view of the full observations (`act` itself where it sees them all)."""
@@ -317,6 +320,13 @@ class Evaluator:
                 running[i] = not (terminated or truncated)
         return total
 
+    def start(self, act: Act, beside: bool = True) -> Beside:
+        """`returns(act)` begun in a forked copy of the process where this evaluator may fork and `beside` asks
+        for it (the same returns, on the machine's other core while the caller goes on), else at once; the
+        handle's `result()` gives them."""
+        self.running = Beside(lambda: self.returns(act), fork=self.beside and beside)
+        return self.running
+
     def media(self, act: Act, name: str, iteration: int | None = None, last: int | None = None) -> dict[str, Future]:
         """The video of `act` on the first evaluation episode, keyed `video/<name>`, when one is due at
         `iteration` (every `video_every` iterations and the last; once when `iteration` is None), else {}. It is
@@ -326,7 +336,10 @@ class Evaluator:
         return {f"video/{name}": self.video.record_later(act, name if iteration is None else f"{name}-iter{iteration:03d}")}
 
     def close(self, cancel: bool = False) -> None:
-        """Close the envs and wait for the videos being rendered (`cancel`: drop them)."""
+        """Close the envs and wait for the videos being rendered (`cancel`: drop them, and stop an evaluation
+        running beside the loop)."""
+        if cancel and self.running is not None:
+            self.running.cancel()
         self.venv.close()
         if self.video is not None:
             self.video.close(cancel)

@@ -113,6 +113,33 @@ def test_initial_demonstrations_make_iteration_zero(tmp_path):
     assert abs(metrics.supervisor_control_fraction.iloc[1] - 0.5) < 3 * np.sqrt(0.25 / 200)
 
 
+def test_evaluations_run_beside_the_loop_and_record_the_rows_of_evaluating_in_it(tmp_path, monkeypatch):
+    """Every evaluation but the last runs in a forked copy of the process while the next iteration collects and
+    fits, and the rows are those of evaluating in the loop itself (forking off)."""
+    import os
+
+    from dagger.beside import Beside
+    from dagger.rollout import Evaluator
+
+    fork, forks = os.fork, []
+
+    def counted_fork():
+        pid = fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    args = [*QUICK, "schedule.iterations=3", "logger=none"]
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "fork", counted_fork)
+        run_in_process(tmp_path / "beside", *args)
+    assert len(forks) == 2, "iterations 1 and 2 are evaluated beside the loop, the last one in it"
+    monkeypatch.setattr(Evaluator, "start", lambda self, act, beside=True: Beside(lambda: self.returns(act), False))
+    run_in_process(tmp_path / "in-loop", *args)
+    pd.testing.assert_frame_equal(metrics_without_timings(tmp_path / "beside"),
+                                  metrics_without_timings(tmp_path / "in-loop"))
+
+
 # Plain DAgger's resume is checked by test_integrity's kills (a kill at three different writes, resumed).
 @pytest.mark.parametrize("algo", [
     ["algo=dart"],
