@@ -48,18 +48,19 @@ class Beside:
         with os.fdopen(self.read, "rb") as pipe:
             message = pipe.read()
         os.waitpid(self.pid, 0)
-        self.pid, self.value = None, np.frombuffer(message[2:], dtype=np.float64).copy()
+        self.pid = None
         if message[:2] != b"ok":
             raise RuntimeError(f"the evaluation beside the loop failed: {message[2:].decode() or 'no result'}")
+        self.value = np.frombuffer(message[2:], dtype=np.float64).copy()
         return self.value
 
     def cancel(self) -> None:
         """Stop the copy (the run stops): kill it and reap it."""
         if self.pid is not None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-                os.waitpid(self.pid, 0)
-                os.close(self.read)
-            except OSError:
-                pass
+            for step in (lambda: os.kill(self.pid, signal.SIGKILL), lambda: os.waitpid(self.pid, 0),
+                         lambda: os.close(self.read)):
+                try:
+                    step()
+                except OSError:  # it had already ended, or was reaped
+                    pass
             self.pid = None
