@@ -5,7 +5,8 @@ run's split and the medians per checkout:
     startup     the process's start to the run's first log line: imports, the config's checks, building the envs,
                 the expert's load (its own column, from the log)
     references  the expert's and the uniform-random policy's evaluation episodes
-    rollouts, fits, evaluations, loop    metrics.csv: the loop's parts and its wall time
+    rollouts, fits, evaluations, loop    metrics.csv: the loop's parts and its wall time (evaluations: the loop's
+                time on them; where they run beside the loop, starting each and waiting for it)
     end         the last iteration's line to `outputs:`: waiting for the last video, the curve, W&B's finish
     exit        `outputs:` to the process's exit
     other       the rest: W&B's start, the references' log, handing the first video to its thread
