@@ -89,7 +89,6 @@ class Pending:
     head: dict
     tail: dict
     evaluating: Beside | None = None
-    due: bool = False
 
 
 @dataclass
@@ -175,7 +174,7 @@ def run_dagger(parts: Parts) -> list[dict]:
         log.info(f"resuming after iteration {progress.iteration} ({len(data)} labels)")
         if p.resumed.pending is not None:  # its learner is the one restored: evaluate it now
             saved = p.resumed.pending
-            p.pending = Pending(saved["head"], saved["tail"], evaluate(p, saved["due"], beside=False), saved["due"])
+            p.pending = Pending(saved["head"], saved["tail"], evaluate(p, saved["due"], beside=False))
             record(p, progress.refs)
     for i in range(progress.iteration + 1, p.budget.iterations + 1):
         progress = iterate(p, p.supervisor, data, progress, i, p.budget.rollout_steps)
@@ -207,7 +206,7 @@ def iterate(p: Parts, supervisor: Supervisor, data: Dataset, progress: Progress,
                         progress.interventions + rollout.counts["switches_to_expert"], progress.wall_time_s + t3 - t0)
     p.pending = Pending({"iteration": i, **supervisor.metrics()},
                         {**counts(progress, data, rollout), **fit, "fit_time_s": t2 - t1, "rollout_time_s": t1 - t0,
-                         "eval_time_s": t3 - t2, "wall_time_s": progress.wall_time_s}, evaluating, due)
+                         "eval_time_s": t3 - t2, "wall_time_s": progress.wall_time_s}, evaluating)
     if last:
         record(p, progress.refs)
     checkpoint(p, data, progress)
@@ -285,9 +284,10 @@ def rng(p: Parts, iteration: int) -> np.random.Generator:
 def checkpoint(p: Parts, data: Dataset, progress: Progress) -> None:
     """Save the dataset, the learner, and the state needed to resume after this iteration."""
     data.save(p.run_dir / "dataset.npz")
-    pending = p.pending and {"head": p.pending.head, "tail": p.pending.tail, "due": p.pending.due}
+    pending = None if p.pending is None else {"head": p.pending.head, "tail": p.pending.tail,
+                                              "due": p.pending.evaluating is not None}
     state = {"progress": asdict(progress), "dataset_size": len(data),
-             "transitions_size": len(data.transitions), **({"pending": pending} if pending else {}),
+             "transitions_size": len(data.transitions), "pending": pending,
              "learner": p.learner.state_dict(),
              "supervisor": p.supervisor.state_dict(), "collector": p.collector.state_dict(), "rows": p.tracker.rows,
              "expert": p.expert.files}  # the expert's files and sha256, also when provenance.json is lost
