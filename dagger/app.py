@@ -348,10 +348,12 @@ def build_parts(settings: RunConfig, cfg: DictConfig, folder: RunFolder, state: 
     collector = Collector(c.env, num_envs, seed=c.seed, collection=c.schedule.collection, view=view)
     resumed = restore(folder.path, state, learner, supervisor, collector) if state is not None else None
     eval_seed = c.seed + 1_000_000  # evaluation episodes never share seeds with the rollouts
-    video = VideoRecorder(c.env, folder.path, seed=eval_seed, every=c.eval.video_every, fps=c.eval.video_fps,
-                          size=tuple(c.eval.video_size), enabled=videos if c.eval.video is None else c.eval.video)
-    # A forked copy evaluates beside the loop where that is safe: one torch thread on the CPU, no GL context of a view
+    # Forked copies evaluate and render beside the loop where that is safe: one torch thread on the CPU, no GL
+    # context of a view
     beside = hasattr(os, "fork") and device == "cpu" and c.threads == 1 and not isinstance(view.features, Pixels)
+    video = VideoRecorder(c.env, folder.path, seed=eval_seed, every=c.eval.video_every, fps=c.eval.video_fps,
+                          size=tuple(c.eval.video_size), enabled=videos if c.eval.video is None else c.eval.video,
+                          beside=beside)
     evaluator = Evaluator(c.env, c.eval.episodes, seed=eval_seed, every=c.eval.every, video=video, view=view,
                           beside=beside)
     # All checks passed: from here on the run folder is written.

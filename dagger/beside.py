@@ -1,14 +1,19 @@
 """A call run in a forked copy of this process, beside the caller: the loop's evaluation of iteration i runs on
-the machine's other core while iteration i+1 collects and fits (`dagger.loop`).
+the machine's other core while iteration i+1 collects and fits (`dagger.loop`), and the videos are rendered and
+encoded there too (`dagger.video`), with an interpreter of their own, so they never wait on the loop's (nor it on
+theirs).
 
 The copy sees the process as it was at the fork (the learner's weights then), so what it returns is what the call
-would have returned in the caller. It writes nothing but its result, a float64 array, to a pipe, and exits without
-running the caller's exit handlers. Where forking is not safe (no fork, torch on several threads or a GPU, a view
-that renders with its own GL context), the call runs in the caller at once."""
+would have returned in the caller. It writes nothing but its result, a float64 array, to a pipe (a video's call
+also writes its mp4), exits without running the caller's exit handlers, and dies with the caller. Where forking is
+not safe (no fork, torch on several threads or a GPU, a view that renders with its own GL context), the call runs
+in the caller at once."""
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
+import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -16,20 +21,31 @@ import numpy as np
 from dagger.config import describe
 
 
-class Beside:
-    """`call()` begun in a forked copy of the process (or done now, `fork=False`); `result()` waits for it."""
+class FailedBeside(RuntimeError):
+    """The call failed in the copy (`reason`: its error in one line), or the copy ended without a result."""
 
-    def __init__(self, call: Callable[[], np.ndarray], fork: bool = True):
-        self.pid, self.value = None, None
+    def __init__(self, what: str, reason: str):
+        super().__init__(f"{what} beside the loop failed: {reason}")
+        self.reason = reason
+
+
+class Beside:
+    """`call()` begun in a forked copy of the process (or done now, `fork=False`); `result()` waits for it.
+    `what` names the call in its error."""
+
+    def __init__(self, call: Callable[[], np.ndarray], fork: bool = True, what: str = "the evaluation"):
+        self.pid, self.value, self.what = None, None, what
         if not fork:
             self.value = call()
             return
         read, write = os.pipe()
+        caller = os.getpid()
         self.pid = os.fork()
         if self.pid == 0:  # the copy: compute, write, leave (no exit handler, no buffered output of the caller's)
             code = 1
             try:
                 os.close(read)
+                die_with(caller)
                 try:
                     message, code = b"ok" + np.asarray(call(), dtype=np.float64).tobytes(), 0
                 except BaseException as err:  # noqa: BLE001 - told to the caller in its result
@@ -42,7 +58,7 @@ class Beside:
         self.read = read
 
     def result(self) -> np.ndarray:
-        """The call's result (its error, raised here, if it failed in the copy)."""
+        """The call's result (its error, raised here as `FailedBeside`, if it failed in the copy or was killed)."""
         if self.pid is None:
             return self.value
         with os.fdopen(self.read, "rb") as pipe:
@@ -50,17 +66,33 @@ class Beside:
         os.waitpid(self.pid, 0)
         self.pid = None
         if message[:2] != b"ok":
-            raise RuntimeError(f"the evaluation beside the loop failed: {message[2:].decode() or 'no result'}")
+            raise FailedBeside(self.what, message[2:].decode() or "no result")
         self.value = np.frombuffer(message[2:], dtype=np.float64).copy()
         return self.value
 
-    def cancel(self) -> None:
-        """Stop the copy (the run stops): kill it and reap it."""
+    def kill(self) -> None:
+        """Stop the copy; whoever waits in `result()` reaps it (and gets `FailedBeside`)."""
         if self.pid is not None:
-            for step in (lambda: os.kill(self.pid, signal.SIGKILL), lambda: os.waitpid(self.pid, 0),
-                         lambda: os.close(self.read)):
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except OSError:  # it had already ended
+                pass
+
+    def cancel(self) -> None:
+        """Stop the copy (the run stops): kill it and reap it, where nobody waits for it."""
+        if self.pid is not None:
+            for step in (self.kill, lambda: os.waitpid(self.pid, 0), lambda: os.close(self.read)):
                 try:
                     step()
                 except OSError:  # it had already ended, or was reaped
                     pass
             self.pid = None
+
+
+def die_with(caller: int) -> None:
+    """In the copy: end when the caller ends, even killed (Linux's parent-death signal; elsewhere the copy ends at
+    its first write to the closed pipe)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != caller:  # the caller ended before the signal was asked for
+        os._exit(1)

@@ -13,8 +13,8 @@ Row i of metrics.csv is the learner trained after i rounds of collection (row 0:
 initial demonstrations). The row is merged from the dicts the parts return. Its evaluation runs beside iteration
 i+1 (in a forked copy of the process, on the machine's other core: `dagger.beside`), and the row is recorded once
 it returns, after iteration i+1's fit; the last iteration's is recorded at once. Each finished iteration is
-checkpointed, its row still pending, so a killed run resumes, evaluating that row's learner first; the evaluator's
-media (videos) come after the checkpoint.
+checkpointed, its row still pending, so a killed run resumes, evaluating that row's learner first. A video of the
+learner is begun before its evaluation (rendered beside it: `dagger.video`) and logged after the checkpoint.
 """
 from __future__ import annotations
 
@@ -197,6 +197,8 @@ def iterate(p: Parts, supervisor: Supervisor, data: Dataset, progress: Progress,
     fit = p.learner.fit(data, torch.Generator().manual_seed(p.seed * 100_003 + i)) if len(data) else {}
     t2 = time.perf_counter()
     record(p, progress.refs)  # the previous row: its evaluation ran beside this iteration's rollout and fit
+    # its video (when due) begins now, to be made beside its evaluation; it is logged after the checkpoint
+    media = p.evaluator.media(p.evaluator.student(acting(p.learner)), "learner", i, p.budget.iterations)
     # the learner alone, deterministic (only every `eval.every` iterations and at the last), beside the next iteration
     due, last = p.evaluator.due(i, p.budget.iterations), i == p.budget.iterations
     evaluating = evaluate(p, due, beside=not last)
@@ -210,9 +212,7 @@ def iterate(p: Parts, supervisor: Supervisor, data: Dataset, progress: Progress,
     if last:
         record(p, progress.refs)
     checkpoint(p, data, progress)
-    # media (videos) after the checkpoint: they are outputs, not part of the run's state
-    media = p.evaluator.media(p.evaluator.student(acting(p.learner)), "learner", i, p.budget.iterations)
-    p.tracker.log_media(media, i)
+    p.tracker.log_media(media, i)  # media (videos) after the checkpoint: outputs, not part of the run's state
     return progress
 
 

@@ -9,9 +9,12 @@ multisampling off (they cost most of a CPU frame: a 320x240 Walker2d frame takes
 multisampling, and looks the same but for the horizon's edge). A machine where rendering fails gets one warning line
 and the run goes on without videos.
 
-Videos are rendered off the loop's critical path: `record_later` renders a frozen copy of the policy in one
-background thread (MuJoCo's stepping and rendering and the ffmpeg encoder run outside Python's lock, so the
-thread uses the machine's idle core) while the loop goes on.
+Videos are rendered off the loop's critical path, while the loop goes on: where the run may fork (`beside`, as for
+the evaluations: `dagger.beside`), each video is rendered and encoded by a forked copy of the process, which has the
+policy as it was and an interpreter of its own, and one thread of the run only waits for the copies and logs their
+videos; elsewhere that thread renders a frozen copy of the policy itself, sharing Python's lock with the loop. Run
+in that thread, the videos of `make run` lengthened its loop by about 4 s and its end by 2 s (the episode's Python
+steps and actions wait on the loop's, and the loop's on theirs).
 """
 from __future__ import annotations
 
@@ -29,8 +32,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dagger.actions import actions_of
+from dagger.beside import Beside, FailedBeside
 from dagger.config import ConfigError, describe
-from dagger.files import atomic_write
+from dagger.files import atomic_write, temporary_sibling
 from dagger.schedules import every_or_last
 
 if TYPE_CHECKING:  # run.py imports this module (check_mujoco_gl) before its own checks: nothing heavy here
@@ -39,59 +43,108 @@ if TYPE_CHECKING:  # run.py imports this module (check_mujoco_gl) before its own
 
 log = logging.getLogger(__name__)
 
+# Whether this process has made a GL context (a video or a pixel view rendered here): a copy forked after that
+# inherits GL's locks in whatever state the renderer's threads held them, and may wait on them for ever, so its
+# videos are rendered in the thread from then on.
+gl_context_made = False
+
+
+def making_gl_context() -> None:
+    global gl_context_made
+    gl_context_made = True
+
 
 class VideoRecorder:
     """Renders one deterministic episode of a policy to `<run dir>/videos/<name>.mp4`."""
 
     def __init__(self, env_cfg: EnvConfig, run_dir: Path, seed: int, every: int, fps: int,
-                 size: tuple[int, int], enabled: bool = True):
+                 size: tuple[int, int], enabled: bool = True, beside: bool = False):
         self.env_cfg, self.folder, self.seed, self.every = env_cfg, Path(run_dir) / "videos", seed, every
         self.fps, self.size, self.enabled = fps, (int(size[0]), int(size[1])), enabled
+        self.beside = beside  # render in forked copies of the process: the caller knows whether that is safe
         self.error: str | None = None
         self.env = None
-        self._worker: ThreadPoolExecutor | None = None  # the one thread that renders (it owns the GL context)
+        self._worker: ThreadPoolExecutor | None = None  # the one thread that renders (it owns the GL context) or waits
         self._cancel = threading.Event()
+        self._copies: set[Beside] = set()  # the forked copies still rendering
 
     def due(self, iteration: int, last: int) -> bool:
         return self.enabled and every_or_last(iteration, self.every, last)
 
     def record_later(self, act: Act, name: str) -> Future:
-        """`record` of a frozen copy of `act` (a bound method copies its policy) in the background thread: the
-        future's result is the video's path, or None."""
+        """The video of `act` as it is now, made in the background: the future's result is the video's path, or
+        None. Beside: `act` is rendered by a forked copy of the process, which the background thread waits for;
+        else that thread renders a frozen copy of `act` (a bound method copies its policy)."""
         if self._worker is None:
             self._worker = ThreadPoolExecutor(1, thread_name_prefix="video")
-        return self._worker.submit(self.record, copy.deepcopy(act), name)
+        if not self.beside or gl_context_made:
+            return self._worker.submit(self.record, copy.deepcopy(act), name)
+        started = self.started(name)
+        made = Beside(lambda: np.array(self.write(act, name)), what=f"the video {name}")
+        self._copies.add(made)
+        return self._worker.submit(self.wait_for, made, name, started)
 
     def record(self, act: Act, name: str) -> Path | None:
         """The episode's video, or None when videos are off or rendering failed (said once, in one line)."""
         if not self.enabled:
             return None
-        t0 = time.perf_counter()
-        log.info(f"video: rendering {name} ...")
+        started = self.started(name)
         try:
-            with warnings.catch_warnings():  # a failing backend (GLFW without a display) warns before it raises
-                warnings.simplefilter("ignore")
-                frames, steps, playback = self.render_episode(act)
-            path = self.folder / f"{name}.mp4"
-            self.folder.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, lambda tmp: write_mp4(tmp, frames, playback))
+            steps, frames = self.write(act, name)
         except Cancelled:
             return None
         except Exception as err:  # noqa: BLE001 - no renderer, no codec: the run goes on without videos
-            self.error = describe(err, 300)
-            self.enabled = False
-            self.close_env()
-            log.warning(f"video: rendering failed with MUJOCO_GL={os.environ.get('MUJOCO_GL')} ({self.error}); "
-                        "the run continues without videos (eval.video=false turns them off)")
+            return self.failed(describe(err, 300))
+        return self.made(name, steps, frames, started)
+
+    def wait_for(self, made: Beside, name: str, started: float) -> Path | None:
+        """The video that the forked copy `made` renders (None if it failed, or was stopped)."""
+        try:
+            steps, frames = made.result()
+        except FailedBeside as err:
+            temporary_sibling(self.path(name)).unlink(missing_ok=True)  # a copy stopped while it wrote
+            return None if self._cancel.is_set() else self.failed(err.reason[:300])
+        finally:
+            self._copies.discard(made)
+        return self.made(name, int(steps), int(frames), started)
+
+    def write(self, act: Act, name: str) -> tuple[int, int]:
+        """Render the episode and write its mp4; the steps taken and the frames."""
+        with warnings.catch_warnings():  # a failing backend (GLFW without a display) warns before it raises
+            warnings.simplefilter("ignore")
+            frames, steps, playback = self.render_episode(act)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.path(name), lambda tmp: write_mp4(tmp, frames, playback))
+        return steps, len(frames)
+
+    def path(self, name: str) -> Path:
+        return self.folder / f"{name}.mp4"
+
+    @staticmethod
+    def started(name: str) -> float:
+        log.info(f"video: rendering {name} ...")
+        return time.perf_counter()
+
+    def made(self, name: str, steps: int, frames: int, started: float) -> Path:
+        log.info(f"video: {name}: {steps} steps, {frames} frames in {time.perf_counter() - started:.1f}s -> "
+                 f"{self.path(name)}")
+        return self.path(name)
+
+    def failed(self, error: str) -> None:
+        """No renderer, no codec: said once, in one line, and the run goes on without videos."""
+        if self.error is not None:  # a copy begun before the first one failed: said already
             return None
-        seconds = time.perf_counter() - t0
-        log.info(f"video: {name}: {steps} steps, {len(frames)} frames in {seconds:.1f}s -> {path}")
-        return path
+        self.error = error
+        self.enabled = False
+        self.close_env()
+        log.warning(f"video: rendering failed with MUJOCO_GL={os.environ.get('MUJOCO_GL')} ({self.error}); "
+                    "the run continues without videos (eval.video=false turns them off)")
 
     def render_episode(self, act: Act) -> tuple[list[np.ndarray], int, float]:
         """Frames of one episode from the evaluation seed, the steps taken, and the real-time playback rate."""
         if self.env is None:
             os.environ.setdefault("MUJOCO_GL", "egl")
+            making_gl_context()
             from dagger.envs import is_mujoco, make_env
 
             width, height = self.size
@@ -136,6 +189,8 @@ class VideoRecorder:
         if self._worker is not None:
             if cancel:
                 self._cancel.set()
+                for made in list(self._copies):
+                    made.kill()
             self._worker.submit(self.close_env)  # in the thread that made the GL context
             self._worker.shutdown(wait=True, cancel_futures=cancel)
             self._worker = None

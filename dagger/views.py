@@ -175,7 +175,9 @@ class Pixels(Features):
             import mujoco
             from gymnasium.envs.mujoco.mujoco_rendering import MujocoRenderer
 
-            from dagger.video import shadows_off  # (video imports schedules, which import this module)
+            from dagger.video import making_gl_context, shadows_off  # (video imports schedules, which import this module)
+
+            making_gl_context()
 
             data = mujoco.MjData(self.model)
             data.qpos[:] = self.init_qpos

@@ -1,11 +1,15 @@
 """A call run in a forked copy of the process (dagger.beside): its result, its error, and stopping it."""
 import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from dagger.beside import Beside
+from dagger.beside import Beside, FailedBeside
 
 
 def test_the_copy_returns_what_the_call_returns_in_the_caller():
@@ -17,7 +21,7 @@ def test_the_copy_returns_what_the_call_returns_in_the_caller():
 
 
 def test_an_error_in_the_copy_is_raised_in_the_caller_in_one_line():
-    with pytest.raises(RuntimeError, match="evaluation beside the loop failed: ZeroDivisionError"):
+    with pytest.raises(FailedBeside, match="evaluation beside the loop failed: ZeroDivisionError"):
         Beside(lambda: 1 / 0).result()
 
 
@@ -30,3 +34,27 @@ def test_cancel_kills_and_reaps_the_copy():
     with pytest.raises(ChildProcessError):  # reaped: no zombie left
         os.waitpid(pid, os.WNOHANG)
     beside.cancel()  # a second stop does nothing
+
+
+def test_the_copy_dies_with_its_caller_even_killed(tmp_path):
+    """A run killed outright (SIGKILL, out of memory) leaves no copy rendering or evaluating behind it."""
+    script = ("import os, signal, time, numpy as np\n"
+              "from dagger.beside import Beside\n"
+              "beside = Beside(lambda: (time.sleep(60), np.zeros(1))[1])\n"
+              "print(beside.pid, flush=True)\n"
+              "os.kill(os.getpid(), signal.SIGKILL)\n")
+    caller = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert caller.returncode == -signal.SIGKILL
+    pid = int(caller.stdout)
+    deadline = time.time() + 10
+    while alive(pid) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not alive(pid)
+
+
+def alive(pid: int) -> bool:
+    """A process that runs (a zombie, ended but not yet reaped by init, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False

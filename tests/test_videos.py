@@ -1,5 +1,10 @@
 """Rollout videos: the mp4 holds the frames it should, and a machine that cannot render still finishes the run."""
 import json
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import gymnasium as gym
 import imageio.v2 as imageio
@@ -84,3 +89,52 @@ def test_a_headless_backend_whose_library_is_missing_is_one_line_naming_it(monke
         check_mujoco_gl()
     monkeypatch.setattr(ctypes.util, "find_library", lambda name: f"lib{name}.so.1")
     check_mujoco_gl()  # installed: no complaint
+
+
+def in_a_fresh_process(check, *args):
+    """`check(*args)` in a new interpreter, one that has made no GL context (this one may have: a copy forked after
+    that renders in the thread instead)."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(check, *args).result()
+
+
+def copy_and_thread_render_the_same_mp4(folder: Path) -> None:
+    made = {}
+    for where, beside in (("copy", True), ("thread", False)):
+        recorder = VideoRecorder(PENDULUM, folder / where, seed=7, every=1, fps=10, size=(160, 128), beside=beside)
+        made[where] = recorder.record_later(push, "falls").result()
+        assert (recorder.env is None) == beside  # the copy rendered, not this process
+        recorder.close()
+    assert made["copy"] == folder / "copy" / "videos" / "falls.mp4"
+    assert made["copy"].read_bytes() == made["thread"].read_bytes()
+    after_gl = VideoRecorder(PENDULUM, folder / "after", seed=7, every=1, fps=10, size=(160, 128), beside=True)
+    after_gl.record_later(push, "falls").result()
+    assert after_gl.env is not None  # this process has a GL context now: no copy is forked to render
+    after_gl.close()
+
+
+def test_a_video_rendered_by_a_forked_copy_is_the_one_the_thread_renders(tmp_path):
+    """beside=True (a run that may fork): the copy renders and encodes the same mp4, and the run's thread only
+    waits for it."""
+    in_a_fresh_process(copy_and_thread_render_the_same_mp4, tmp_path)
+
+
+def slow(obs: np.ndarray) -> np.ndarray:  # an episode of seconds
+    time.sleep(0.05)
+    return push(obs)
+
+
+def a_stopped_copy_leaves_nothing(folder: Path) -> None:
+    recorder = VideoRecorder(PENDULUM, folder, seed=7, every=1, fps=10, size=(160, 128), beside=True)
+    made = recorder.record_later(slow, "slow")
+    pid = next(iter(recorder._copies)).pid
+    started = time.perf_counter()
+    recorder.close(cancel=True)
+    assert time.perf_counter() - started < 5 and made.result() is None and recorder.error is None
+    assert not list(folder.rglob("*.mp4"))
+    with pytest.raises(ChildProcessError):  # killed and reaped
+        os.waitpid(pid, os.WNOHANG)
+
+
+def test_a_stopped_run_kills_the_copy_rendering_a_video_and_keeps_no_file_of_it(tmp_path):
+    in_a_fresh_process(a_stopped_copy_leaves_nothing, tmp_path)
