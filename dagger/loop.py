@@ -162,9 +162,8 @@ def run_dagger(parts: Parts) -> list[dict]:
     else:
         data, progress = p.resumed.data, p.resumed.progress
         p.tracker.restore(p.resumed.rows)
-    if progress is None:
-        progress = Progress(measure_references(p))
-        p.tracker.log_media(p.evaluator.media(p.expert.act, "expert"), 0)
+    if progress is None:  # the references are measured beside the first iteration (then the expert's video)
+        progress = Progress(Measuring(p))
         expert_alone = BetaMixture(BetaSchedule("constant", 1.0))  # the initial demonstrations are the expert's
         if p.demonstrations is not None:  # D <- demonstrations from a Minari dataset; BC on them is iteration 0
             progress = iterate(p, expert_alone, data, progress, 0, 0, given=p.demonstrations)
@@ -196,21 +195,22 @@ def iterate(p: Parts, supervisor: Supervisor, data: Dataset, progress: Progress,
     # pi_hat_{i+1} on all of D (a gate that labelled nothing yet leaves the learner as it is)
     fit = p.learner.fit(data, torch.Generator().manual_seed(p.seed * 100_003 + i)) if len(data) else {}
     t2 = time.perf_counter()
-    record(p, progress.refs)  # the previous row: its evaluation ran beside this iteration's rollout and fit
+    refs = progress.refs.result() if isinstance(progress.refs, Measuring) else progress.refs
+    record(p, refs)  # the previous row: its evaluation ran beside this iteration's rollout and fit
     # its video (when due) begins now, to be made beside its evaluation; it is logged after the checkpoint
     media = p.evaluator.media(p.evaluator.student(acting(p.learner)), "learner", i, p.budget.iterations)
     # the learner alone, deterministic (only every `eval.every` iterations and at the last), beside the next iteration
     due, last = p.evaluator.due(i, p.budget.iterations), i == p.budget.iterations
     evaluating = evaluate(p, due, beside=not last)
     t3 = time.perf_counter()
-    progress = Progress(progress.refs, i, progress.env_steps + rollout.env_steps,
+    progress = Progress(refs, i, progress.env_steps + rollout.env_steps,
                         progress.expert_queries + rollout.queries,
                         progress.interventions + rollout.counts["switches_to_expert"], progress.wall_time_s + t3 - t0)
     p.pending = Pending({"iteration": i, **supervisor.metrics()},
                         {**counts(progress, data, rollout), **fit, "fit_time_s": t2 - t1, "rollout_time_s": t1 - t0,
                          "eval_time_s": t3 - t2, "wall_time_s": progress.wall_time_s}, evaluating)
     if last:
-        record(p, progress.refs)
+        record(p, refs)
     checkpoint(p, data, progress)
     p.tracker.log_media(media, i)  # media (videos) after the checkpoint: outputs, not part of the run's state
     return progress
@@ -257,23 +257,36 @@ def counts(progress: Progress, data: Dataset, rollout: Rollout) -> dict:
             **rollout.counts}
 
 
-def measure_references(p: Parts) -> References:
-    """The expert's and a uniform-random policy's returns on the evaluation episodes, beside the shipped expert's
-    fixed references (`Parts.reference`)."""
-    t0 = time.perf_counter()
-    expert = p.evaluator.returns(p.expert.act)
-    random = np.random.default_rng(p.seed)
-    uniform = p.evaluator.returns(lambda obs: p.evaluator.actions.random(random, len(obs)))
-    log.info(f"expert return {expert.mean():.1f} ± {expert.std():.1f}, random {uniform.mean():.1f} "
-             f"over {len(expert)} episodes ({time.perf_counter() - t0:.1f}s)")
-    fixed = p.reference or {}
-    if fixed:
-        log.info(f"normalised by the manifest's references over {fixed['episodes']} episodes: expert "
-                 f"{fixed['expert_return_mean']:.1f}, random {fixed['random_return_mean']:.1f}")
-    else:
-        log.info("normalised by this run's measure (the expert has no reference in experts/manifest.yaml)")
-    return References(float(expert.mean()), float(expert.std()), float(uniform.mean()),
-                      fixed.get("expert_return_mean"), fixed.get("random_return_mean"))
+class Measuring:
+    """The references (`References`): the expert's and a uniform-random policy's returns on the evaluation episodes,
+    measured in a forked copy of the process beside the first iteration (`Evaluator.start`), beside the shipped
+    expert's fixed references (`Parts.reference`). `result()` waits for them, logs them, and begins the expert's
+    video, which so follows them on the other core."""
+
+    def __init__(self, p: Parts):
+        self.p, self.started = p, time.perf_counter()
+
+        def both() -> np.ndarray:
+            random = np.random.default_rng(p.seed)
+            uniform = p.evaluator.returns(lambda obs: p.evaluator.actions.random(random, len(obs)))
+            return np.concatenate([p.evaluator.returns(p.expert.act), uniform])
+
+        self.measuring = p.evaluator.begin(both, "the references")
+
+    def result(self) -> References:
+        p = self.p
+        expert, uniform = np.split(self.measuring.result(), 2)
+        log.info(f"expert return {expert.mean():.1f} ± {expert.std():.1f}, random {uniform.mean():.1f} "
+                 f"over {len(expert)} episodes ({time.perf_counter() - self.started:.1f}s)")
+        fixed = p.reference or {}
+        if fixed:
+            log.info(f"normalised by the manifest's references over {fixed['episodes']} episodes: expert "
+                     f"{fixed['expert_return_mean']:.1f}, random {fixed['random_return_mean']:.1f}")
+        else:
+            log.info("normalised by this run's measure (the expert has no reference in experts/manifest.yaml)")
+        p.tracker.log_media(p.evaluator.media(p.expert.act, "expert"), 0)
+        return References(float(expert.mean()), float(expert.std()), float(uniform.mean()),
+                          fixed.get("expert_return_mean"), fixed.get("random_return_mean"))
 
 
 def rng(p: Parts, iteration: int) -> np.random.Generator:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Annotated
 
 import mujoco
@@ -324,7 +325,11 @@ class Evaluator:
         """`returns(act)` begun in a forked copy of the process where this evaluator may fork and `beside` asks
         for it (the same returns, on the machine's other core while the caller goes on), else at once; the
         handle's `result()` gives them."""
-        self.running = Beside(lambda: self.returns(act), fork=self.beside and beside)
+        return self.begin(lambda: self.returns(act), "the evaluation", beside)
+
+    def begin(self, measure: Callable[[], np.ndarray], what: str, beside: bool = True) -> Beside:
+        """`measure()` (returns of this evaluator's episodes: `what`) begun as `start` begins an evaluation."""
+        self.running = Beside(measure, fork=self.beside and beside, what=what)
         return self.running
 
     def media(self, act: Act, name: str, iteration: int | None = None, last: int | None = None) -> dict[str, Future]:

@@ -115,7 +115,8 @@ def test_initial_demonstrations_make_iteration_zero(tmp_path):
 
 def test_evaluations_run_beside_the_loop_and_record_the_rows_of_evaluating_in_it(tmp_path, monkeypatch):
     """Every evaluation but the last runs in a forked copy of the process while the next iteration collects and
-    fits, and the rows are those of evaluating in the loop itself (forking off)."""
+    fits, as do the references while the first one does, and the rows are those of measuring in the loop itself
+    (forking off)."""
     import os
 
     from dagger.beside import Beside
@@ -133,8 +134,8 @@ def test_evaluations_run_beside_the_loop_and_record_the_rows_of_evaluating_in_it
     with monkeypatch.context() as patch:
         patch.setattr(os, "fork", counted_fork)
         run_in_process(tmp_path / "beside", *args)
-    assert len(forks) == 2, "iterations 1 and 2 are evaluated beside the loop, the last one in it"
-    monkeypatch.setattr(Evaluator, "start", lambda self, act, beside=True: Beside(lambda: self.returns(act), False))
+    assert len(forks) == 3, "the references and iterations 1 and 2 are measured beside the loop, the last one in it"
+    monkeypatch.setattr(Evaluator, "begin", lambda self, measure, what, beside=True: Beside(measure, False, what))
     run_in_process(tmp_path / "in-loop", *args)
     pd.testing.assert_frame_equal(metrics_without_timings(tmp_path / "beside"),
                                   metrics_without_timings(tmp_path / "in-loop"))
@@ -214,7 +215,8 @@ def test_eval_every_evaluates_multiples_and_the_last_iteration_only(tmp_path):
     evaluated = metrics.iteration[metrics.return_mean.notna()].tolist()
     assert evaluated == [2, 4, 5]
     assert metrics.normalized_return.isna().tolist() == [True, False, True, False, False]
-    assert (metrics.eval_time_s[metrics.return_mean.isna()] < 0.05).all()  # no episodes were run there
+    # no episodes were run there (row 1 waited for the references too, measured beside iteration 1)
+    assert (metrics.eval_time_s[metrics.return_mean.isna()].iloc[1:] < 0.05).all()
     assert metrics.expert_labels.tolist() == [200, 400, 600, 800, 1000]  # collection and fit happen every iteration
     assert (tmp_path / "curve.png").is_file()
 
