@@ -4,13 +4,14 @@ run's split and the medians per checkout:
 
     startup     the process's start to the run's first log line: imports, the config's checks, building the envs,
                 the expert's load (its own column, from the log)
-    references  the expert's and the uniform-random policy's evaluation episodes
+    references  the expert's and the uniform-random policy's evaluation episodes (part of the sum where they are
+                measured before the loop; since they are measured beside its first iteration, not part of it)
     rollouts, fits, evaluations, loop    metrics.csv: the loop's parts and its wall time (evaluations: the loop's
                 time on them; where they run beside the loop, starting each and waiting for it)
     end         the last iteration's line to `outputs:`: waiting for the last video, the curve, W&B's finish
     exit        `outputs:` to the process's exit
     other       the rest: W&B's start, the references' log, handing the first video to its thread
-    videos      the videos' rendering time, in a background thread beside the loop (not part of the sum)
+    videos      the videos' making time, beside the loop (a forked copy, or a background thread; not part of the sum)
 
     python benchmarks/run_split.py --runs 2                                 # this checkout, make run's command
     python benchmarks/run_split.py --repo . --repo /tmp/old --runs 2        # against another checkout, interleaved
@@ -67,7 +68,10 @@ def one_run(repo: Path, overrides: list[str], folder: Path) -> dict[str, float]:
             "fits": metrics.fit_time_s.sum(), "evaluations": metrics.eval_time_s.sum(),
             "end": outputs - iterations[-1], "exit": ended - outputs,
             "videos": sum(seconds(r"^video: .* frames in ([\d.]+)s", messages))}
-    split["other"] = split["total"] - sum(split[part] for part in ("startup", "references", "loop", "end", "exit"))
+    loop_began = iterations[-1] - split["loop"]  # the last iteration's line comes as its row is recorded
+    measured = next(when for when, text in logged if text.startswith("expert return"))
+    before_loop = split["references"] if measured < loop_began else 0.0
+    split["other"] = split["total"] - before_loop - sum(split[part] for part in ("startup", "loop", "end", "exit"))
     return split
 
 

@@ -334,6 +334,11 @@ def build_parts(settings: RunConfig, cfg: DictConfig, folder: RunFolder, state: 
     reference = shipped_reference(expert.files["model_sha256"])  # a shipped expert's fixed normaliser
     view = build_view(c.obs, probe, expert.act, seed=[c.seed, 1])  # the student's view (the probe is reset)
     learner = build_learner(c.policy, view.space, probe.action_space, device)
+    # Forked copies evaluate, render and fit beside the loop where that is safe: one torch thread on the CPU, no GL
+    # context of a view
+    beside = hasattr(os, "fork") and device == "cpu" and c.threads == 1 and not isinstance(view.features, Pixels)
+    if hasattr(learner, "fit_beside"):  # an ensemble fits its first member in a copy
+        learner.fit_beside = beside
     num_envs = envs_in_parallel(c.schedule.collection, c.env.num_envs, c.schedule.rollout_steps,
                                 probe.spec.max_episode_steps)
     supervisor = build_supervisor(c.algo, schedule=schedule, action_space=probe.action_space,
@@ -348,9 +353,6 @@ def build_parts(settings: RunConfig, cfg: DictConfig, folder: RunFolder, state: 
     collector = Collector(c.env, num_envs, seed=c.seed, collection=c.schedule.collection, view=view)
     resumed = restore(folder.path, state, learner, supervisor, collector) if state is not None else None
     eval_seed = c.seed + 1_000_000  # evaluation episodes never share seeds with the rollouts
-    # Forked copies evaluate and render beside the loop where that is safe: one torch thread on the CPU, no GL
-    # context of a view
-    beside = hasattr(os, "fork") and device == "cpu" and c.threads == 1 and not isinstance(view.features, Pixels)
     video = VideoRecorder(c.env, folder.path, seed=eval_seed, every=c.eval.video_every, fps=c.eval.video_fps,
                           size=tuple(c.eval.video_size), enabled=videos if c.eval.video is None else c.eval.video,
                           beside=beside)

@@ -4,8 +4,7 @@ encoded there too (`dagger.video`), with an interpreter of their own, so they ne
 theirs).
 
 The copy sees the process as it was at the fork (the learner's weights then), so what it returns is what the call
-would have returned in the caller. It writes nothing but its result, a float64 array, to a pipe (a video's call
-also writes its mp4), exits without running the caller's exit handlers, and dies with the caller. Where forking is
+would have returned in the caller. It writes nothing but its result to a pipe (a video's call also writes its mp4), exits without running the caller's exit handlers, and dies with the caller. Where forking is
 not safe (no fork, torch on several threads or a GPU, a view that renders with its own GL context), the call runs
 in the caller at once."""
 from __future__ import annotations
@@ -15,6 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -29,12 +29,22 @@ class FailedBeside(RuntimeError):
         self.reason = reason
 
 
+def float64_bytes(value: np.ndarray) -> bytes:
+    return np.asarray(value, dtype=np.float64).tobytes()
+
+
+def float64_array(raw: bytes) -> np.ndarray:
+    return np.frombuffer(raw, dtype=np.float64).copy()
+
+
 class Beside:
     """`call()` begun in a forked copy of the process (or done now, `fork=False`); `result()` waits for it.
-    `what` names the call in its error."""
+    `what` names the call in its error; the copy sends `encode(call())` (a float64 array's bytes by default), and
+    `result()` gives that `decode`d."""
 
-    def __init__(self, call: Callable[[], np.ndarray], fork: bool = True, what: str = "the evaluation"):
-        self.pid, self.value, self.what = None, None, what
+    def __init__(self, call: Callable[[], Any], fork: bool = True, what: str = "the evaluation",
+                 encode: Callable[[Any], bytes] = float64_bytes, decode: Callable[[bytes], Any] = float64_array):
+        self.pid, self.value, self.what, self.decode = None, None, what, decode
         if not fork:
             self.value = call()
             return
@@ -47,7 +57,7 @@ class Beside:
                 os.close(read)
                 die_with(caller)
                 try:
-                    message, code = b"ok" + np.asarray(call(), dtype=np.float64).tobytes(), 0
+                    message, code = b"ok" + encode(call()), 0
                 except BaseException as err:  # noqa: BLE001 - told to the caller in its result
                     message = b"er" + describe(err).encode()
                 with os.fdopen(write, "wb") as pipe:
@@ -57,7 +67,7 @@ class Beside:
         os.close(write)
         self.read = read
 
-    def result(self) -> np.ndarray:
+    def result(self) -> Any:
         """The call's result (its error, raised here as `FailedBeside`, if it failed in the copy or was killed)."""
         if self.pid is None:
             return self.value
@@ -67,7 +77,7 @@ class Beside:
         self.pid = None
         if message[:2] != b"ok":
             raise FailedBeside(self.what, message[2:].decode() or "no result")
-        self.value = np.frombuffer(message[2:], dtype=np.float64).copy()
+        self.value = self.decode(message[2:])
         return self.value
 
     def kill(self) -> None:

@@ -105,6 +105,45 @@ def test_state_dict_round_trips_exactly_through_a_weights_only_file():
         ensemble(2).load_state_dict(saved["learner"])
 
 
+@pytest.mark.parametrize("options", [dict(bootstrap=False), dict(bootstrap=True, warm_start=False)],
+                         ids=["warm-started on D", "refitted on resamples"])
+def test_the_first_member_fitted_beside_the_others_ends_as_fitting_them_in_turn(monkeypatch, options):
+    """fit_beside (a run that may fork): a forked copy fits the first member while the process fits the others,
+    and the ensemble's weights, optimiser states and metrics are those of fitting them one after another, fit
+    after fit."""
+    import os
+
+    fork, forks = os.fork, []
+
+    def counted_fork():
+        pid = fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    data, learners = curve_data(300), []
+    for beside in (False, True):
+        torch.manual_seed(0)
+        learner = ensemble(3, gradient_steps=40, **options)
+        learner.fit_beside = beside
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "fork", counted_fork)
+            metrics = [learner.fit(data, torch.Generator().manual_seed(fit)) for fit in (1, 2)]
+        learners.append((learner, metrics))
+    (in_turn, in_turn_metrics), (beside, beside_metrics) = learners
+    assert len(forks) == 2  # the fits beside only
+    assert beside_metrics == in_turn_metrics
+    for a, b in zip(in_turn.members, beside.members):
+        ta, tb = a.state_dict(), b.state_dict()
+        for key in ("policy",):
+            assert ta[key].keys() == tb[key].keys()
+            for name in ta[key]:
+                assert torch.equal(ta[key][name], tb[key][name]), name
+        assert (torch.equal(ta["optimizer"]["state"][0]["exp_avg_sq"], tb["optimizer"]["state"][0]["exp_avg_sq"])
+                and ta["fits"] == tb["fits"] == 2)
+    np.testing.assert_array_equal(beside.act(data.obs), in_turn.act(data.obs))
+
+
 # ---- the gate -------------------------------------------------------------------------------------
 
 class FakeEnsemble:

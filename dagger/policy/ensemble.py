@@ -11,15 +11,22 @@ a_k(s) is the action member k would take, clipped to the bounds like every actio
 the same bound agree on what is done there. The members differ by their initial weights (drawn one after another
 from torch's global generator) and by their resamples (`bootstrap`: n indices drawn with replacement from the
 fit's generator); the papers leave the resampling open, and `bootstrap: false` fits every member on all of D.
+
+Where the run may fork (`fit_beside`, set by `dagger.app` as for the evaluations beside the loop: `dagger.beside`),
+the first member is fitted by a forked copy of the process on the machine's other core while this process fits
+the others, and its weights and optimiser state come back from it: the same numbers as fitting them in turn, since
+each member's fit reads only D and its own generator.
 """
 from __future__ import annotations
 
+import io
 from typing import Annotated
 
 import gymnasium as gym
 import numpy as np
 import torch
 
+from dagger.beside import Beside
 from dagger.schemas import BOOLEAN, Help, integer
 from dagger.data import Labelled, Pairs
 from dagger.actions import actions_of
@@ -40,6 +47,7 @@ class EnsembleLearner:
 
     Config = EnsembleConfig
     Member: type[MLPLearner] = MLPLearner  # what each member is (built from the same config)
+    fit_beside = False  # the run may fork: the first member is fitted in a forked copy beside the others
 
     def __init__(self, cfg: EnsembleConfig, observation_space: gym.spaces.Box, action_space: gym.spaces.Box,
                  device: str = "cpu"):
@@ -70,14 +78,22 @@ class EnsembleLearner:
 
     def fit(self, data: Labelled, generator: torch.Generator) -> dict[str, float]:
         """Each member fits its own resample of D (or D itself) with its own generator seeded from `generator`."""
-        shared, losses = self.members_data(data), []
-        for member in self.members:
-            seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
-            own = torch.Generator().manual_seed(seed)
-            fitted = member.fit(self._resample(shared, own) if self.bootstrap else shared, own)
-            losses.append(fitted["train_loss"])
-        return {"train_loss": float(np.mean(losses)), "gradient_steps": fitted["gradient_steps"],
-                "ensemble_spread": self.spread_over(shared)}
+        shared = self.members_data(data)
+        seeds = [int(torch.randint(2**31 - 1, (1,), generator=generator)) for _ in self.members]
+
+        def fit(k: int) -> dict[str, float]:
+            own = torch.Generator().manual_seed(seeds[k])
+            return self.members[k].fit(self._resample(shared, own) if self.bootstrap else shared, own)
+
+        first = (Beside(lambda: (fit(0), self.members[0].state_dict()), what="the fit of the first member",
+                        encode=torch_bytes, decode=from_torch_bytes)
+                 if self.fit_beside and len(self.members) > 1 else None)
+        fitted = [None if first is not None and k == 0 else fit(k) for k in range(len(self.members))]
+        if first is not None:
+            fitted[0], state = first.result()
+            self.members[0].load_state_dict(state)
+        return {"train_loss": float(np.mean([f["train_loss"] for f in fitted])),
+                "gradient_steps": fitted[-1]["gradient_steps"], "ensemble_spread": self.spread_over(shared)}
 
     def members_data(self, data: Labelled) -> Labelled:
         """What every member fits: D's pairs, read once for all of them (D gathers them at each read)."""
@@ -111,3 +127,14 @@ class EnsembleLearner:
             raise ValueError(f"the saved ensemble has {len(state['members'])} members, this one {len(self.members)}")
         for member, saved in zip(self.members, state["members"]):
             member.load_state_dict(saved)
+
+
+def torch_bytes(value) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return buffer.getvalue()
+
+
+def from_torch_bytes(raw: bytes):
+    """What `torch_bytes` wrote (tensors, numbers, dicts, lists: loaded without unpickling objects)."""
+    return torch.load(io.BytesIO(raw), weights_only=True)
