@@ -16,6 +16,7 @@ it in-process.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -186,6 +187,9 @@ def run(cfg: DictConfig, run_dir: Path, hydra_files: dict[str, str] | None = Non
     removes only a folder the command made.
     Raises `RunStopped`. With `optimized_metric` set, `metric(cfg, summary)` is the number a sweeper reads."""
     folder = RunFolder(Path(run_dir), existed)
+    if gc.get_freeze_count():  # a run before this one in the process (a sequential sweep's): collect what it left,
+        gc.unfreeze()          # before this one builds anything (a renderer of its own, say)
+        gc.collect()
     with signals_interrupt():
         try:
             from dagger.tracking import final_table, summarize
@@ -244,6 +248,11 @@ def work(settings: RunConfig, folder: RunFolder, parts, title: str) -> list[dict
         from dagger.loop import run_dagger
         from dagger.curve import plot_curve
 
+        # run.py starts without the garbage collector (the imports and checks make no garbage to speak of); what they
+        # built lives for the whole run, so it is frozen out of every collection, and the forked copies beside the
+        # loop share its memory unchanged (Python's gc docs: disable early, freeze before forking)
+        gc.freeze()
+        gc.enable()
         rows = run_dagger(parts)
         curve = plot_curve(pd.DataFrame(rows), folder.path / "curve.png", title)
         failed = False
