@@ -1,6 +1,7 @@
 """Shared helpers: running the entry points as a user would, and tiny experts trained on the spot."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -229,3 +230,22 @@ def minari_datasets(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("minari-datasets")
     os.environ["MINARI_DATASETS_PATH"] = str(path)
     return path
+
+
+@contextlib.contextmanager
+def counting_forks():
+    """Within it, os.fork forks as before and keeps each copy's pid in the list it yields (the work beside the loop
+    runs in forked copies: `dagger.beside`)."""
+    fork, forks = os.fork, []
+
+    def counted() -> int:
+        pid = fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    os.fork = counted
+    try:
+        yield forks
+    finally:
+        os.fork = fork

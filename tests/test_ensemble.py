@@ -15,8 +15,8 @@ from dagger.policy.ensemble import EnsembleLearner
 from dagger.policy.mlp import MLPLearner
 from dagger.supervisors import build_supervisor
 from dagger.supervisors.ensemble_dagger import EnsembleDAgger
-from tests.conftest import (QUICK, ROOT, TIMINGS, assert_learns, box, interrupt_after_first_iteration_and_resume,
-                            learning_runs, policy_config)
+from tests.conftest import (QUICK, ROOT, TIMINGS, assert_learns, box, counting_forks,
+                            interrupt_after_first_iteration_and_resume, learning_runs, policy_config)
 
 SMALL = dict(hidden=[64, 64], activation="relu", loss="mse", lr=3e-3, batch_size=64, gradient_steps=300,
              epochs=0, lr_schedule="constant", warm_start=True)
@@ -107,29 +107,18 @@ def test_state_dict_round_trips_exactly_through_a_weights_only_file():
 
 @pytest.mark.parametrize("options", [dict(bootstrap=False), dict(bootstrap=True, warm_start=False)],
                          ids=["warm-started on D", "refitted on resamples"])
-def test_the_first_member_fitted_beside_the_others_ends_as_fitting_them_in_turn(monkeypatch, options):
+def test_the_first_member_fitted_beside_the_others_ends_as_fitting_them_in_turn(options):
     """fit_beside (a run that may fork): a forked copy fits the first member while the process fits the others,
     and the ensemble's weights, optimiser states and metrics are those of fitting them one after another, fit
     after fit."""
-    import os
-
-    fork, forks = os.fork, []
-
-    def counted_fork():
-        pid = fork()
-        if pid:
-            forks.append(pid)
-        return pid
-
     data, learners = curve_data(300), []
-    for beside in (False, True):
-        torch.manual_seed(0)
-        learner = ensemble(3, gradient_steps=40, **options)
-        learner.fit_beside = beside
-        with monkeypatch.context() as patch:
-            patch.setattr(os, "fork", counted_fork)
+    with counting_forks() as forks:
+        for beside in (False, True):
+            torch.manual_seed(0)
+            learner = ensemble(3, gradient_steps=40, **options)
+            learner.fit_beside = beside
             metrics = [learner.fit(data, torch.Generator().manual_seed(fit)) for fit in (1, 2)]
-        learners.append((learner, metrics))
+            learners.append((learner, metrics))
     (in_turn, in_turn_metrics), (beside, beside_metrics) = learners
     assert len(forks) == 2  # the fits beside only
     assert beside_metrics == in_turn_metrics

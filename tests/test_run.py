@@ -9,7 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from dagger.app import RunStopped
-from tests.conftest import (PENDULUM_EXPERT, QUICK, assert_learns, assert_same_outputs,
+from tests.conftest import (PENDULUM_EXPERT, QUICK, assert_learns, assert_same_outputs, counting_forks,
                             interrupt_after_first_iteration_and_resume,
                             learning_runs, metrics_without_timings, run_cli, run_in_process)
 
@@ -117,22 +117,11 @@ def test_evaluations_run_beside_the_loop_and_record_the_rows_of_evaluating_in_it
     """Every evaluation but the last runs in a forked copy of the process while the next iteration collects and
     fits, as do the references while the first one does, and the rows are those of measuring in the loop itself
     (forking off)."""
-    import os
-
     from dagger.beside import Beside
     from dagger.rollout import Evaluator
 
-    fork, forks = os.fork, []
-
-    def counted_fork():
-        pid = fork()
-        if pid:
-            forks.append(pid)
-        return pid
-
     args = [*QUICK, "schedule.iterations=3", "logger=none"]
-    with monkeypatch.context() as patch:
-        patch.setattr(os, "fork", counted_fork)
+    with counting_forks() as forks:
         run_in_process(tmp_path / "beside", *args)
     assert len(forks) == 3, "the references and iterations 1 and 2 are measured beside the loop, the last one in it"
     monkeypatch.setattr(Evaluator, "begin", lambda self, measure, what, beside=True: Beside(measure, False, what))
