@@ -1,12 +1,13 @@
-"""A call run in a forked copy of this process, beside the caller: the loop's evaluation of iteration i runs on
-the machine's other core while iteration i+1 collects and fits (`dagger.loop`), and the videos are rendered and
-encoded there too (`dagger.video`), with an interpreter of their own, so they never wait on the loop's (nor it on
-theirs).
+"""A call run in a forked copy of this process, beside the caller, on the machine's other core: the loop's
+evaluation of iteration i while iteration i+1 collects and fits, the references during the first iteration
+(`dagger.loop`), the videos (`dagger.video`) and an ensemble's first member's fit (`dagger.policy.ensemble`). The
+copy has an interpreter of its own, so it never waits on the loop's (nor the loop on it).
 
 The copy sees the process as it was at the fork (the learner's weights then), so what it returns is what the call
-would have returned in the caller. It writes nothing but its result to a pipe (a video's call also writes its mp4), exits without running the caller's exit handlers, and dies with the caller. Where forking is
-not safe (no fork, torch on several threads or a GPU, a view that renders with its own GL context), the call runs
-in the caller at once."""
+would have returned in the caller. It writes nothing but its result to a pipe (a video's call also writes its mp4),
+exits without running the caller's exit handlers, and dies with the caller. Where forking is not safe (no fork,
+torch on several threads or a GPU, a view that renders with its own GL context), the call runs in the caller at
+once."""
 from __future__ import annotations
 
 import ctypes

@@ -259,7 +259,7 @@ def counts(progress: Progress, data: Dataset, rollout: Rollout) -> dict:
 
 class Measuring:
     """The references (`References`): the expert's and a uniform-random policy's returns on the evaluation episodes,
-    measured in a forked copy of the process beside the first iteration (`Evaluator.start`), beside the shipped
+    measured in a forked copy of the process beside the first iteration (`Evaluator.begin`), beside the shipped
     expert's fixed references (`Parts.reference`). `result()` waits for them, logs them, and begins the expert's
     video, which so follows them on the other core."""
 

@@ -20,9 +20,9 @@ MuJoCo's state snapshot (classic control, Box2D) runs only under `episodes`, who
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from collections.abc import Callable
 from typing import Annotated
 
 import mujoco

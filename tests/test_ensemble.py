@@ -1,5 +1,6 @@
 """policy=ensemble (bootstrap ensemble of MLPs) and algo=ensemble_dagger (Menda et al. 2019's gate)."""
 import io
+import os
 
 import numpy as np
 import pandas as pd
@@ -131,6 +132,21 @@ def test_the_first_member_fitted_beside_the_others_ends_as_fitting_them_in_turn(
         assert (torch.equal(ta["optimizer"]["state"][0]["exp_avg_sq"], tb["optimizer"]["state"][0]["exp_avg_sq"])
                 and ta["fits"] == tb["fits"] == 2)
     np.testing.assert_array_equal(beside.act(data.obs), in_turn.act(data.obs))
+
+
+def test_a_fit_that_stops_stops_the_copy_fitting_the_first_member(monkeypatch):
+    """An error (or a signal) while the process fits the other members kills and reaps the copy."""
+    learner = ensemble(3, gradient_steps=2000)
+    learner.fit_beside = True
+
+    def stops(*_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(learner.members[1], "fit", stops)
+    with counting_forks() as forks, pytest.raises(KeyboardInterrupt):
+        learner.fit(curve_data(300), torch.Generator().manual_seed(1))
+    with pytest.raises(ChildProcessError):  # killed and reaped
+        os.waitpid(forks[0], os.WNOHANG)
 
 
 # ---- the gate -------------------------------------------------------------------------------------

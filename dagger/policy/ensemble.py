@@ -88,7 +88,12 @@ class EnsembleLearner:
         first = (Beside(lambda: (fit(0), self.members[0].state_dict()), what="the fit of the first member",
                         encode=torch_bytes, decode=from_torch_bytes)
                  if self.fit_beside and len(self.members) > 1 else None)
-        fitted = [None if first is not None and k == 0 else fit(k) for k in range(len(self.members))]
+        try:
+            fitted = [None if first is not None and k == 0 else fit(k) for k in range(len(self.members))]
+        except BaseException:  # the run stops (an error, a signal): so does the copy
+            if first is not None:
+                first.cancel()
+            raise
         if first is not None:
             fitted[0], state = first.result()
             self.members[0].load_state_dict(state)
