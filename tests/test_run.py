@@ -198,14 +198,17 @@ def test_bad_input_stops_with_one_clear_line(tmp_path, overrides, message):
     assert not run_dir.exists()
 
 
-def test_eval_every_evaluates_multiples_and_the_last_iteration_only(tmp_path):
+def test_eval_every_evaluates_multiples_and_the_last_iteration_only(tmp_path, monkeypatch):
+    from dagger.rollout import Evaluator
+
+    start, started = Evaluator.start, []
+    monkeypatch.setattr(Evaluator, "start", lambda self, act, beside=True: started.append(act) or start(self, act, beside))
     run_in_process(tmp_path, *QUICK, "schedule.iterations=5", "eval.every=2", "logger=none")
     metrics = pd.read_csv(tmp_path / "metrics.csv")
     evaluated = metrics.iteration[metrics.return_mean.notna()].tolist()
     assert evaluated == [2, 4, 5]
     assert metrics.normalized_return.isna().tolist() == [True, False, True, False, False]
-    # no episodes were run there (row 1 waited for the references too, measured beside iteration 1)
-    assert (metrics.eval_time_s[metrics.return_mean.isna()].iloc[1:] < 0.05).all()
+    assert len(started) == 3  # no episodes were run at iterations 1 and 3
     assert metrics.expert_labels.tolist() == [200, 400, 600, 800, 1000]  # collection and fit happen every iteration
     assert (tmp_path / "curve.png").is_file()
 
