@@ -10,7 +10,7 @@ run's split and the medians per checkout:
                 time on them; where they run beside the loop, starting each and waiting for it)
     end         the last iteration's line to `outputs:`: waiting for the last video, the curve, W&B's finish
     exit        `outputs:` to the process's exit
-    other       the rest: W&B's start, the references' log, handing the first video to its thread
+    other       the rest: W&B's start, the references' log, handing each video to its forked copy or thread
     videos      the videos' making time, beside the loop (a forked copy, or a background thread; not part of the sum)
 
     python benchmarks/run_split.py --runs 2                                 # this checkout, make run's command
