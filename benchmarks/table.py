@@ -1,8 +1,10 @@
 """A README table from a sweep's committed results, one row per task and configuration:
 python benchmarks/table.py benchmarks/benchmark   (each task's summary: python -m dagger.report <its folder>)
+python benchmarks/table.py <sweep> --without schedule.beta_ramp=10   (leaves out the rows whose configuration
+                                                                    names that value)
 
 Reads `<sweep>/<task>-<expert>/summary.csv` for every task folder in the order given by ORDER (then the rest)."""
-import sys
+import argparse
 from pathlib import Path
 
 import pandas as pd
@@ -17,11 +19,18 @@ def folders(sweep: Path) -> list[Path]:
     return sorted(found, key=lambda p: (rank.get(p.name.rsplit("-", 1)[0], len(ORDER)), p.name))
 
 
+parser = argparse.ArgumentParser()
+parser.add_argument("sweep", type=Path)
+parser.add_argument("--without", action="append", default=[], metavar="KEY=VALUE",
+                    help="leave out the rows whose configuration names this key=value (repeatable)")
+args = parser.parse_args()
 print("| task | configuration (seeds) | final normalised return [95% CI] | worst seed | steadiness (seeds) "
       "| labels to 90% (seeds) | wall time (s) |")
 print("|---|---|---|---|---|---|---|")
-for folder in folders(Path(sys.argv[1])):
+for folder in folders(args.sweep):
     for r in pd.read_csv(folder / "summary.csv").itertuples():
+        if set(r.configuration.split(",")) & set(args.without):
+            continue
         steadiness = "-" if pd.isna(r.steadiness) else f"{r.steadiness:.2f} ({r.steady_seeds})"
         labels = "-" if pd.isna(r.labels_to_90pct) else f"{r.labels_to_90pct:,.0f}"
         print(f"| {r.task} | {r.configuration} ({r.seeds}) | {r.final_norm_return:.3f} [{r.final_ci_low:.3f}, "

@@ -78,8 +78,8 @@ def test_schedules_mean_what_their_names_say():
         bc = compose("config", overrides=["schedule=bc"]).schedule
         linear = compose("config", overrides=["schedule.iterations=7"]).schedule
     assert (bc.beta, bc.beta_value) == ("constant", 1.0)
-    # the default: beta falls over a fixed 10 iterations, whatever N (so a run of N iterations can be extended)
-    assert (linear.name, linear.beta, linear.beta_ramp) == ("linear", "linear", 10)
+    # the default: beta falls over a fixed 20 iterations, whatever N (so a run of N iterations can be extended)
+    assert (linear.name, linear.beta, linear.beta_ramp) == ("linear", "linear", 20)
 
 
 def test_help_lists_groups_and_cfg_prints_the_config():

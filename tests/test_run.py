@@ -35,7 +35,7 @@ def test_two_iterations_write_every_output(tmp_path):
     assert set(REQUIRED) <= set(metrics.columns)
     assert metrics.iteration.tolist() == [1, 2]
     assert metrics.expert_labels.tolist() == [200, 400] == metrics.dataset_size.tolist()
-    assert metrics.beta.tolist() == [1.0, 0.9]  # the default schedule: beta falls linearly over 10 iterations
+    assert metrics.beta.tolist() == [1.0, 0.95]  # the default schedule: beta falls linearly over 20 iterations
     assert (run_dir / "curve.png").read_bytes()[:4] == b"\x89PNG"
     assert (run_dir / "learner.pt").is_file() and (run_dir / "config.yaml").is_file()
     import numpy as np

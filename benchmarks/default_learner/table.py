@@ -45,7 +45,9 @@ def learner(configuration: str) -> str:
     else:
         name = f"MLP, {keys['policy.gradient_steps']} minibatches"
     episodes, schedule = keys.get("eval.episodes", "default"), keys.get("schedule", "default")
-    ramp = keys.get("schedule.beta_ramp", "default")
+    # jobs that name schedule=linear without a ramp ran 10 iterations with beta falling over 10 (the ramp followed N
+    # before commit 96c58b9, and was a fixed 10 from then until the default became 20)
+    ramp = keys.get("schedule.beta_ramp", "10" if schedule == "linear" else "default")
     return (name + (", warm start" if keys["policy.warm_start"] == "True" else ", refit from scratch")
             + ("" if schedule == "default" else f"; schedule={schedule}")
             + ("" if ramp == "default" else f" over {ramp} iterations")
