@@ -131,8 +131,8 @@ def assert_learns(runs: dict[int, pd.DataFrame], floor: float = FLOOR) -> None:
     other numbers from the first fit on): a seed's score is the mean of its last two evaluations, as a share of the
     expert's return; over seeds 0-2 their mean is at least LEARNED and each is at least `floor`. Measured on
     InvertedPendulum under AVX-512, AVX2 and default (no vector) kernels: every seed of every algorithm's test scored
-    0.91 or more; a learner that does not learn scores 0.01 (the negative control) and stays near its first
-    iteration's 0.05-0.35."""
+    0.80 or more (0.91 or more while beta fell over 10 iterations by default; now 20); a learner that does not learn
+    scores about 0 (the negative control) and stays near its first iteration's 0.05-0.35."""
     scores = {seed: m.normalized_return.dropna().iloc[-2:].mean() for seed, m in runs.items()}
     assert all(m.expert_return_mean.iloc[-1] > 900 for m in runs.values())  # the shipped pendulum expert balances
     curves = {seed: [round(x, 2) for x in m.normalized_return.dropna()] for seed, m in runs.items()}
