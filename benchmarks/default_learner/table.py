@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from omegaconf import OmegaConf
 
 ROOT = Path(__file__).parent / "walker-sac"
 
@@ -23,7 +24,8 @@ def swept(job: Path) -> str:
     return job.name.rsplit(",seed=", 1)[0]
 
 
-def learner(configuration: str) -> str:
+def learner(configuration: str, ramp: int | None = None) -> str:
+    """A row's learner in words; `ramp`: the iterations over which its beta fell, where the schedule is linear."""
     keys = dict(kv.split("=", 1) for kv in pairs(configuration))
     if keys.get("policy") in ("ensemble", "steady"):  # steady: the ensemble of 3 MLPs without resampling
         members = keys.get("policy.members", "default")
@@ -45,9 +47,7 @@ def learner(configuration: str) -> str:
     else:
         name = f"MLP, {keys['policy.gradient_steps']} minibatches"
     episodes, schedule = keys.get("eval.episodes", "default"), keys.get("schedule", "default")
-    # jobs that name schedule=linear without a ramp ran 10 iterations with beta falling over 10 (the ramp followed N
-    # before commit 96c58b9, and was a fixed 10 from then until the default became 20)
-    ramp = keys.get("schedule.beta_ramp", "10" if schedule == "linear" else "default")
+    ramp = keys.get("schedule.beta_ramp", "default") if ramp is None else ramp
     return (name + (", warm start" if keys["policy.warm_start"] == "True" else ", refit from scratch")
             + ("" if schedule == "default" else f"; schedule={schedule}")
             + ("" if ramp == "default" else f" over {ramp} iterations")
@@ -74,6 +74,13 @@ def jobs_of(configuration: str, root: Path = ROOT) -> list[Path]:
     return jobs
 
 
+def recorded_ramp(job: Path) -> int | None:
+    """The iterations over which a job's beta fell under the linear schedule (None for another schedule), from its
+    recorded config: jobs that name no ramp ran the default of their time (N itself before commit 96c58b9)."""
+    schedule = OmegaConf.load(job / ".hydra" / "config.yaml").schedule
+    return int(schedule.beta_ramp) if schedule.beta == "linear" else None
+
+
 def make_run_passes(jobs: list[Path]) -> str:
     """The seeds (jobs) on which make run's rule holds."""
     passed = sum(rule(pd.read_csv(job / "metrics.csv").set_index("iteration").normalized_return) for job in jobs)
@@ -87,7 +94,7 @@ def main(root: Path) -> None:
     print("|---|---|---|---|---|---|---|")
     for r in summary.itertuples():
         jobs = jobs_of(r.configuration, root)
-        print(f"| {learner(swept(jobs[0]))} "
+        print(f"| {learner(swept(jobs[0]), recorded_ramp(jobs[0]))} "
               f"| {r.final_norm_return:.3f} [{r.final_ci_low:.3f}, {r.final_ci_high:.3f}] | {r.worst_seed_final:.3f} "
               f"| {r.steadiness:.2f} ({r.steady_seeds}) | {make_run_passes(jobs)} "
               f"| {r.labels_to_90pct:,.0f} ({r.seeds_reaching_90pct}/{r.seeds}) | {r.wall_time_s:.0f} |")
