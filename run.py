@@ -11,8 +11,10 @@ import sys
 from pathlib import Path
 
 if __name__ == "__main__":  # a stop while the libraries load is one line too (dagger.app takes over in the run)
+    import faulthandler
     import gc
 
+    faulthandler.enable()  # a crash in native code prints every thread's Python stack to stderr, then dies as before
     gc.disable()  # the imports and the checks leave no garbage worth collecting: 7 full passes, 0.5 s of the start
     for _sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(_sig, lambda signum, _: sys.exit(f"error: interrupted by {signal.Signals(signum).name} "
