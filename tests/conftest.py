@@ -4,9 +4,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +36,15 @@ def run_cli(*args: str, run_dir: Path | None = None, script: str = "run.py", tim
     if run_dir is not None:
         cmd.append(f"hydra.run.dir={run_dir}")
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1", **(env or {})}
+    fresh = run_dir is None or not run_dir.exists()
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    if result.returncode == -signal.SIGSEGV and fresh:
+        # A native crash seen once in CI in hundreds of runs (and never here): its stack (run.py's faulthandler) is
+        # shown as a warning, and the command runs once more in a fresh folder; a crash that repeats fails the test.
+        warnings.warn(f"{' '.join(cmd)} crashed (SIGSEGV); run again:\n{result.stderr[-4000:]}")
+        if run_dir is not None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
