@@ -1,7 +1,7 @@
 """The learned gates of SafeDAgger, LazyDAgger and ThriftyDAgger: a safety classifier and a risk critic.
 
 Both are small MLPs (`dagger.policy.fitting.mlp`) refitted from scratch before every iteration (their supervisor's
-`begin`), with fresh weights drawn from a generator seeded by the run's seed and the iteration, so a resumed
+`begin`) for `algo.gate_minibatches` Adam minibatches (500 by default; the papers leave the fit open), with fresh weights drawn from a generator seeded by the run's seed and the iteration, so a resumed
 run refits them to the very same weights and they need no checkpoint. Inputs are standardised with the
 statistics of the states they are fitted on; actions enter in scaled units ((a - mid) / half).
 """
@@ -15,7 +15,7 @@ from dagger.actions import Actions
 from dagger.policy.fitting import chunks, cosine_lr, minibatch_steps, mlp
 
 HIDDEN = [128, 128]
-STEPS = 500          # minibatches per fit
+MINIBATCHES = 500    # per fit, by default (`algo.gate_minibatches`)
 BATCH = 256
 LR = 1e-3
 
@@ -42,14 +42,14 @@ class Standardized(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net((x - self.mean) / self.std).squeeze(-1)
 
-    def fit(self, x: torch.Tensor, target: torch.Tensor, loss, generator: torch.Generator) -> float:
-        """`STEPS` Adam minibatches of `loss(logits, target)`, cosine-annealed; the mean loss of the last tenth."""
+    def fit(self, x: torch.Tensor, target: torch.Tensor, loss, generator: torch.Generator, steps: int) -> float:
+        """`steps` Adam minibatches of `loss(logits, target)`, cosine-annealed; the mean loss of the last tenth."""
         def batch_loss() -> torch.Tensor:
             idx = torch.randint(len(x), (BATCH,), generator=generator)
             return loss(self(x[idx]), target[idx])
 
         optimizer = torch.optim.Adam(self.net.parameters(), lr=LR)
-        tail = minibatch_steps(optimizer, STEPS, lambda step: cosine_lr(LR, step, STEPS), batch_loss)
+        tail = minibatch_steps(optimizer, steps, lambda step: cosine_lr(LR, step, steps), batch_loss)
         return float(np.mean(tail.tolist()))
 
     @torch.no_grad()
@@ -66,9 +66,9 @@ class SafetyClassifier:
     discrete actions, 1 where the choices differ: `dagger.actions`), by binary cross-entropy weighted so that both
     classes count equally (unsafe states are rare on the data the learner was fitted on). Unsafe where p(s) > 0.5."""
 
-    def __init__(self, obs_dim: int, generator: torch.Generator):
+    def __init__(self, obs_dim: int, generator: torch.Generator, minibatches: int = MINIBATCHES):
         self.model = Standardized(obs_dim, generator)
-        self.generator = generator
+        self.generator, self.minibatches = generator, minibatches
 
     def fit(self, obs: np.ndarray, unsafe: np.ndarray) -> dict[str, float]:
         x, y = torch.as_tensor(obs, dtype=torch.float32), torch.as_tensor(unsafe, dtype=torch.float32)
@@ -76,7 +76,8 @@ class SafetyClassifier:
         positives = float(y.sum())
         weight = torch.tensor((len(y) - positives) / positives if 0 < positives < len(y) else 1.0)
         loss = nn.BCEWithLogitsLoss(pos_weight=weight)
-        return {"classifier_loss": self.model.fit(x, y, loss, self.generator), "recorded_unsafe_fraction": positives / len(y)}
+        return {"classifier_loss": self.model.fit(x, y, loss, self.generator, self.minibatches),
+                "recorded_unsafe_fraction": positives / len(y)}
 
     def unsafe_probability(self, obs: np.ndarray) -> np.ndarray:
         return self.model.predict(obs)
@@ -92,10 +93,11 @@ class RiskCritic:
     `rounds` times: compute the targets with the current Q_R, then fit Q_R to them (binary cross-entropy
     on sigmoid outputs: every target is a probability)."""
 
-    def __init__(self, obs_dim: int, actions: Actions, gamma: float, generator: torch.Generator, rounds: int = 4):
+    def __init__(self, obs_dim: int, actions: Actions, gamma: float, generator: torch.Generator, rounds: int = 4,
+                 minibatches: int = MINIBATCHES):
         self.model = Standardized(obs_dim + actions.head, generator)
         self.actions = actions
-        self.gamma, self.rounds, self.generator = gamma, rounds, generator
+        self.gamma, self.rounds, self.generator, self.minibatches = gamma, rounds, generator, minibatches
 
     def inputs(self, obs: np.ndarray, acts: np.ndarray) -> np.ndarray:
         return np.concatenate([np.asarray(obs, np.float32), self.actions.features(acts)], -1)
@@ -109,7 +111,7 @@ class RiskCritic:
         value = float("nan")
         for _ in range(self.rounds):
             target = failed + (1 - failed) * self.gamma * torch.as_tensor(self.model.predict(next_in))
-            value = self.model.fit(x, target, loss, self.generator)
+            value = self.model.fit(x, target, loss, self.generator, self.minibatches)
         return {"risk_loss": value, "failure_fraction": float(failed.mean())}
 
     def risk(self, obs: np.ndarray, acts: np.ndarray) -> np.ndarray:

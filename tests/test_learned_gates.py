@@ -126,7 +126,7 @@ def ensemble_with_transitions(n_learner: int = 400):
 
 def test_thrifty_thresholds_are_the_stated_quantiles_of_held_out_learner_states():
     learner, data = ensemble_with_transitions()
-    sup = ThriftyDAgger(ACT, OBS, num_envs=4, seed=0, target_rate=0.05)
+    sup = ThriftyDAgger(ACT, OBS, num_envs=4, seed=0, target_rate=0.05, gate_minibatches=100)  # the critic: any fit
     sup.begin(2, learner, data)
     held_out = data.transitions["obs"][data.transitions["learner"]]  # the learner's own, never-labelled states
     spread = learner.uncertainty(held_out)
@@ -170,7 +170,9 @@ def test_thrifty_takes_over_exactly_at_novel_or_risky_states_and_hands_back_by_i
     np.testing.assert_array_equal(agreeing.supervisor_acts[rule], risky_now[rule])  # hands back unless still risky
 
 
-GATES = {"safe_dagger": [], "lazy_dagger": [], "thrifty_dagger": ["policy=ensemble", "policy.members=3"]}
+# The gates' fits are a fifth of the default's (their rules are checked exactly above; these runs check the loop)
+GATES = {"safe_dagger": ["algo.gate_minibatches=100"], "lazy_dagger": ["algo.gate_minibatches=100"],
+         "thrifty_dagger": ["policy=ensemble", "policy.members=3", "algo.gate_minibatches=100"]}
 
 
 @pytest.fixture(scope="module", params=list(GATES))
@@ -199,7 +201,7 @@ def test_each_gate_resumes_to_the_same_numbers(gated_run, tmp_path):
 
 def test_thrifty_steers_its_calibration_level_by_the_realised_rate():
     learner, data = ensemble_with_transitions()
-    sup = ThriftyDAgger(ACT, OBS, num_envs=4, seed=0, target_rate=0.05)
+    sup = ThriftyDAgger(ACT, OBS, num_envs=4, seed=0, target_rate=0.05, gate_minibatches=50)  # the critic: any fit
     sup.begin(2, learner, data)
     assert sup.on_learner_states and sup.calibration_rate == 0.05
     sup.takeovers, sup.learner_steps = 40, 200  # realised 0.2: four times the target

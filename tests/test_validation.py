@@ -112,6 +112,8 @@ BAD_INPUTS: list[Bad] = [
     run("algo=thrifty_dagger", "algo.target_rate=1.5", says="must be in (0, 1)"),
     run("algo=thrifty_dagger", "algo.target_rate=nan", says="must be a finite number > 0"),
     run("algo=thrifty_dagger", "algo.gamma=1", says="is outside [0, 0.999]"),
+    run("algo=thrifty_dagger", "algo.gate_minibatches=0", says="algo.gate_minibatches=0 must be an integer >= 1"),
+    run("algo=safe_dagger", "algo.gate_minibatches=2.5", says="algo.gate_minibatches=2.5 must be an integer >= 1"),
     run("algo=dart", "algo.noise_scale=-1", says="algo.noise_scale=-1 must be a finite number >= 0"),
     run("algo=hg_dagger", "algo.takeover=0.1", "algo.handback=0.2", says="must be <= algo.takeover=0.1"),
     run("algo=ensemble_dagger", "policy=mlp", key="algo", says="=ensemble_dagger needs a learner with an uncertainty"),

@@ -41,9 +41,9 @@ import numpy as np
 
 import torch
 
-from dagger.schemas import Help, number
+from dagger.schemas import COUNT, Help, number
 from dagger.data import Columns
-from dagger.gates import SafetyClassifier, seeded
+from dagger.gates import MINIBATCHES, SafetyClassifier, seeded
 from dagger.actions import actions_of
 from dagger.policy import Learner
 from dagger.supervisors import Act, Decision, Supervisor, ask_where, online_burden
@@ -55,8 +55,10 @@ class SafeDAgger(Supervisor):
     def __init__(self, action_space, observation_space, seed: int,
                  tau: Annotated[float, number(0, 2), Help(
                      "the classifier predicts gap > tau (RMS, scaled action units): the expert acts")] = 0.1,
+                 gate_minibatches: Annotated[int, COUNT, Help(
+                     "Adam minibatches of the safety classifier's fit, refitted every iteration")] = MINIBATCHES,
                  **_context):
-        self.tau, self.seed = float(tau), int(seed)
+        self.tau, self.seed, self.gate_minibatches = float(tau), int(seed), int(gate_minibatches)
         self.actions = actions_of(action_space)
         self.obs_dim = observation_space.shape[0]
         self.classifier: SafetyClassifier | None = None
@@ -80,7 +82,7 @@ class SafeDAgger(Supervisor):
         self.classifier, self.fit_metrics = None, {}
         if len(self.records) == 0:
             return
-        self.classifier = SafetyClassifier(self.obs_dim, seeded(self.seed, iteration, 0))
+        self.classifier = SafetyClassifier(self.obs_dim, seeded(self.seed, iteration, 0), self.gate_minibatches)
         self.fit_metrics = self.classifier.fit(self.records["obs"], self.records["gap"] > tau)
 
     def unsafe(self, obs: np.ndarray) -> np.ndarray:

@@ -49,8 +49,8 @@ from typing import Annotated
 import numpy as np
 
 from dagger.config import ConfigError, show
-from dagger.schemas import Help, number
-from dagger.gates import RiskCritic, seeded
+from dagger.schemas import COUNT, Help, number
+from dagger.gates import MINIBATCHES, RiskCritic, seeded
 from dagger.actions import actions_of
 from dagger.policy import Learner
 from dagger.policy.carried import RecurrentLearner
@@ -100,10 +100,14 @@ class ThriftyDAgger(Takeovers):
                  target_rate: Annotated[float, number(above=0), Help(
                      "alpha: interventions per learner-driven step the thresholds aim for")] = 0.01,
                  gamma: Annotated[float, number(0, 0.999), Help(
-                     "the discount of the risk critic's failure probability")] = 0.98, **_context):
+                     "the discount of the risk critic's failure probability")] = 0.98,
+                 gate_minibatches: Annotated[int, COUNT, Help(
+                     "Adam minibatches of each of the risk critic's 4 rounds, refitted every iteration")] = MINIBATCHES,
+                 **_context):
         if target_rate >= 1:
             raise ConfigError(f"algo.target_rate={show(target_rate)} must be in (0, 1): interventions per learner step")
         self.target_rate, self.gamma, self.seed = float(target_rate), float(gamma), int(seed)
+        self.gate_minibatches = int(gate_minibatches)
         self.actions = actions_of(action_space)
         self.obs_dim = observation_space.shape[0]
         self.start_with_learner(num_envs)
@@ -143,7 +147,8 @@ class ThriftyDAgger(Takeovers):
         transitions = data.transitions
         self.fit_metrics = {}
         if transitions is not None and len(transitions):
-            self.critic = RiskCritic(self.obs_dim, self.actions, self.gamma, seeded(self.seed, iteration, 1))
+            self.critic = RiskCritic(self.obs_dim, self.actions, self.gamma, seeded(self.seed, iteration, 1),
+                                     minibatches=self.gate_minibatches)
             self.fit_metrics = self.critic.fit(transitions, learner.act)
         held_out, self.on_learner_states = held_out_states(data, self.seen)
         self.seen = len(transitions) if transitions is not None else 0
