@@ -305,3 +305,24 @@ def test_a_short_write_on_a_full_disk_is_named_a_full_disk(monkeypatch, tmp_path
     monkeypatch.setattr(os, "statvfs", lambda _: Full())
     err = files.short_write(tmp_path / "checkpoint.pt")
     assert err.errno == errno.ENOSPC and "No space left on device" in str(err)
+
+
+CRASHES = """import ctypes, faulthandler, pathlib, sys
+faulthandler.enable()
+count = pathlib.Path(sys.argv[1])
+count.write_text(count.read_text() + "x" if count.exists() else "x")
+if len(count.read_text()) <= int(sys.argv[2]):
+    ctypes.string_at(0)  # SIGSEGV
+print("ran")
+"""
+
+
+def test_a_command_that_crashes_once_runs_again_with_a_warning_and_one_that_crashes_twice_fails(tmp_path):
+    # tests.conftest.run_cli's answer to a rare native crash: the command's faulthandler stack becomes a warning
+    script = tmp_path / "crashes.py"
+    script.write_text(CRASHES)
+    with pytest.warns(UserWarning, match=r"crashed \(SIGSEGV\); run again:\n(.|\n)*Fatal Python error"):
+        result = run_cli(str(tmp_path / "once"), "1", script=str(script))
+    assert result.stdout.strip() == "ran" and (tmp_path / "once").read_text() == "xx"
+    with pytest.warns(UserWarning), pytest.raises(AssertionError, match=f"failed \\({-signal.SIGSEGV}\\)"):
+        run_cli(str(tmp_path / "twice"), "2", script=str(script))
