@@ -1,8 +1,9 @@
 """The learned gates of SafeDAgger, LazyDAgger and ThriftyDAgger: a safety classifier and a risk critic.
 
 Both are small MLPs (`dagger.policy.fitting.mlp`) refitted from scratch before every iteration (their supervisor's
-`begin`) for `algo.gate_minibatches` Adam minibatches (500 by default; the papers leave the fit open), with fresh weights drawn from a generator seeded by the run's seed and the iteration, so a resumed
-run refits them to the very same weights and they need no checkpoint. Inputs are standardised with the
+`begin`) for `algo.gate_minibatches` Adam minibatches (500 by default; the papers leave the fit open), with fresh
+weights drawn from a generator seeded by the run's seed and the iteration, so a resumed run refits them to the very
+same weights and they need no checkpoint. Inputs are standardised with the
 statistics of the states they are fitted on; actions enter in scaled units ((a - mid) / half).
 """
 from __future__ import annotations

@@ -39,10 +39,10 @@ from typing import Annotated
 import numpy as np
 
 from dagger.gates import MINIBATCHES
-from dagger.schemas import COUNT, Help, number
+from dagger.schemas import Help, number
 from dagger.policy import Learner
 from dagger.supervisors import Act, Decision, Takeovers, ask_where, online_burden
-from dagger.supervisors.safe_dagger import SafeDAgger
+from dagger.supervisors.safe_dagger import ClassifierMinibatches, SafeDAgger
 
 
 class LazyDAgger(Takeovers, SafeDAgger):
@@ -56,8 +56,7 @@ class LazyDAgger(Takeovers, SafeDAgger):
                      "<= tau_sup: hand back once the learner's action is this close to the expert's")] = 0.05,
                  noise_std: Annotated[float, number(low=0), Help(
                      "noise on the expert's executed actions (scaled units); labels stay clean")] = 0.1,
-                 gate_minibatches: Annotated[int, COUNT, Help(
-                     "Adam minibatches of the safety classifier's fit, refitted every iteration")] = MINIBATCHES,
+                 gate_minibatches: ClassifierMinibatches = MINIBATCHES,
                  **_context):
         self.check_thresholds(("tau_sup", tau_sup), ("tau_auto", tau_auto))
         super().__init__(action_space, observation_space, seed, tau=tau_sup, gate_minibatches=gate_minibatches)

@@ -49,14 +49,17 @@ from dagger.policy import Learner
 from dagger.supervisors import Act, Decision, Supervisor, ask_where, online_burden
 
 
+ClassifierMinibatches = Annotated[int, COUNT, Help(  # algo.gate_minibatches of SafeDAgger and LazyDAgger
+    "Adam minibatches of the safety classifier's fit, refitted every iteration")]
+
+
 class SafeDAgger(Supervisor):
     """The learner acts where the safety classifier says safe; the expert acts, and labels, where it says unsafe."""
 
     def __init__(self, action_space, observation_space, seed: int,
                  tau: Annotated[float, number(0, 2), Help(
                      "the classifier predicts gap > tau (RMS, scaled action units): the expert acts")] = 0.1,
-                 gate_minibatches: Annotated[int, COUNT, Help(
-                     "Adam minibatches of the safety classifier's fit, refitted every iteration")] = MINIBATCHES,
+                 gate_minibatches: ClassifierMinibatches = MINIBATCHES,
                  **_context):
         self.tau, self.seed, self.gate_minibatches = float(tau), int(seed), int(gate_minibatches)
         self.actions = actions_of(action_space)
