@@ -216,9 +216,9 @@ def test_a_gru_student_that_sees_positions_only_learns_the_cheap_task(tmp_path):
     # DAgger's indicator: the student drives from iteration 2 (under the default linear schedule the expert still
     # drives most steps of these 8 iterations, and the student, fitted mostly on the expert's states, scored 0.22
     # to 0.47). The GRU student is not steady: with 150 minibatches per fit it ends at 1.0 on seeds 0-2 under
-    # AVX-512, AVX2 and no vector kernels, but under the last seed 0 falls from 1.0 to 0.37 at iteration 6; with 300
-    # (half the speed) seed 0 fell to 0.07 at iteration 8 under AVX2 (back at 1.0 from iteration 9 on). Its check is
-    # on the mean, with no per-seed floor.
+    # AVX-512, AVX2 and no vector kernels, but under no vector kernels seed 0 falls from 1.0 to 0.37 at iteration 6;
+    # with 300 (half the speed) seed 0 fell to 0.07 at iteration 8 under AVX2 (back at 1.0 from iteration 9 on). Its
+    # check is on the mean, with no per-seed floor.
     assert_learns(runs, floor=0.0)
 
 
